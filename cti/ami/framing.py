@@ -1,0 +1,212 @@
+"""A sans-I/O AMI codec, in the shape of h11.
+
+``AmiConnection(role)`` never touches a socket::
+
+    conn = AmiConnection(Role.CLIENT)
+    conn.receive_data(chunk)          # b"" means EOF
+    while (msg := conn.next_message()) is not NEED_DATA:
+        ...                           # Banner, AmiEvent, AmiResponse, AmiAction or CLOSED
+    wire = conn.send(AmiAction.build("Ping", action_id="1"))
+
+Why our own codec instead of panoramisk's parser (see ../shared/PITFALLS.md):
+panoramisk decodes every TCP read on its own, so a UTF-8 character split across
+two reads is dropped; it splits only on CRLF CRLF; it writes header values
+unescaped, so a value holding CR LF CR LF smuggles a second action. Here bytes
+are buffered and decoded per whole message, either line ending is accepted
+(Asterisk itself accepts LF-only from clients), a message larger than
+``max_message_bytes`` is discarded and counted instead of growing the buffer,
+and ``send`` refuses any CR or LF inside a header name or value.
+"""
+
+from __future__ import annotations
+
+import enum
+import re
+from dataclasses import dataclass
+
+from cti.ami.messages import AmiAction, AmiEvent, AmiMessage, AmiResponse, Banner
+from cti.errors import LocalProtocolError
+
+__all__ = [
+    "CLOSED",
+    "NEED_DATA",
+    "AmiConnection",
+    "FramingStats",
+    "Role",
+    "Sentinel",
+]
+
+
+class Role(enum.Enum):
+    CLIENT = "client"  # we talk to Asterisk: we read events and responses
+    SERVER = "server"  # we are the PBX (the simulator): we read actions
+
+
+class Sentinel(enum.Enum):
+    NEED_DATA = "NEED_DATA"
+    CLOSED = "CLOSED"
+
+    def __repr__(self) -> str:
+        return self.value
+
+
+NEED_DATA = Sentinel.NEED_DATA
+CLOSED = Sentinel.CLOSED
+
+# The end of a message is an empty line, whatever the line ending.
+_MESSAGE_END = re.compile(rb"\r?\n\r?\n")
+_LINE_END = re.compile(r"\r?\n")
+_BANNER_END = re.compile(rb"\r?\n")
+
+DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
+
+
+@dataclass(slots=True)
+class FramingStats:
+    """What the codec had to throw away or repair. Exposed on /healthz-type views."""
+
+    messages: int = 0
+    malformed_lines: int = 0  # a line without a colon (Asterisk ignores those too)
+    invalid_utf8: int = 0  # messages whose bytes were not UTF-8 (decoded with U+FFFD)
+    oversized: int = 0  # messages discarded for exceeding max_message_bytes
+    unclassified: int = 0  # client role: neither Event nor Response header
+
+
+Parsed = Banner | AmiEvent | AmiResponse | AmiAction
+
+
+class AmiConnection:
+    def __init__(
+        self, role: Role, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
+    ) -> None:
+        self.role = role
+        self.max_message_bytes = max_message_bytes
+        self.stats = FramingStats()
+        self._buf = bytearray()
+        self._eof = False
+        # The client reads the banner line first; the server sends it.
+        self._want_banner = role is Role.CLIENT
+        self._discarding = False
+
+    # -- receiving -------------------------------------------------------
+
+    def receive_data(self, data: bytes) -> None:
+        """Buffer bytes from the peer. ``b""`` means the peer closed (EOF)."""
+        if not data:
+            self._eof = True
+            return
+        self._buf += data
+
+    @property
+    def buffered(self) -> int:
+        return len(self._buf)
+
+    def next_message(self) -> Parsed | Sentinel:
+        """The next whole message, ``NEED_DATA``, or ``CLOSED`` after EOF."""
+        while True:
+            if self._want_banner:
+                match = _BANNER_END.search(self._buf)
+                if match is None:
+                    return self._need_data()
+                line = bytes(self._buf[: match.start()])
+                del self._buf[: match.end()]
+                self._want_banner = False
+                return Banner(line.decode("utf-8", "replace"))
+
+            if self._discarding:
+                match = _MESSAGE_END.search(self._buf)
+                if match is None:
+                    # Keep only a tail that could start the terminator.
+                    del self._buf[:-3]
+                    return self._need_data()
+                del self._buf[: match.end()]
+                self._discarding = False
+                continue
+
+            match = _MESSAGE_END.search(self._buf)
+            if match is None:
+                if len(self._buf) > self.max_message_bytes:
+                    self.stats.oversized += 1
+                    self._discarding = True
+                    continue
+                return self._need_data()
+            end = match.start()
+            # A leading blank line (an LF-only peer's stray newline) ends nothing.
+            if end == 0:
+                del self._buf[: match.end()]
+                continue
+            if end > self.max_message_bytes:
+                self.stats.oversized += 1
+                del self._buf[: match.end()]
+                continue
+            block = bytes(self._buf[:end])
+            del self._buf[: match.end()]
+            message = self._parse(block)
+            if message is not None:
+                return message
+
+    def _need_data(self) -> Sentinel:
+        return CLOSED if self._eof else NEED_DATA
+
+    def _parse(self, block: bytes) -> Parsed | None:
+        try:
+            text = block.decode("utf-8")
+        except UnicodeDecodeError:
+            self.stats.invalid_utf8 += 1
+            text = block.decode("utf-8", "replace")
+        headers: list[tuple[str, str]] = []
+        for line in _LINE_END.split(text):
+            name, sep, value = line.partition(":")
+            if not sep or not name:
+                if line.strip():
+                    self.stats.malformed_lines += 1
+                continue
+            # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
+            headers.append((name.strip(), value.lstrip(" \t")))
+        if not headers:
+            return None
+        self.stats.messages += 1
+        hdrs = tuple(headers)
+        if self.role is Role.SERVER:
+            return AmiAction(hdrs)
+        first = hdrs[0][0].lower()
+        if first == "event":
+            return AmiEvent(hdrs)
+        if first == "response":
+            return AmiResponse(hdrs)
+        probe = AmiMessage(hdrs)
+        if "Event" in probe:
+            return AmiEvent(hdrs)
+        if "Response" in probe:
+            return AmiResponse(hdrs)
+        self.stats.unclassified += 1
+        return None
+
+    # -- sending ---------------------------------------------------------
+
+    def send(self, message: AmiMessage | Banner) -> bytes:
+        """Bytes for ``message``. Raises ``LocalProtocolError`` if any header
+        name or value holds CR or LF (it would inject a second message)."""
+        if isinstance(message, Banner):
+            if "\r" in message.text or "\n" in message.text:
+                raise LocalProtocolError("banner holds CR or LF")
+            return message.text.encode("utf-8") + b"\r\n"
+        return encode(message)
+
+
+def encode(message: AmiMessage) -> bytes:
+    parts: list[str] = []
+    for name, value in message.headers:
+        if not name or ":" in name or _has_newline(name):
+            raise LocalProtocolError(f"AMI header name {name!r} is not allowed")
+        if _has_newline(value):
+            raise LocalProtocolError(
+                f"AMI header {name!r} holds CR or LF; refusing to send it"
+            )
+        parts.append(f"{name}: {value}\r\n")
+    parts.append("\r\n")
+    return "".join(parts).encode("utf-8")
+
+
+def _has_newline(value: str) -> bool:
+    return "\r" in value or "\n" in value
