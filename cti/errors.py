@@ -1,19 +1,19 @@
 """Errors of the CTI layer.
 
-    CtiError
-    +-- ProtocolError
-    |   +-- LocalProtocolError   we tried to send something AMI cannot carry
-    |   +-- RemoteProtocolError  the peer sent something we cannot accept
-    +-- AmiLinkError
-    |   +-- NotConnected         no logged-in AMI session right now
-    |   +-- LinkLost             the link dropped while the action was in flight;
-    |   |                        it was NOT re-sent (it may or may not have run)
-    |   +-- ActionTimeout        Asterisk did not answer in time
-    |   +-- AuthenticationFailed Asterisk refused the username or secret
-    +-- ActionFailed             Asterisk answered "Response: Error"; .message is its text
-    +-- CallControlError
-        +-- UnknownCall          no active call with that id
-        +-- InvalidRequest       a parameter is missing or malformed (names it)
+CtiError
++-- ProtocolError
+|   +-- LocalProtocolError   we tried to send something AMI cannot carry
+|   +-- RemoteProtocolError  the peer sent something we cannot accept
++-- AmiLinkError
+|   +-- NotConnected         no logged-in AMI session right now
+|   +-- LinkLost             the link dropped while the action was in flight;
+|   |                        it was NOT re-sent (it may or may not have run)
+|   +-- ActionTimeout        Asterisk did not answer in time
+|   +-- AuthenticationFailed Asterisk refused the username or secret
++-- ActionFailed             Asterisk answered "Response: Error"; .message is its text
++-- CallControlError
+    +-- UnknownCall          no active call with that id
+    +-- InvalidRequest       a parameter is missing or malformed (names it)
 """
 
 from __future__ import annotations

@@ -76,9 +76,7 @@ Parsed = Banner | AmiEvent | AmiResponse | AmiAction
 
 
 class AmiConnection:
-    def __init__(
-        self, role: Role, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES
-    ) -> None:
+    def __init__(self, role: Role, *, max_message_bytes: int = DEFAULT_MAX_MESSAGE_BYTES) -> None:
         self.role = role
         self.max_message_bytes = max_message_bytes
         self.stats = FramingStats()
@@ -155,14 +153,22 @@ class AmiConnection:
             self.stats.invalid_utf8 += 1
             text = block.decode("utf-8", "replace")
         headers: list[tuple[str, str]] = []
+        lenient = self.role is Role.SERVER
         for line in _LINE_END.split(text):
             name, sep, value = line.partition(":")
             if not sep or not name:
                 if line.strip():
                     self.stats.malformed_lines += 1
                 continue
-            # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
-            headers.append((name.strip(), value.lstrip(" \t")))
+            if lenient:
+                # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
+                value = value.lstrip(" \t")
+                name = name.strip()
+            elif value.startswith(" "):
+                # Asterisk writes "Name: value"; further blanks belong to the
+                # value ("Output:    Members:" keeps its indentation).
+                value = value[1:]
+            headers.append((name, value))
         if not headers:
             return None
         self.stats.messages += 1
@@ -200,9 +206,7 @@ def encode(message: AmiMessage) -> bytes:
         if not name or ":" in name or _has_newline(name):
             raise LocalProtocolError(f"AMI header name {name!r} is not allowed")
         if _has_newline(value):
-            raise LocalProtocolError(
-                f"AMI header {name!r} holds CR or LF; refusing to send it"
-            )
+            raise LocalProtocolError(f"AMI header {name!r} holds CR or LF; refusing to send it")
         parts.append(f"{name}: {value}\r\n")
     parts.append("\r\n")
     return "".join(parts).encode("utf-8")
