@@ -1,0 +1,335 @@
+"""Configuration: ``config.toml`` read with tomllib into frozen settings.
+
+Every key is checked at start. A missing or bad value raises ``ConfigError``
+whose message is one line naming the key and what was expected; the CLI prints
+it and exits non-zero. Secrets may come from the environment (the variable
+named by ``*_env`` wins over the file) and are wrapped in ``Secret`` so that no
+repr, log line or error message ever shows them.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, TypeVar
+
+__all__ = [
+    "AmiConfig",
+    "ApiConfig",
+    "Config",
+    "ConfigError",
+    "DemoConfig",
+    "PbxConfig",
+    "Secret",
+    "ServerConfig",
+    "StoreConfig",
+    "load_config",
+    "parse_config",
+]
+
+
+class ConfigError(Exception):
+    """One line: ``<file>: <key>: expected ..., got ...``."""
+
+
+class Secret:
+    """A string that never shows itself in repr/str/logs."""
+
+    __slots__ = ("_value",)
+
+    def __init__(self, value: str) -> None:
+        self._value = value
+
+    def reveal(self) -> str:
+        return self._value
+
+    def __bool__(self) -> bool:
+        return bool(self._value)
+
+    def __repr__(self) -> str:
+        return "Secret('***')" if self._value else "Secret('')"
+
+    __str__ = __repr__
+
+    def __eq__(self, other: object) -> bool:
+        return isinstance(other, Secret) and other._value == self._value
+
+    def __hash__(self) -> int:
+        return hash(self._value)
+
+
+@dataclass(frozen=True)
+class ServerConfig:
+    host: str = "127.0.0.1"
+    port: int = 8080
+
+
+@dataclass(frozen=True)
+class StoreConfig:
+    url: str = ""  # empty: SQLite file in data_dir
+    data_dir: Path = Path("data")
+
+    @property
+    def effective_url(self) -> str:
+        if self.url:
+            return self.url
+        return f"sqlite+aiosqlite:///{self.data_dir / 'callwright.db'}"
+
+
+@dataclass(frozen=True)
+class AmiConfig:
+    host: str = "127.0.0.1"
+    port: int = 5038
+    username: str = "callwright"
+    secret: Secret = field(default_factory=lambda: Secret(""))
+    auth: str = "md5"  # "md5" (Challenge, the secret never crosses the wire) or "plain"
+    action_timeout: float = 10.0
+    ping_interval: float = 10.0  # idle seconds before a Ping
+    ping_timeout: float = 5.0  # no byte within this after a Ping: the link is dead
+    reconnect_min: float = 0.5
+    reconnect_max: float = 30.0
+
+
+@dataclass(frozen=True)
+class PbxConfig:
+    trunk_endpoint: str = "trunk"
+    agent_context: str = "callwright-agent"
+    outbound_context: str = "callwright-outbound"
+    holding_context: str = "callwright-hold"
+    onhold_context: str = "callwright-onhold"
+    agent_hold_context: str = "callwright-agent-hold"
+    default_region: str = "US"
+    originate_timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class ApiConfig:
+    token: Secret = field(default_factory=lambda: Secret(""))
+
+
+@dataclass(frozen=True)
+class DemoConfig:
+    call_interval: float = 5.0  # seconds between simulated inbound calls
+    hold_seconds: float = 40.0  # a simulated caller hangs up after this long
+
+
+@dataclass(frozen=True)
+class Config:
+    server: ServerConfig = field(default_factory=ServerConfig)
+    store: StoreConfig = field(default_factory=StoreConfig)
+    ami: AmiConfig = field(default_factory=AmiConfig)
+    pbx: PbxConfig = field(default_factory=PbxConfig)
+    api: ApiConfig = field(default_factory=ApiConfig)
+    demo: DemoConfig = field(default_factory=DemoConfig)
+    log_level: str = "INFO"
+
+
+T = TypeVar("T")
+
+
+class _Section:
+    """Reads one table, remembering which keys were used so that a typo is an error."""
+
+    def __init__(self, source: str, name: str, table: Any) -> None:
+        self.source = source
+        self.name = name
+        if table is None:
+            table = {}
+        if not isinstance(table, Mapping):
+            raise ConfigError(f"{source}: [{name}]: expected a table, got {_show(table)}")
+        self.table: Mapping[str, Any] = table
+        self.used: set[str] = set()
+
+    def _fail(self, key: str, expected: str, got: Any) -> ConfigError:
+        return ConfigError(
+            f"{self.source}: {self.name}.{key}: expected {expected}, got {_show(got)}"
+        )
+
+    def get(self, key: str, default: T, check: Callable[[Any], T | None], expected: str) -> T:
+        self.used.add(key)
+        if key not in self.table:
+            return default
+        value = self.table[key]
+        checked = check(value)
+        if checked is None:
+            raise self._fail(key, expected, value)
+        return checked
+
+    def string(self, key: str, default: str, *, allow_empty: bool = False) -> str:
+        def check(v: Any) -> str | None:
+            if isinstance(v, str) and (allow_empty or v.strip()):
+                return v
+            return None
+
+        return self.get(key, default, check, "a string" if allow_empty else "a non-empty string")
+
+    def integer(self, key: str, default: int, lo: int, hi: int) -> int:
+        def check(v: Any) -> int | None:
+            if isinstance(v, int) and not isinstance(v, bool) and lo <= v <= hi:
+                return v
+            return None
+
+        return self.get(key, default, check, f"an integer {lo}-{hi}")
+
+    def number(self, key: str, default: float, lo: float, hi: float) -> float:
+        def check(v: Any) -> float | None:
+            if isinstance(v, int | float) and not isinstance(v, bool) and lo <= v <= hi:
+                return float(v)
+            return None
+
+        return self.get(key, default, check, f"a number {lo:g}-{hi:g}")
+
+    def choice(self, key: str, default: str, choices: tuple[str, ...]) -> str:
+        def check(v: Any) -> str | None:
+            return v if v in choices else None
+
+        return self.get(key, default, check, "one of " + ", ".join(repr(c) for c in choices))
+
+    def secret(self, key: str, env: Mapping[str, str]) -> Secret:
+        """``key`` in the file, or the variable named by ``<key>_env`` (which wins)."""
+        value = self.string(key, "", allow_empty=True)
+        env_name = self.string(f"{key}_env", "", allow_empty=True)
+        if env_name:
+            if env_name in env:
+                value = env[env_name]
+            elif not value:
+                raise ConfigError(
+                    f"{self.source}: {self.name}.{key}_env: expected the environment variable "
+                    f"{env_name} to be set"
+                )
+        return Secret(value)
+
+    def finish(self) -> None:
+        unknown = sorted(set(self.table) - self.used)
+        if unknown:
+            raise ConfigError(
+                f"{self.source}: {self.name}.{unknown[0]}: unknown key "
+                f"(known keys: {', '.join(sorted(self.used))})"
+            )
+
+
+def _show(value: Any) -> str:
+    if isinstance(value, str):
+        return repr(value) if value else "an empty string"
+    if isinstance(value, bool):
+        return "true" if value else "false"
+    if isinstance(value, Mapping):
+        return "a table"
+    if isinstance(value, list):
+        return "a list"
+    return repr(value)
+
+
+SECTIONS = ("server", "store", "ami", "pbx", "api", "demo", "log")
+
+
+def parse_config(
+    data: Mapping[str, Any],
+    *,
+    source: str = "config.toml",
+    env: Mapping[str, str] | None = None,
+    base_dir: Path | None = None,
+) -> Config:
+    env = os.environ if env is None else env
+    for key, value in data.items():
+        if key not in SECTIONS:
+            raise ConfigError(f"{source}: {key}: unknown section (known: {', '.join(SECTIONS)})")
+        if not isinstance(value, Mapping):
+            raise ConfigError(f"{source}: [{key}]: expected a table, got {_show(value)}")
+
+    s = _Section(source, "server", data.get("server"))
+    server = ServerConfig(
+        host=s.string("host", "127.0.0.1"), port=s.integer("port", 8080, 0, 65535)
+    )
+    s.finish()
+
+    s = _Section(source, "store", data.get("store"))
+    url = s.string("url", "", allow_empty=True)
+    if env.get("CALLWRIGHT_STORE_URL"):
+        url = env["CALLWRIGHT_STORE_URL"]
+    if url and not (
+        url.startswith("sqlite+aiosqlite://") or url.startswith("postgresql+asyncpg://")
+    ):
+        raise ConfigError(
+            f"{source}: store.url: expected a sqlite+aiosqlite:// or postgresql+asyncpg:// URL, "
+            f"got {url.split('://')[0]!r}"
+        )
+    data_dir = Path(s.string("data_dir", "data"))
+    if base_dir is not None and not data_dir.is_absolute():
+        data_dir = base_dir / data_dir
+    store = StoreConfig(url=url, data_dir=data_dir)
+    s.finish()
+
+    s = _Section(source, "ami", data.get("ami"))
+    ami = AmiConfig(
+        host=s.string("host", "127.0.0.1"),
+        port=s.integer("port", 5038, 1, 65535),
+        username=s.string("username", "callwright"),
+        secret=s.secret("secret", env),
+        auth=s.choice("auth", "md5", ("md5", "plain")),
+        action_timeout=s.number("action_timeout", 10.0, 0.1, 600),
+        ping_interval=s.number("ping_interval", 10.0, 0.1, 3600),
+        ping_timeout=s.number("ping_timeout", 5.0, 0.1, 600),
+        reconnect_min=s.number("reconnect_min", 0.5, 0.01, 60),
+        reconnect_max=s.number("reconnect_max", 30.0, 0.01, 3600),
+    )
+    if ami.reconnect_max < ami.reconnect_min:
+        raise ConfigError(
+            f"{source}: ami.reconnect_max: expected a number >= ami.reconnect_min "
+            f"({ami.reconnect_min:g}), got {ami.reconnect_max:g}"
+        )
+    if not ami.secret:
+        raise ConfigError(
+            f"{source}: ami.secret: expected the AMI secret (or ami.secret_env naming "
+            "an environment variable that holds it)"
+        )
+    s.finish()
+
+    s = _Section(source, "pbx", data.get("pbx"))
+    defaults = PbxConfig()
+    pbx = PbxConfig(
+        trunk_endpoint=s.string("trunk_endpoint", defaults.trunk_endpoint),
+        agent_context=s.string("agent_context", defaults.agent_context),
+        outbound_context=s.string("outbound_context", defaults.outbound_context),
+        holding_context=s.string("holding_context", defaults.holding_context),
+        onhold_context=s.string("onhold_context", defaults.onhold_context),
+        agent_hold_context=s.string("agent_hold_context", defaults.agent_hold_context),
+        default_region=s.string("default_region", defaults.default_region),
+        originate_timeout=s.number("originate_timeout", defaults.originate_timeout, 1, 600),
+    )
+    s.finish()
+
+    s = _Section(source, "api", data.get("api"))
+    api = ApiConfig(token=s.secret("token", env))
+    s.finish()
+
+    s = _Section(source, "demo", data.get("demo"))
+    demo = DemoConfig(
+        call_interval=s.number("call_interval", 5.0, 0.01, 3600),
+        hold_seconds=s.number("hold_seconds", 40.0, 0.1, 36000),
+    )
+    s.finish()
+
+    s = _Section(source, "log", data.get("log"))
+    level = s.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
+    s.finish()
+
+    return Config(server=server, store=store, ami=ami, pbx=pbx, api=api, demo=demo, log_level=level)
+
+
+def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:
+    path = Path(path)
+    try:
+        raw = path.read_bytes()
+    except OSError as exc:
+        raise ConfigError(f"{path}: cannot read the configuration file ({exc.strerror})") from None
+    try:
+        data = tomllib.loads(raw.decode("utf-8"))
+    except UnicodeDecodeError:
+        raise ConfigError(f"{path}: expected UTF-8 text") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{path}: not valid TOML: {exc}") from None
+    return parse_config(data, source=str(path), env=env, base_dir=path.parent.resolve())
