@@ -1,0 +1,5 @@
+import sys
+
+from callwright.cli import main
+
+sys.exit(main())

@@ -1,0 +1,116 @@
+"""The aiohttp application: health, the call API, and the authentication seam.
+
+``Authenticator`` is the seam the desk issue fills with accounts and roles.
+Until then one API token from configuration (``[api] token`` or the variable
+named by ``token_env``) guards every ``/api/`` route; ``/healthz`` is public
+(load balancers probe it) and reveals no call data.
+"""
+
+from __future__ import annotations
+
+import hmac
+import logging
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+from aiohttp import web
+
+from cti.http import error_response
+from cti.http import routes as call_routes
+
+log = logging.getLogger(__name__)
+
+STATIC = Path(__file__).parent / "static"
+
+
+@dataclass(frozen=True)
+class Principal:
+    id: str
+    role: str  # "agent" | "supervisor" | "admin" | "service"
+
+
+class Authenticator(Protocol):
+    async def authenticate(self, request: web.Request) -> Principal | None: ...
+
+
+class TokenAuthenticator:
+    """``Authorization: Bearer <token>`` against one configured token."""
+
+    def __init__(self, token: str) -> None:
+        self._token = token.encode("utf-8")
+
+    async def authenticate(self, request: web.Request) -> Principal | None:
+        header = request.headers.get("Authorization", "")
+        scheme, _, value = header.partition(" ")
+        if scheme.lower() != "bearer" or not value or not self._token:
+            return None
+        if hmac.compare_digest(value.strip().encode("utf-8"), self._token):
+            return Principal(id="api-token", role="admin")
+        return None
+
+
+PUBLIC_PREFIXES = ("/healthz", "/static/")
+PUBLIC_PATHS = ("/",)
+
+
+def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
+    @web.middleware
+    async def middleware(
+        request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        path = request.path
+        if path in PUBLIC_PATHS or path.startswith(PUBLIC_PREFIXES):
+            return await handler(request)
+        principal = await authenticator.authenticate(request)
+        if principal is None:
+            return error_response(401, "unauthenticated", "a valid bearer token is required")
+        request["principal"] = principal
+        return await handler(request)
+
+    return middleware
+
+
+@web.middleware
+async def json_errors(
+    request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+) -> web.StreamResponse:
+    """aiohttp's own errors (404, 405, 413) as JSON on /api/."""
+    try:
+        return await handler(request)
+    except web.HTTPException as exc:
+        if not request.path.startswith("/api/") or exc.status < 400:
+            raise
+        reason = exc.reason
+        if exc.status == 413:
+            reason = "request body too large"
+        return error_response(exc.status, reason.lower().replace(" ", "_"), reason)
+
+
+HealthFn = Callable[[], Awaitable[dict[str, Any]]]
+
+
+def build_app(
+    *,
+    health: HealthFn,
+    call_service: Any,
+    authenticator: Authenticator,
+    max_body: int = 64 * 1024,
+) -> web.Application:
+    app = web.Application(
+        middlewares=[json_errors, auth_middleware(authenticator)], client_max_size=max_body
+    )
+
+    async def healthz(request: web.Request) -> web.Response:
+        body = await health()
+        return web.json_response(body, status=200 if body["status"] != "down" else 503)
+
+    async def index(request: web.Request) -> web.FileResponse:
+        return web.FileResponse(STATIC / "index.html")
+
+    app.router.add_get("/healthz", healthz)
+    app.router.add_get("/", index)
+    app.router.add_static("/static/", STATIC)
+    app.add_routes(call_routes(call_service))
+    return app

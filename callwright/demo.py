@@ -1,0 +1,79 @@
+"""``callwright demo``: the server, the PBX simulator, SQLite and demo data.
+
+The simulator listens on a free loopback port and speaks real AMI; Callwright
+connects to it exactly as it would to Asterisk. Simulated customers (some of
+them known to the CRM) call in every ``demo.call_interval`` seconds, wait at
+the holding point, and hang up after ``demo.hold_seconds``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import logging
+import secrets
+from pathlib import Path
+
+from callwright.config import AmiConfig, Config, Secret, ServerConfig, StoreConfig, load_config
+
+log = logging.getLogger(__name__)
+
+DEMO_AMI_SECRET = "demo-" + secrets.token_hex(8)
+
+
+def demo_config(path: Path | None, *, port: int | None) -> Config:
+    base = (
+        load_config(path)
+        if path is not None
+        else Config(ami=AmiConfig(secret=Secret(DEMO_AMI_SECRET)))
+    )
+    server = ServerConfig(
+        host="127.0.0.1", port=port if port is not None else base.server.port
+    )
+    store = base.store if base.store.url else StoreConfig(data_dir=Path("data") / "demo")
+    token = base.api.token if base.api.token else Secret(secrets.token_urlsafe(16))
+    return dataclasses.replace(
+        base,
+        server=server,
+        store=store,
+        ami=dataclasses.replace(base.ami, host="127.0.0.1", port=1, secret=Secret(DEMO_AMI_SECRET)),
+        api=dataclasses.replace(base.api, token=token),
+    )
+
+
+async def run_demo(config: Config) -> None:
+    from callwright.cli import _wait_for_signal
+    from callwright.runtime import Runtime
+    from crm.demo_data import seed_demo
+    from sim.load import CallLoad
+    from sim.pbx.server import AmiUser, PbxSimulator
+
+    sim = PbxSimulator(
+        users={config.ami.username: AmiUser(secret=DEMO_AMI_SECRET)},
+        agent_devices=("1001", "1002", "1003"),
+        answer_delay=1.0,
+    )
+    await sim.start()
+    config = dataclasses.replace(config, ami=dataclasses.replace(config.ami, port=sim.port))
+    runtime = Runtime(config)
+    await runtime.start()
+    await seed_demo(runtime.engine)
+    numbers = ["+15550100001", "+15550100002", "+15550100003", "+15550100004", "+15559990000"]
+    load = CallLoad(
+        sim,
+        rate_per_s=1.0 / config.demo.call_interval,
+        hold_seconds=config.demo.hold_seconds,
+        numbers=numbers,
+    )
+    load.start()
+    token = config.api.token.reveal()
+    print(f"Callwright demo running at {runtime.url}", flush=True)
+    print(f"  PBX simulator (AMI) on 127.0.0.1:{sim.port}", flush=True)
+    print(f"  API token for /api/: {token}", flush=True)
+    print(f"  try: curl -H 'Authorization: Bearer {token}' {runtime.url}/api/calls", flush=True)
+    print(f"  live calls page: {runtime.url}/#token={token}", flush=True)
+    try:
+        await _wait_for_signal()
+    finally:
+        await load.stop()
+        await runtime.stop()
+        await sim.stop()

@@ -1,0 +1,150 @@
+"""Wiring: the one place that builds every service and connects them.
+
+``Runtime(config)`` owns the store engine, the AMI link, the call service and
+the HTTP site. ``start()`` migrates the store, starts the link (which resyncs
+on every login) and serves HTTP; ``stop()`` undoes it in reverse order.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import logging
+import time
+from datetime import UTC, datetime
+from typing import Any
+
+from aiohttp import web
+
+from callwright.app import TokenAuthenticator, build_app
+from callwright.config import Config
+from cti.calls.model import Call, CallEvent
+from cti.calls.service import CallService, DialplanSettings
+from cti.link import AmiLink, LinkSettings, LinkState
+from cti.persistence import CallRecord, CallRecordRepository
+from store import make_engine, ping
+from store.migrate import upgrade
+
+log = logging.getLogger(__name__)
+
+
+def _dt(value: float | None) -> datetime | None:
+    return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+def call_record(call: Call) -> CallRecord:
+    return CallRecord(
+        id=call.id,
+        state=call.state.value,
+        caller_num=call.caller.number,
+        caller_name=call.caller.name,
+        callee_num=call.callee.number,
+        callee_name=call.callee.name,
+        started_at=_dt(call.started_at) or datetime.now(UTC),
+        answered_at=_dt(call.answered_at),
+        ended_at=_dt(call.ended_at),
+        hangup_cause=call.hangup_cause,
+        hangup_cause_text=call.hangup_cause_text,
+        channels=json.dumps([ch.name for ch in call.channels]),
+        interaction_id=None,
+        updated_at=datetime.now(UTC),
+    )
+
+
+class Runtime:
+    def __init__(self, config: Config) -> None:
+        self.config = config
+        self.engine = make_engine(config.store.effective_url)
+        ami = config.ami
+        self.link = AmiLink(
+            LinkSettings(
+                host=ami.host,
+                port=ami.port,
+                username=ami.username,
+                secret=ami.secret.reveal(),
+                auth=ami.auth,
+                action_timeout=ami.action_timeout,
+                ping_interval=ami.ping_interval,
+                ping_timeout=ami.ping_timeout,
+                reconnect_min=ami.reconnect_min,
+                reconnect_max=ami.reconnect_max,
+            ),
+            on_event=lambda event: self.calls.on_ami_event(event),
+            on_ready=lambda: self.calls.resync(),
+            on_state=self._on_link_state,
+        )
+        pbx = config.pbx
+        self.calls = CallService(
+            self.link,
+            clock=time.time,
+            dialplan=DialplanSettings(
+                trunk_endpoint=pbx.trunk_endpoint,
+                agent_context=pbx.agent_context,
+                outbound_context=pbx.outbound_context,
+                onhold_context=pbx.onhold_context,
+                agent_hold_context=pbx.agent_hold_context,
+                originate_timeout_ms=int(pbx.originate_timeout * 1000),
+            ),
+        )
+        self.call_records = CallRecordRepository(self.engine)
+        self.calls.subscribe(self._store_call)
+        self.app = build_app(
+            health=self.health,
+            call_service=self.calls,
+            authenticator=TokenAuthenticator(config.api.token.reveal()),
+        )
+        self._runner: web.AppRunner | None = None
+        self.port: int | None = None
+
+    async def _store_call(self, event: CallEvent) -> None:
+        # Stored before any later subscriber announces it.
+        await self.call_records.upsert(call_record(event.call))
+
+    def _on_link_state(self, state: LinkState) -> None:
+        log.info("AMI link %s", state.value)
+
+    async def health(self) -> dict[str, Any]:
+        store_ok = await ping(self.engine)
+        ami_state = self.link.state.value
+        status = "ok"
+        if not store_ok:
+            status = "down"
+        elif self.link.state is not LinkState.READY:
+            status = "degraded"
+        return {
+            "status": status,
+            "ami": ami_state,
+            "ami_connected": self.link.connected,
+            "resyncing": self.link.state is LinkState.RESYNCING,
+            "store": "ok" if store_ok else "unreachable",
+            "active_calls": len(self.calls.calls()),
+        }
+
+    async def start(self) -> None:
+        await upgrade(self.config.store.effective_url)
+        self.calls.start()
+        self.link.start()
+        self._runner = web.AppRunner(self.app, access_log=None)
+        await self._runner.setup()
+        site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
+        await site.start()
+        server = site._server
+        sockets = getattr(server, "sockets", None) or []
+        self.port = sockets[0].getsockname()[1] if sockets else self.config.server.port
+
+    @property
+    def url(self) -> str:
+        return f"http://{self.config.server.host}:{self.port}"
+
+    async def stop(self) -> None:
+        if self._runner is not None:
+            await self._runner.cleanup()
+            self._runner = None
+        await self.link.close()
+        try:
+            # Let what the PBX already told us reach the store.
+            await asyncio.wait_for(self.calls.drain(), 5)
+        except TimeoutError:
+            log.warning("stopping with call events not yet stored")
+        await self.calls.stop()
+        await self.engine.dispose()

@@ -1,0 +1,429 @@
+"""Call control and the live call model: the shell around the pure tracker.
+
+The service feeds AMI events into ``CallTracker`` (in wire order, from the
+link's reader), queues the resulting domain events, and one consumer task
+hands each to the subscribers in order: the store first (so that a call is
+stored before it is announced), then the notifiers.
+
+Call control maps a request on a Callwright call to AMI actions on the right
+channel. Which leg is which: the customer leg is the channel on the trunk
+endpoint (``PJSIP/<trunk>``); the agent leg is any other channel of the call.
+
+Idempotency: ``originate`` and ``transfer`` take a key. The first request with
+a key runs; a repeat with the same key waits for and returns the first one's
+outcome and never sends a second action. If the first attempt's outcome is
+unknown (the link dropped while it was in flight), a repeat is refused with
+``OutcomeUnknown`` rather than risking a second call.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import re
+from collections import OrderedDict
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, replace
+from typing import Protocol
+
+from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
+from cti.calls.model import Call, CallEvent, ChannelInfo
+from cti.calls.tracker import CallTracker
+from cti.errors import CallControlError, InvalidRequest, LinkLost, UnknownCall
+
+__all__ = [
+    "AmiClient",
+    "CallService",
+    "DialplanSettings",
+    "OriginateResult",
+    "OutcomeUnknown",
+    "TransferResult",
+]
+
+log = logging.getLogger(__name__)
+
+Subscriber = Callable[[CallEvent], Awaitable[None] | None]
+
+
+class AmiClient(Protocol):
+    async def send(self, action: AmiAction, *, timeout: float | None = None) -> AmiResponse: ...
+
+    async def send_list(
+        self, action: AmiAction, *, timeout: float | None = None
+    ) -> tuple[AmiResponse, list[AmiEvent]]: ...
+
+
+class OutcomeUnknown(CallControlError):
+    """An earlier request with this idempotency key was in flight when the AMI
+    link dropped: it may or may not have happened, so it is not repeated."""
+
+
+@dataclass(frozen=True)
+class DialplanSettings:
+    trunk_endpoint: str = "trunk"
+    agent_context: str = "callwright-agent"
+    outbound_context: str = "callwright-outbound"
+    onhold_context: str = "callwright-onhold"
+    agent_hold_context: str = "callwright-agent-hold"
+    originate_timeout_ms: int = 30000
+
+
+@dataclass(frozen=True)
+class OriginateResult:
+    idempotency_key: str
+    agent_device: str
+    number: str
+    action_id: str | None
+    repeated: bool = False
+
+
+@dataclass(frozen=True)
+class TransferResult:
+    idempotency_key: str
+    call_id: str
+    kind: str
+    target: str
+    repeated: bool = False
+
+
+# Extensions and numbers: digits, optionally a leading +, plus * and # for
+# feature codes. Anything else never reaches a dialplan.
+_NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
+_DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
+_KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+
+
+def check_number(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _NUMBER.match(value.replace(" ", "")):
+        raise InvalidRequest(f"{field}: expected a phone number or extension (digits, optional +)")
+    return value.replace(" ", "")
+
+
+def check_device(value: object, field: str) -> str:
+    if not isinstance(value, str) or not _DEVICE.match(value):
+        raise InvalidRequest(f"{field}: expected a device name such as 1001 (letters, digits, - _)")
+    return value
+
+
+def check_key(value: object, field: str = "idempotency_key") -> str:
+    if not isinstance(value, str) or not _KEY.match(value):
+        raise InvalidRequest(f"{field}: expected 1-100 characters of letters, digits . _ : -")
+    return value
+
+
+class _Idempotency:
+    """Outcomes by key, oldest forgotten first. In memory: a restart forgets
+    the keys (calls themselves are in the store and on the PBX)."""
+
+    def __init__(self, size: int = 10000) -> None:
+        self.size = size
+        self._entries: OrderedDict[str, asyncio.Future[object]] = OrderedDict()
+
+    def get(self, key: str) -> asyncio.Future[object] | None:
+        return self._entries.get(key)
+
+    def begin(self, key: str) -> asyncio.Future[object]:
+        future: asyncio.Future[object] = asyncio.get_running_loop().create_future()
+        self._entries[key] = future
+        while len(self._entries) > self.size:
+            self._entries.popitem(last=False)
+        return future
+
+    def forget(self, key: str) -> None:
+        self._entries.pop(key, None)
+
+
+class CallService:
+    def __init__(
+        self,
+        ami: AmiClient,
+        *,
+        dialplan: DialplanSettings | None = None,
+        clock: Callable[[], float],
+        tracker: CallTracker | None = None,
+    ) -> None:
+        self.ami = ami
+        self.dialplan = dialplan or DialplanSettings()
+        self.clock = clock
+        self.tracker = tracker or CallTracker()
+        self._subscribers: list[Subscriber] = []
+        self._queue: asyncio.Queue[CallEvent] = asyncio.Queue()
+        self._consumer: asyncio.Task[None] | None = None
+        self._resyncing = False
+        self._held_back: list[AmiEvent] = []
+        self._keys = _Idempotency()
+        self.resyncs = 0
+        self.subscriber_errors = 0
+
+    # -- wiring ----------------------------------------------------------
+
+    def subscribe(self, subscriber: Subscriber) -> None:
+        """Subscribers run in the order they subscribed, one event at a time."""
+        self._subscribers.append(subscriber)
+
+    def start(self) -> None:
+        if self._consumer is None:
+            self._consumer = asyncio.create_task(self._consume(), name="call-events")
+
+    async def stop(self) -> None:
+        task, self._consumer = self._consumer, None
+        if task is not None:
+            task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await task
+
+    async def drain(self) -> None:
+        """Wait until every domain event so far has reached every subscriber."""
+        await self._queue.join()
+
+    def on_ami_event(self, event: AmiEvent) -> None:
+        """The link's event callback: synchronous, in wire order."""
+        if self._resyncing:
+            self._held_back.append(event)
+            return
+        self._publish(self.tracker.feed(event, self.clock()))
+
+    async def resync(self) -> None:
+        """Rebuild the model from the PBX (the link's ready callback)."""
+        self._resyncing = True
+        try:
+            _, items = await self.ami.send_list(AmiAction.build("CoreShowChannels"))
+            self._publish(self.tracker.resync(items, self.clock()))
+            # Events that raced the snapshot: apply them on top of it.
+            held, self._held_back = self._held_back, []
+            now = self.clock()
+            for event in held:
+                self._publish(self.tracker.feed(event, now))
+            self.resyncs += 1
+        finally:
+            self._resyncing = False
+            for event in self._held_back:
+                self._publish(self.tracker.feed(event, self.clock()))
+            self._held_back = []
+
+    def _publish(self, events: Sequence[CallEvent]) -> None:
+        for event in events:
+            self._queue.put_nowait(event)
+
+    async def _consume(self) -> None:
+        while True:
+            event = await self._queue.get()
+            try:
+                for subscriber in self._subscribers:
+                    try:
+                        result = subscriber(event)
+                        if result is not None:
+                            await result
+                    except Exception:
+                        self.subscriber_errors += 1
+                        log.exception("call event subscriber failed on %s", type(event).__name__)
+            finally:
+                self._queue.task_done()
+
+    # -- queries ---------------------------------------------------------
+
+    def calls(self) -> list[Call]:
+        return self.tracker.calls()
+
+    def get(self, call_id: str) -> Call:
+        call = self.tracker.get(call_id)
+        if call is None or call.ended_at is not None:
+            raise UnknownCall(f"no active call {call_id!r}")
+        return call
+
+    def customer_leg(self, call: Call) -> ChannelInfo:
+        trunk = f"PJSIP/{self.dialplan.trunk_endpoint}"
+        for channel in call.channels:
+            if channel.device == trunk:
+                return channel
+        if not call.channels:
+            raise UnknownCall(f"call {call.id!r} has no live channel")
+        return call.channels[0]
+
+    def agent_leg(self, call: Call) -> ChannelInfo:
+        customer = self.customer_leg(call)
+        for channel in call.channels:
+            if channel.name != customer.name:
+                return channel
+        raise CallControlError(f"call {call.id!r} has no agent leg")
+
+    # -- control ---------------------------------------------------------
+
+    async def originate(
+        self,
+        agent_device: str,
+        number: str,
+        *,
+        idempotency_key: str,
+        caller_id: str | None = None,
+    ) -> OriginateResult:
+        """Click-to-dial: ring the agent's device first; when it answers, the
+        dialplan dials the customer and bridges them."""
+        device = check_device(agent_device, "agent_device")
+        number = check_number(number, "number")
+        key = check_key(idempotency_key)
+
+        async def run() -> OriginateResult:
+            action = AmiAction.build(
+                "Originate",
+                {
+                    "Channel": f"PJSIP/{device}",
+                    "Context": self.dialplan.outbound_context,
+                    "Exten": number,
+                    "Priority": "1",
+                    "Timeout": str(self.dialplan.originate_timeout_ms),
+                    "CallerID": caller_id or f"<{number}>",
+                    "Async": "true",
+                },
+                variables={"CALLWRIGHT_KEY": key},
+            )
+            response = await self.ami.send(action)
+            return OriginateResult(key, device, number, response.action_id)
+
+        result = await self._once(key, run)
+        assert isinstance(result, OriginateResult)
+        return result
+
+    async def hangup(self, call_id: str, *, cause: int = 16) -> None:
+        call = self.get(call_id)
+        # Hanging up the customer leg ends the call for everybody on it.
+        channel = self.customer_leg(call)
+        await self.ami.send(
+            AmiAction.build("Hangup", {"Channel": channel.name, "Cause": str(cause)})
+        )
+
+    async def transfer(
+        self,
+        call_id: str,
+        target: str,
+        *,
+        kind: str = "blind",
+        to: str = "agent",
+        idempotency_key: str,
+    ) -> TransferResult:
+        """Blind or attended transfer of the customer to an agent's extension
+        (``to="agent"``) or an external number (``to="number"``)."""
+        if kind not in ("blind", "attended"):
+            raise InvalidRequest("kind: expected 'blind' or 'attended'")
+        if to not in ("agent", "number"):
+            raise InvalidRequest("to: expected 'agent' or 'number'")
+        target = check_number(target, "target")
+        key = check_key(idempotency_key)
+        call = self.get(call_id)
+        agent = self.agent_leg(call)
+        context = self.dialplan.agent_context if to == "agent" else self.dialplan.outbound_context
+
+        async def run() -> TransferResult:
+            name = "BlindTransfer" if kind == "blind" else "Atxfer"
+            await self.ami.send(
+                AmiAction.build(
+                    name, {"Channel": agent.name, "Context": context, "Exten": target}
+                )
+            )
+            return TransferResult(key, call.id, kind, target)
+
+        result = await self._once(key, run)
+        assert isinstance(result, TransferResult)
+        return result
+
+    async def complete_transfer(self, call_id: str) -> None:
+        """Complete an attended transfer: the transferer (the agent) leaves."""
+        call = self.get(call_id)
+        agent = self.agent_leg(call)
+        await self.ami.send(AmiAction.build("Hangup", {"Channel": agent.name, "Cause": "16"}))
+
+    async def cancel_transfer(self, call_id: str) -> None:
+        call = self.get(call_id)
+        agent = self.agent_leg(call)
+        await self.ami.send(AmiAction.build("CancelAtxfer", {"Channel": agent.name}))
+
+    async def hold(self, call_id: str) -> None:
+        """Customer to music, agent's leg parked in silence (one Redirect with
+        ExtraChannel moves both legs out of the bridge together)."""
+        call = self.get(call_id)
+        if call.held:
+            return
+        customer = self.customer_leg(call)
+        agent = self.agent_leg(call)
+        await self.ami.send(
+            AmiAction.build(
+                "Redirect",
+                {
+                    "Channel": customer.name,
+                    "Context": self.dialplan.onhold_context,
+                    "Exten": "s",
+                    "Priority": "1",
+                    "ExtraChannel": agent.name,
+                    "ExtraContext": self.dialplan.agent_hold_context,
+                    "ExtraExten": "s",
+                    "ExtraPriority": "1",
+                },
+            )
+        )
+
+    async def unhold(self, call_id: str) -> None:
+        call = self.get(call_id)
+        if not call.held:
+            return
+        customer = self.customer_leg(call)
+        agent = self.agent_leg(call)
+        await self.ami.send(
+            AmiAction.build(
+                "Bridge", {"Channel1": customer.name, "Channel2": agent.name, "Tone": "no"}
+            )
+        )
+
+    async def redirect(self, call_id: str, context: str, exten: str, priority: int = 1) -> None:
+        call = self.get(call_id)
+        if not _DEVICE.match(context):
+            raise InvalidRequest("context: expected a dialplan context name")
+        exten = check_number(exten, "exten") if exten != "s" else exten
+        await self.ami.send(
+            AmiAction.build(
+                "Redirect",
+                {
+                    "Channel": self.customer_leg(call).name,
+                    "Context": context,
+                    "Exten": exten,
+                    "Priority": str(priority),
+                },
+            )
+        )
+
+    async def _once(self, key: str, run: Callable[[], Awaitable[object]]) -> object:
+        existing = self._keys.get(key)
+        if existing is not None:
+            try:
+                result = await asyncio.shield(existing)
+            except LinkLost:
+                raise OutcomeUnknown(
+                    f"the request with idempotency key {key!r} was in flight when the AMI link "
+                    "dropped; it is not repeated: check the active calls"
+                ) from None
+            if isinstance(result, OriginateResult | TransferResult):
+                return _repeated(result)
+            return result
+        future = self._keys.begin(key)
+        try:
+            result = await run()
+        except LinkLost as exc:
+            future.set_exception(exc)
+            future.exception()
+            raise
+        except asyncio.CancelledError:
+            self._keys.forget(key)
+            future.cancel()
+            raise
+        except Exception as exc:
+            # Refused or never sent: the key is free to try again.
+            self._keys.forget(key)
+            future.set_exception(exc)
+            future.exception()
+            raise
+        future.set_result(result)
+        return result
+
+
+def _repeated(result: OriginateResult | TransferResult) -> OriginateResult | TransferResult:
+    return replace(result, repeated=True)

@@ -1,0 +1,244 @@
+"""HTTP routes for calls: thin (parse, call the service, dump).
+
+Authentication is not decided here: the composition root puts a middleware in
+front that sets ``request["principal"]`` or answers 401, and may pass an
+``authorize(request, action, call)`` hook that raises ``HTTPForbidden``; the
+default allows every authenticated principal.
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from cti.calls.model import Call, ChannelInfo, Party
+from cti.calls.service import CallService, OutcomeUnknown
+from cti.errors import (
+    ActionFailed,
+    ActionTimeout,
+    CtiError,
+    InvalidRequest,
+    LinkLost,
+    LocalProtocolError,
+    NotConnected,
+    UnknownCall,
+)
+
+__all__ = ["Authorize", "call_to_json", "error_response", "routes"]
+
+Authorize = Callable[[web.Request, str, Call | None], Awaitable[None]]
+
+
+async def _allow(request: web.Request, action: str, call: Call | None) -> None:
+    return None
+
+
+def error_response(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+def _party(party: Party) -> dict[str, str | None]:
+    return {"number": party.number, "name": party.name}
+
+
+def _channel(ch: ChannelInfo) -> dict[str, Any]:
+    return {
+        "name": ch.name,
+        "uniqueid": ch.uniqueid,
+        "state": ch.state,
+        "device": ch.device,
+        "caller": _party(ch.caller),
+        "connected": _party(ch.connected),
+        "context": ch.context,
+        "exten": ch.exten,
+        "bridge_id": ch.bridge_id,
+        "on_hold": ch.on_hold,
+    }
+
+
+def call_to_json(call: Call) -> dict[str, Any]:
+    return {
+        "id": call.id,
+        "state": call.state.value,
+        "caller": _party(call.caller),
+        "callee": _party(call.callee),
+        "started_at": call.started_at,
+        "ringing_at": call.ringing_at,
+        "answered_at": call.answered_at,
+        "ended_at": call.ended_at,
+        "hangup_cause": call.hangup_cause,
+        "hangup_cause_text": call.hangup_cause_text,
+        "bridged": call.bridged,
+        "held": call.held,
+        "recording": call.recording,
+        "transferred_to": call.transferred_to,
+        "queue": call.queue,
+        "context": call.context,
+        "exten": call.exten,
+        "channels": [_channel(ch) for ch in call.channels],
+    }
+
+
+def _map_error(exc: CtiError) -> web.Response:
+    if isinstance(exc, InvalidRequest | LocalProtocolError):
+        return error_response(400, "invalid_request", str(exc))
+    if isinstance(exc, UnknownCall):
+        return error_response(404, "unknown_call", str(exc))
+    if isinstance(exc, OutcomeUnknown):
+        return error_response(409, "outcome_unknown", str(exc))
+    if isinstance(exc, ActionFailed):
+        return error_response(409, "pbx_refused", exc.message)
+    if isinstance(exc, NotConnected):
+        return error_response(503, "pbx_not_connected", str(exc))
+    if isinstance(exc, LinkLost):
+        return error_response(502, "pbx_link_lost", str(exc))
+    if isinstance(exc, ActionTimeout):
+        return error_response(504, "pbx_timeout", str(exc))
+    return error_response(500, "cti_error", str(exc))
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"body: expected JSON ({exc.msg} at position {exc.pos})") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("body: expected UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("body: expected a JSON object")
+    return data
+
+
+def _key(request: web.Request, body: dict[str, Any]) -> Any:
+    return body.get("idempotency_key") or request.headers.get("Idempotency-Key")
+
+
+def routes(service: CallService, authorize: Authorize = _allow) -> list[web.RouteDef]:
+    Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+    def guarded(fn: Handler) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await fn(request)
+            except CtiError as exc:
+                return _map_error(exc)
+
+        return handler
+
+    async def list_calls(request: web.Request) -> web.StreamResponse:
+        await authorize(request, "calls.list", None)
+        return web.json_response({"calls": [call_to_json(c) for c in service.calls()]})
+
+    async def get_call(request: web.Request) -> web.StreamResponse:
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.read", call)
+        return web.json_response(call_to_json(call))
+
+    async def originate(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        await authorize(request, "calls.originate", None)
+        for name in ("agent_device", "number"):
+            if name not in body:
+                raise InvalidRequest(f"{name}: required")
+        key = _key(request, body)
+        if key is None:
+            raise InvalidRequest("idempotency_key: required (in the body or an Idempotency-Key header)")
+        result = await service.originate(
+            body["agent_device"],
+            body["number"],
+            idempotency_key=key,
+            caller_id=body.get("caller_id") if isinstance(body.get("caller_id"), str) else None,
+        )
+        return web.json_response(
+            {
+                "status": "dialing",
+                "agent_device": result.agent_device,
+                "number": result.number,
+                "idempotency_key": result.idempotency_key,
+                "repeated": result.repeated,
+            },
+            status=200 if result.repeated else 202,
+        )
+
+    async def hangup(request: web.Request) -> web.StreamResponse:
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.hangup", call)
+        await service.hangup(call.id)
+        return web.json_response({"status": "hanging_up", "call_id": call.id}, status=202)
+
+    async def transfer(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.transfer", call)
+        if "target" not in body:
+            raise InvalidRequest("target: required")
+        key = _key(request, body)
+        if key is None:
+            raise InvalidRequest("idempotency_key: required (in the body or an Idempotency-Key header)")
+        result = await service.transfer(
+            call.id,
+            body["target"],
+            kind=body.get("kind", "blind"),
+            to=body.get("to", "agent"),
+            idempotency_key=key,
+        )
+        return web.json_response(
+            {
+                "status": "transferring",
+                "call_id": call.id,
+                "kind": result.kind,
+                "target": result.target,
+                "repeated": result.repeated,
+            },
+            status=200 if result.repeated else 202,
+        )
+
+    async def complete_transfer(request: web.Request) -> web.StreamResponse:
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.transfer", call)
+        await service.complete_transfer(call.id)
+        return web.json_response({"status": "completing", "call_id": call.id}, status=202)
+
+    async def cancel_transfer(request: web.Request) -> web.StreamResponse:
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.transfer", call)
+        await service.cancel_transfer(call.id)
+        return web.json_response({"status": "cancelling", "call_id": call.id}, status=202)
+
+    async def hold(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.hold", call)
+        on = body.get("hold", True)
+        if not isinstance(on, bool):
+            raise InvalidRequest("hold: expected true or false")
+        if on:
+            await service.hold(call.id)
+        else:
+            await service.unhold(call.id)
+        return web.json_response(
+            {"status": "holding" if on else "resuming", "call_id": call.id}, status=202
+        )
+
+    async def unhold(request: web.Request) -> web.StreamResponse:
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.hold", call)
+        await service.unhold(call.id)
+        return web.json_response({"status": "resuming", "call_id": call.id}, status=202)
+
+    return [
+        web.get("/api/calls", guarded(list_calls)),
+        web.post("/api/calls", guarded(originate)),
+        web.get("/api/calls/{call_id}", guarded(get_call)),
+        web.post("/api/calls/{call_id}/hangup", guarded(hangup)),
+        web.post("/api/calls/{call_id}/transfer", guarded(transfer)),
+        web.post("/api/calls/{call_id}/transfer/complete", guarded(complete_transfer)),
+        web.post("/api/calls/{call_id}/transfer/cancel", guarded(cancel_transfer)),
+        web.post("/api/calls/{call_id}/hold", guarded(hold)),
+        web.post("/api/calls/{call_id}/unhold", guarded(unhold)),
+    ]
