@@ -114,6 +114,9 @@ async def _body(request: web.Request) -> dict[str, Any]:
     return data
 
 
+_KEY_REQUIRED = "idempotency_key: required (in the body or an Idempotency-Key header)"
+
+
 def _key(request: web.Request, body: dict[str, Any]) -> Any:
     return body.get("idempotency_key") or request.headers.get("Idempotency-Key")
 
@@ -147,7 +150,7 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
                 raise InvalidRequest(f"{name}: required")
         key = _key(request, body)
         if key is None:
-            raise InvalidRequest("idempotency_key: required (in the body or an Idempotency-Key header)")
+            raise InvalidRequest(_KEY_REQUIRED)
         result = await service.originate(
             body["agent_device"],
             body["number"],
@@ -179,7 +182,7 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
             raise InvalidRequest("target: required")
         key = _key(request, body)
         if key is None:
-            raise InvalidRequest("idempotency_key: required (in the body or an Idempotency-Key header)")
+            raise InvalidRequest(_KEY_REQUIRED)
         result = await service.transfer(
             call.id,
             body["target"],
