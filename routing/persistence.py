@@ -1,0 +1,199 @@
+"""The agents table and its repository.
+
+An agent's ``extension`` is the PJSIP device number their phone registers as (1001...).
+Agents are deactivated (``active=False``) rather than deleted, so history keeps them.
+"""
+
+from __future__ import annotations
+
+import builtins
+from collections.abc import Callable
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, Final, Literal, cast
+
+from sqlalchemy import (
+    Boolean,
+    CheckConstraint,
+    Column,
+    Integer,
+    String,
+    Table,
+    exc,
+    insert,
+    select,
+    update,
+)
+from sqlalchemy.engine import Row
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+
+from store.db import metadata
+from store.errors import DuplicateError, NotFoundError
+from store.types import UtcDateTime, utc_now
+
+__all__ = ["ROLES", "Agent", "AgentRepository", "Role", "agents"]
+
+Role = Literal["agent", "supervisor", "admin"]
+ROLES: Final[tuple[Role, ...]] = ("agent", "supervisor", "admin")
+
+agents = Table(
+    "agents",
+    metadata,
+    Column("id", Integer, primary_key=True),
+    Column("username", String(64), nullable=False, unique=True),
+    Column("display_name", String(200), nullable=False),
+    Column("extension", String(32), nullable=False, unique=True),
+    Column("email", String(320), nullable=True),
+    Column("role", String(16), nullable=False),
+    Column("created_at", UtcDateTime(), nullable=False),
+    Column("active", Boolean(create_constraint=False), nullable=False),
+    CheckConstraint("role IN ('agent', 'supervisor', 'admin')", name="role"),
+)
+
+
+@dataclass(frozen=True)
+class Agent:
+    id: int
+    username: str
+    display_name: str
+    extension: str
+    email: str | None
+    role: Role
+    created_at: datetime
+    active: bool
+
+
+def _agent(row: Row[Any]) -> Agent:
+    return Agent(
+        id=row.id,
+        username=row.username,
+        display_name=row.display_name,
+        extension=row.extension,
+        email=row.email,
+        role=cast(Role, row.role),
+        created_at=row.created_at,
+        active=bool(row.active),
+    )
+
+
+def _check_role(role: str) -> Role:
+    if role not in ROLES:
+        raise ValueError(f"unknown role {role!r} (expected one of {', '.join(ROLES)})")
+    return role
+
+
+def _clean(field: str, value: str) -> str:
+    value = value.strip()
+    if not value:
+        raise ValueError(f"agent {field} must not be empty")
+    return value
+
+
+_UPDATABLE: Final = frozenset({"display_name", "extension", "email", "role", "active", "username"})
+
+
+class AgentRepository:
+    def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
+        self._engine = engine
+        self._clock = clock
+
+    async def create(
+        self,
+        username: str,
+        display_name: str,
+        extension: str,
+        *,
+        email: str | None = None,
+        role: str = "agent",
+        active: bool = True,
+    ) -> Agent:
+        values: dict[str, Any] = {
+            "username": _clean("username", username),
+            "display_name": _clean("display_name", display_name),
+            "extension": _clean("extension", extension),
+            "email": email.strip().lower() if email else None,
+            "role": _check_role(role),
+            "created_at": self._clock(),
+            "active": active,
+        }
+        async with self._engine.begin() as conn:
+            await self._refuse_duplicates(conn, values, exclude_id=None)
+            try:
+                result = await conn.execute(insert(agents).values(**values).returning(agents))
+            except exc.IntegrityError as error:
+                self._raise_duplicate(error, values)
+                raise
+            return _agent(result.one())
+
+    async def get(self, agent_id: int) -> Agent | None:
+        return await self._one(agents.c.id == agent_id)
+
+    async def by_username(self, username: str) -> Agent | None:
+        return await self._one(agents.c.username == username.strip())
+
+    async def by_extension(self, extension: str) -> Agent | None:
+        return await self._one(agents.c.extension == extension.strip())
+
+    async def list(self, active_only: bool = True) -> builtins.list[Agent]:
+        query = select(agents).order_by(agents.c.extension, agents.c.id)
+        if active_only:
+            query = query.where(agents.c.active.is_(True))
+        async with self._engine.connect() as conn:
+            return [_agent(row) for row in await conn.execute(query)]
+
+    async def update(self, agent_id: int, **fields: Any) -> Agent:
+        """Change any of username, display_name, extension, email, role, active."""
+        unknown = set(fields) - _UPDATABLE
+        if unknown:
+            raise TypeError(f"cannot update agent field(s): {', '.join(sorted(unknown))}")
+        values = dict(fields)
+        for name in ("username", "display_name", "extension"):
+            if name in values:
+                values[name] = _clean(name, values[name])
+        if "role" in values:
+            values["role"] = _check_role(values["role"])
+        if values.get("email"):
+            values["email"] = values["email"].strip().lower()
+        if "active" in values:
+            values["active"] = bool(values["active"])
+        async with self._engine.begin() as conn:
+            await self._refuse_duplicates(conn, values, exclude_id=agent_id)
+            query = update(agents).where(agents.c.id == agent_id)
+            if values:
+                try:
+                    result = await conn.execute(query.values(**values).returning(agents))
+                except exc.IntegrityError as error:
+                    self._raise_duplicate(error, values)
+                    raise
+                row = result.one_or_none()
+            else:
+                row = (await conn.execute(select(agents).where(agents.c.id == agent_id))).first()
+            if row is None:
+                raise NotFoundError("agent", agent_id)
+            return _agent(row)
+
+    async def _one(self, condition: Any) -> Agent | None:
+        async with self._engine.connect() as conn:
+            row = (await conn.execute(select(agents).where(condition))).first()
+        return None if row is None else _agent(row)
+
+    @staticmethod
+    async def _refuse_duplicates(
+        conn: AsyncConnection, values: dict[str, Any], *, exclude_id: int | None
+    ) -> None:
+        for field in ("username", "extension"):
+            if field not in values:
+                continue
+            query = select(agents.c.id).where(agents.c[field] == values[field])
+            if exclude_id is not None:
+                query = query.where(agents.c.id != exclude_id)
+            if (await conn.execute(query)).first() is not None:
+                raise DuplicateError("agent", field, values[field])
+
+    @staticmethod
+    def _raise_duplicate(error: exc.IntegrityError, values: dict[str, Any]) -> None:
+        # Lost a race with a concurrent writer after the check above.
+        message = str(error.orig)
+        for field in ("extension", "username"):
+            if field in values and field in message:
+                raise DuplicateError("agent", field, values[field]) from error

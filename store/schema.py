@@ -1,0 +1,18 @@
+"""Registers every table on ``store.metadata`` by importing the modules that define them."""
+
+from __future__ import annotations
+
+from sqlalchemy import MetaData
+
+from store.db import metadata
+
+__all__ = ["load_all"]
+
+
+def load_all() -> MetaData:
+    """Import every ``persistence`` module and return the now complete ``metadata``."""
+    import crm.persistence  # noqa: F401
+    import cti.persistence  # noqa: F401
+    import routing.persistence  # noqa: F401
+
+    return metadata
