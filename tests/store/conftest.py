@@ -7,7 +7,7 @@ afterwards, so parallel runs and the shared ``test`` database stay clean.
 from __future__ import annotations
 
 import secrets
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
@@ -69,5 +69,5 @@ class FakeClock:
 
 
 @pytest.fixture
-def clock() -> Callable[[], datetime] | FakeClock:
+def clock() -> FakeClock:
     return FakeClock()

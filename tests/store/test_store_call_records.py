@@ -1,0 +1,128 @@
+from __future__ import annotations
+
+from dataclasses import replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+from sqlalchemy import func, select
+from sqlalchemy.ext.asyncio import AsyncEngine
+
+from crm.repository import InteractionRepository
+from cti.persistence import CallRecord, CallRecordRepository, call_records
+from store import from_epoch, to_epoch
+
+T0 = from_epoch(1_740_819_600.25)
+
+
+@pytest.fixture
+def repo(engine: AsyncEngine) -> CallRecordRepository:
+    return CallRecordRepository(engine)
+
+
+def _ringing(call_id: str = "1740819600.17", started: datetime = T0) -> CallRecord:
+    return CallRecord(
+        id=call_id,
+        state="ringing",
+        started_at=started,
+        updated_at=started,
+        caller_num="+15550100001",
+        caller_name="Jörg Müller",
+        callee_num="1001",
+        channels=("PJSIP/trunk-00000001",),
+    )
+
+
+async def _count(engine: AsyncEngine) -> int:
+    async with engine.connect() as conn:
+        return int(
+            (await conn.execute(select(func.count()).select_from(call_records))).scalar_one()
+        )
+
+
+def test_epoch_seconds_convert_to_aware_utc_and_back() -> None:
+    assert T0 == datetime(2025, 3, 1, 9, 0, 0, 250000, tzinfo=UTC)
+    assert to_epoch(T0) == 1_740_819_600.25
+
+
+async def test_upsert_inserts_then_updates_the_same_call(
+    engine: AsyncEngine, repo: CallRecordRepository
+) -> None:
+    ringing = _ringing()
+    await repo.upsert(ringing)
+    assert await repo.get(ringing.id) == ringing
+
+    answered = replace(
+        ringing,
+        state="up",
+        answered_at=T0 + timedelta(seconds=8),
+        updated_at=T0 + timedelta(seconds=8),
+        channels=("PJSIP/trunk-00000001", "PJSIP/1001-00000002"),
+    )
+    await repo.upsert(answered)
+
+    assert await repo.get(ringing.id) == answered
+    assert await _count(engine) == 1
+
+
+async def test_upserting_the_same_record_twice_changes_nothing(
+    engine: AsyncEngine, repo: CallRecordRepository
+) -> None:
+    record = _ringing()
+
+    await repo.upsert(record)
+    await repo.upsert(record)
+
+    assert await repo.get(record.id) == record
+    assert await _count(engine) == 1
+
+
+async def test_an_older_update_does_not_roll_the_record_back(repo: CallRecordRepository) -> None:
+    ringing = _ringing()
+    ended = replace(
+        ringing,
+        state="hungup",
+        ended_at=T0 + timedelta(seconds=30),
+        updated_at=T0 + timedelta(seconds=30),
+        hangup_cause=16,
+        hangup_cause_text="Normal Clearing",
+    )
+    await repo.upsert(ended)
+
+    await repo.upsert(ringing)
+
+    assert await repo.get(ringing.id) == ended
+
+
+async def test_active_calls_are_those_not_ended(repo: CallRecordRepository) -> None:
+    first = _ringing("c1", T0)
+    second = _ringing("c2", T0 + timedelta(seconds=5))
+    done = replace(
+        _ringing("c3", T0 - timedelta(minutes=1)),
+        ended_at=T0,
+        updated_at=T0,
+        state="hungup",
+    )
+    for record in (second, done, first):
+        await repo.upsert(record)
+
+    assert await repo.list_active() == [first, second]
+    assert [r.id for r in await repo.list_recent()] == ["c2", "c1", "c3"]
+    assert [r.id for r in await repo.list_recent(limit=1)] == ["c2"]
+    assert await repo.get("nope") is None
+
+
+async def test_call_record_links_to_its_interaction(
+    engine: AsyncEngine, repo: CallRecordRepository
+) -> None:
+    interaction = await InteractionRepository(engine).create(
+        channel="voice", direction="inbound", call_id="c1", started_at=T0
+    )
+    record = replace(_ringing("c1"), interaction_id=interaction.id)
+
+    await repo.upsert(record)
+
+    stored = await repo.get("c1")
+    assert stored is not None
+    assert stored.interaction_id == interaction.id
+    assert stored.caller_name == "Jörg Müller"
+    assert stored.channels == ("PJSIP/trunk-00000001",)
