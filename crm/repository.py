@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import builtins
 import re
-from collections.abc import Callable, Iterable
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from enum import Enum
@@ -204,35 +204,36 @@ class CustomerRepository:
         number = self.normalize(raw_caller_id)
         if number is None:
             return []
-        ids = (
-            select(customer_phones.c.customer_id)
+        # One equality match on the indexed number_e164, joined to its customers.
+        query = (
+            select(customers)
+            .join(customer_phones, customer_phones.c.customer_id == customers.c.id)
             .where(customer_phones.c.number_e164 == number)
-            .order_by(customer_phones.c.customer_id)
+            .order_by(customers.c.id)
             .limit(limit)
         )
-        return await self._find(ids)
+        return await self._find(query)
 
     async def find_by_email(self, address: str) -> Customer | None:
         try:
             cleaned = normalize_email(address)
         except ValueError:
             return None
-        ids = (
-            select(customer_emails.c.customer_id)
+        query = (
+            select(customers)
+            .join(customer_emails, customer_emails.c.customer_id == customers.c.id)
             .where(customer_emails.c.address == cleaned)
-            .order_by(customer_emails.c.customer_id)
+            .order_by(customers.c.id)
             .limit(1)
         )
-        found = await self._find(ids)
+        found = await self._find(query)
         return found[0] if found else None
 
     async def find_by_account(self, account_number: str) -> Customer | None:
         account = _clean_account(account_number)
         if account is None:
             return None
-        found = await self._find(
-            select(customers.c.id).where(customers.c.account_number == account)
-        )
+        found = await self._find(select(customers).where(customers.c.account_number == account))
         return found[0] if found else None
 
     async def search(self, text: str, limit: int = 20) -> builtins.list[Customer]:
@@ -257,13 +258,13 @@ class CustomerRepository:
                     customer_phones.c.number_e164.contains(digits, autoescape=True),
                 )
             )
-        ids = (
-            select(customers.c.id)
+        query = (
+            select(customers)
             .where(or_(*conditions))
             .order_by(customers.c.name, customers.c.id)
             .limit(limit)
         )
-        return await self._find(ids)
+        return await self._find(query)
 
     async def update(
         self,
@@ -404,20 +405,24 @@ class CustomerRepository:
             raise NotFoundError("customer", customer_id)
         return found[0]
 
-    async def _find(self, ids_query: Any) -> builtins.list[Customer]:
+    async def _find(self, query: Any) -> builtins.list[Customer]:
+        """Run a query selecting ``customers`` rows, then fetch their phones and e-mails."""
         async with self._engine.connect() as conn:
-            ids = [row[0] for row in await conn.execute(ids_query)]
-            return await self._load(conn, ids)
+            rows = (await conn.execute(query)).all()
+            return await self._hydrate(conn, rows)
+
+    async def _load(
+        self, conn: AsyncConnection, ids: builtins.list[int]
+    ) -> builtins.list[Customer]:
+        rows = (await conn.execute(select(customers).where(customers.c.id.in_(ids)))).all()
+        return await self._hydrate(conn, rows)
 
     @staticmethod
-    async def _load(conn: AsyncConnection, ids: builtins.list[int]) -> builtins.list[Customer]:
-        """The customers with these ids, in the order of ``ids``: two queries."""
-        if not ids:
+    async def _hydrate(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> builtins.list[Customer]:
+        """Customers for these ``customers`` rows, in the same order (one more query)."""
+        if not rows:
             return []
-        rows = {
-            row.id: row
-            for row in await conn.execute(select(customers).where(customers.c.id.in_(ids)))
-        }
+        ids = [row.id for row in rows]
         contacts = union_all(
             select(
                 literal("phone", String).label("kind"),
@@ -446,8 +451,7 @@ class CustomerRepository:
                 emails=tuple(emails.get(row.id, ())),
                 created_at=row.created_at,
             )
-            for customer_id in ids
-            if (row := rows.get(customer_id)) is not None
+            for row in rows
         ]
 
 
