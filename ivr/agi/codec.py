@@ -213,7 +213,7 @@ def quote_arg(arg: str) -> str:
 
 def encode_command(command: str, *args: str) -> bytes:
     """The wire line for ``command`` with ``args`` (quoted where needed), LF-terminated."""
-    words = command.split()
+    words = command.split(" ")
     if not words or not all(_COMMAND_WORD.fullmatch(w) for w in words):
         raise LocalProtocolError(f"not an AGI command name: {_clip(command)!r}")
     if len(words) + len(args) > MAX_COMMAND_WORDS:

@@ -294,6 +294,11 @@ class AgiServer:
     def url(self) -> str:
         return f"agi://{self.host}:{self.port}"
 
+    async def wait_idle(self) -> None:
+        """Return once no accepted connection is being served any more."""
+        while self._tasks:
+            await asyncio.wait(list(self._tasks))
+
     async def stop(self) -> None:
         """Stop listening and end every session (their handlers are cancelled)."""
         server, self._server = self._server, None
