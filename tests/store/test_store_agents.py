@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
@@ -75,3 +77,20 @@ async def test_update_changes_role_and_refuses_bad_values(repo: AgentRepository)
 async def test_unknown_role_is_refused_on_create(repo: AgentRepository) -> None:
     with pytest.raises(ValueError, match="root"):
         await repo.create("mallory", "Mallory", "1066", role="root")
+
+
+async def test_concurrent_creates_on_one_extension_let_exactly_one_win(
+    repo: AgentRepository,
+) -> None:
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(repo.create(f"racer{n}", f"Racer {n}", "1050") for n in range(4)),
+            return_exceptions=True,
+        ),
+        timeout=30,
+    )
+
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(losers) == 3
+    assert all(isinstance(error, DuplicateError) for error in losers), losers
+    assert [a.extension for a in await repo.list()] == ["1050"]

@@ -1,5 +1,7 @@
 from __future__ import annotations
 
+import asyncio
+
 import pytest
 from sqlalchemy import func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
@@ -241,3 +243,21 @@ async def test_shared_number_finds_the_first_customer_and_lists_both(
 
     assert await repo.find_by_phone("5550100020") == first
     assert await repo.find_all_by_phone("5550100020") == [first, second]
+
+
+async def test_concurrent_creates_with_one_account_number_let_exactly_one_win(
+    repo: CustomerRepository,
+) -> None:
+    results = await asyncio.wait_for(
+        asyncio.gather(
+            *(repo.create(f"Racer {n}", account_number="ACC-RACE") for n in range(4)),
+            return_exceptions=True,
+        ),
+        timeout=30,
+    )
+
+    winners = [r for r in results if not isinstance(r, BaseException)]
+    losers = [r for r in results if isinstance(r, BaseException)]
+    assert len(winners) == 1
+    assert all(isinstance(error, DuplicateError) for error in losers), losers
+    assert await repo.find_by_account("ACC-RACE") == winners[0]
