@@ -264,6 +264,7 @@ class _Chan:
         "device",
         "exten",
         "hold",
+        "info",
         "linkedid",
         "mixmon_file",
         "moh",
@@ -294,6 +295,8 @@ class _Chan:
         self.optimizing = False  # LocalOptimizationBegin seen
         self.recordings = 0  # MixMonitors running
         self.mixmon_file: str | None = None
+        # The last ChannelInfo built; every change to a field it shows resets it.
+        self.info: ChannelInfo | None = None
 
 
 class _Call:
@@ -360,6 +363,7 @@ class CallTracker:
         self._by_linkedid: dict[str, _Call] = {}  # linkedid -> live call
         self._bridges: dict[str, list[_Chan]] = {}  # BridgeUniqueid -> members
         self._ended: dict[str, Call] = {}  # call id -> final snapshot, oldest first
+        self._reused: dict[str, int] = {}  # linkedid -> last "#n" given to a call
         self._handlers: dict[str, Handler] = {
             name: getattr(self, method) for name, method in HANDLERS.items()
         }
@@ -419,6 +423,13 @@ class CallTracker:
     # -- snapshots -----------------------------------------------------------
 
     def _info(self, ch: _Chan) -> ChannelInfo:
+        info = ch.info
+        if info is None:
+            info = ch.info = self._build_info(ch)
+        return info
+
+    @staticmethod
+    def _build_info(ch: _Chan) -> ChannelInfo:
         return ChannelInfo(
             name=ch.name,
             uniqueid=ch.uid,
@@ -544,6 +555,7 @@ class CallTracker:
     ) -> tuple[str, ...]:
         """Take the channel snapshot headers an event carries. Returns what
         visibly changed on the call's caller channel."""
+        ch.info = None
         get = d.get
         linkedid = get("Linkedid")
         if linkedid is not None and linkedid != ch.linkedid:
@@ -609,10 +621,13 @@ class CallTracker:
 
     def _new_call(self, linkedid: str, now: float) -> _Call:
         call_id = linkedid
-        n = 1
-        while call_id in self._ended or call_id in self._calls:
-            n += 1
-            call_id = f"{linkedid}#{n}"
+        if call_id in self._ended or call_id in self._calls:
+            # An ended call already had this id: number the new one.
+            n = self._reused.get(linkedid, 1)
+            while call_id in self._ended or call_id in self._calls:
+                n += 1
+                call_id = f"{linkedid}#{n}"
+            self._reused[linkedid] = n
         call = _Call(call_id, linkedid, now)
         self._calls[call_id] = call
         self._by_linkedid[linkedid] = call
@@ -699,6 +714,7 @@ class CallTracker:
         if bid is None:
             return
         ch.bridge_id = None
+        ch.info = None
         members = self._bridges.get(bid)
         if members is not None:
             if ch in members:
@@ -848,6 +864,7 @@ class CallTracker:
             del self._by_name[ch.name]
         ch.name = new
         ch.device = _device(new)
+        ch.info = None
         self._by_name[new] = ch
         return []
 
@@ -914,6 +931,7 @@ class CallTracker:
         if ch not in members:
             members.append(ch)
         ch.bridge_id = bid
+        ch.info = None
         if len(members) >= 2:
             for member in members:
                 member.call.was_bridged = True
@@ -988,6 +1006,7 @@ class CallTracker:
             ch.moh = on and call.was_bridged
         else:
             ch.hold = on
+        ch.info = None
         self._eval_hold(call, now, out)
         self._finish(call, changed, out, now)
         return out
@@ -1024,11 +1043,17 @@ class CallTracker:
         return None
 
     def _transfer(
-        self, call: _Call, kind: TransferKind, target: str | None, now: float
+        self, call: _Call, d: dict[str, str], kind: TransferKind, target: str | None, now: float
     ) -> list[CallEvent]:
         out: list[CallEvent] = []
         if not self._fire(call, _T.TRANSFER, now, None):
             return out
+        # The transferer is leaving: its own hold (Atxfer puts it on hold) is over.
+        for role in ("TransfererUniqueid", "OrigTransfererUniqueid", "SecondTransfererUniqueid"):
+            transferer = self._chans.get(d.get(role) or "")
+            if transferer is not None:
+                transferer.hold = transferer.moh = False
+                transferer.info = None
         call.transferred_to = target
         out.append(CallTransferred(self._snapshot(call), now, kind, target))
         self._fire(call, _T.SETTLE, now, out)
@@ -1042,7 +1067,7 @@ class CallTracker:
         call = self._transfer_call(d, "Transferee", "Transferer")
         if call is None:
             return []
-        return self._transfer(call, "blind", d.get("Extension") or None, now)
+        return self._transfer(call, d, "blind", d.get("Extension") or None, now)
 
     def _on_attended_transfer(self, headers: Headers, now: float) -> list[CallEvent]:
         d = _hdict(headers)
@@ -1054,7 +1079,7 @@ class CallTracker:
         if call is None:
             return []
         target = d.get("TransferTargetChannel") or d.get("DestApp") or None
-        return self._transfer(call, "attended", target, now)
+        return self._transfer(call, d, "attended", target, now)
 
     # -- handlers: Local channels --------------------------------------------------
 
@@ -1183,6 +1208,7 @@ class CallTracker:
                         del self._by_name[survivor.name]
                     survivor.name = d["Channel"]
                     survivor.device = _device(survivor.name)
+                    survivor.info = None
                     self._by_name[survivor.name] = survivor
                 if what:
                     changed[survivor.call] = (*changed.get(survivor.call, ()), *what)
@@ -1195,6 +1221,7 @@ class CallTracker:
             created = now - _duration(d.get("Duration"))
             ch, is_new = self._add_channel(uid, d["Channel"], d["Linkedid"], d, now)
             ch.created_at = created
+            ch.info = None
             call = ch.call
             if is_new:
                 new_calls.append(call)
@@ -1210,6 +1237,7 @@ class CallTracker:
             ch = self._chans[uid]
             bid = d.get("BridgeId") or None
             ch.bridge_id = bid
+            ch.info = None
             if bid is not None:
                 bridges.setdefault(bid, []).append(ch)
         self._bridges = bridges
