@@ -17,7 +17,7 @@ from ivr.agi.errors import (
     LocalProtocolError,
     RemoteProtocolError,
 )
-from ivr.agi.server import AgiChannel, AgiServer, AgiServerStats
+from ivr.agi.server import AgiChannel, AgiHandler, AgiServer, AgiServerStats
 
 __all__ = [
     "CLOSED",
@@ -26,6 +26,7 @@ __all__ = [
     "AgiCommandError",
     "AgiCommandFailed",
     "AgiError",
+    "AgiHandler",
     "AgiHangup",
     "AgiReply",
     "AgiRequest",
