@@ -837,9 +837,9 @@ class CallTracker:
         raw = d.get("Cause")
         cause: int | None = None
         if raw is not None:
-            try:
+            if raw.isdigit() and len(raw) <= 3:  # a Q.850 cause: 0..127
                 cause = int(raw)
-            except ValueError:
+            else:
                 self.stats.malformed += 1
         if cause is not None:
             text = d.get("Cause-txt")
