@@ -122,12 +122,14 @@ class AgiChannel:
             async with asyncio.timeout(timeout):
                 await self._writer.drain()
                 return await self._read_reply(command)
-        except TimeoutError:
-            self._close()
-            raise AgiTimeout(f"{command}: no reply within {timeout} s; connection closed") from None
-        except ConnectionError as exc:
+        except OSError as exc:  # TimeoutError and ConnectionError included
+            if isinstance(exc, TimeoutError) and exc.errno is None:  # ours, not ETIMEDOUT
+                self._close()
+                raise AgiTimeout(
+                    f"{command}: no reply within {timeout} s; connection closed"
+                ) from None
             self._gone()
-            raise AgiHangup(f"{command}: connection lost ({exc})") from None
+            raise AgiHangup(f"{command}: connection lost ({exc!r})") from None
         except BaseException:
             # Cancelled (or worse) mid-command: a late reply would desynchronise us.
             self._close()
@@ -178,8 +180,13 @@ class AgiChannel:
         await self._checked("ANSWER")
 
     async def hangup(self) -> None:
-        """Hang the channel up. Asterisk then sends HANGUP; later commands see it."""
-        await self._checked("HANGUP")
+        """Hang the channel up; a no-op when the caller is already gone, so it
+        never raises ``AgiHangup``. The channel is dead afterwards."""
+        if self._hungup:
+            return
+        with contextlib.suppress(AgiHangup):
+            await self._checked("HANGUP")
+        self._hungup = True
 
     async def channel_status(self) -> int:
         """Asterisk's channel state: 4 ring, 6 up, ..."""
@@ -253,7 +260,7 @@ def _digit(reply: AgiReply) -> str | None:
 @dataclass
 class AgiServerStats:
     connections: int = 0  # TCP connections accepted
-    rejected: int = 0  # closed at once: max_sessions reached
+    rejected: int = 0  # closed at once: max_sessions connections already open
     aborted_before_headers: int = 0  # closed, silent, garbage or too slow before agi_* ended
     sessions: int = 0  # a full agi_* block arrived; the handler ran
     active: int = 0
@@ -315,14 +322,15 @@ class AgiServer:
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
-        self._tasks.add(task)
         self.stats.connections += 1
         peer = writer.get_extra_info("peername")
+        if len(self._tasks) >= self.max_sessions:
+            self.stats.rejected += 1
+            log.warning("FastAGI: %d connections open, refusing %s", len(self._tasks), peer)
+            await _close(writer)
+            return
+        self._tasks.add(task)
         try:
-            if self.stats.active >= self.max_sessions:
-                self.stats.rejected += 1
-                log.warning("FastAGI: %d sessions active, refusing %s", self.stats.active, peer)
-                return
             session = AgiSession(max_env_bytes=self.max_env_bytes)
             request = await self._read_request(session, reader, peer)
             if request is None:
@@ -351,8 +359,8 @@ class AgiServer:
             log.info("FastAGI: %s sent no agi_* block within %s s", peer, self.header_timeout)
         except RemoteProtocolError as exc:
             log.info("FastAGI: %s is not speaking FastAGI: %s", peer, exc)
-        except ConnectionError as exc:
-            log.info("FastAGI: %s dropped before its agi_* block ended: %s", peer, exc)
+        except OSError as exc:
+            log.info("FastAGI: %s dropped before its agi_* block ended: %r", peer, exc)
         return None
 
     async def _run_handler(self, channel: AgiChannel, peer: object) -> None:

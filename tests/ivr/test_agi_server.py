@@ -404,3 +404,50 @@ async def test_stop_cancels_running_handlers_and_closes_their_calls() -> None:
     assert server.stats.active == 0
     with pytest.raises(ConnectionError):
         await asyncio.open_connection(server.host, server.port)
+
+
+async def test_hangup_is_a_no_op_once_the_caller_is_gone() -> None:
+    outcome: list[object] = []
+
+    async def ivr(channel: AgiChannel) -> None:
+        try:
+            await channel.stream_file("welcome")
+        except AgiHangup:
+            outcome.append("caller gone")
+        finally:
+            await channel.hangup()  # a flow's usual cleanup: must not raise
+            await channel.hangup()
+        outcome.append(channel.hungup)
+
+    async with agi_server(ivr) as server:
+        transcript = await asyncio.wait_for(
+            run_fastagi(f"{server.url}/ivr", CALLER, hangup_after=1), TIMEOUT
+        )
+        await server.wait_idle()
+        assert outcome == ["caller gone", True]
+        assert transcript.commands == ['STREAM FILE welcome ""', "NOOP"]
+        assert server.stats.completed == 1
+
+
+async def test_many_calls_at_once_are_served_independently() -> None:
+    async def ivr(channel: AgiChannel) -> None:
+        await channel.answer()
+        entry = await channel.get_data("enter-account", 5000, 4)
+        await channel.set_variable("ACCOUNT", entry)
+
+    async with agi_server(ivr) as server:
+        calls = [
+            run_fastagi(
+                f"{server.url}/ivr",
+                {**CALLER, "uniqueid": f"1.{n}"},
+                digits=f"{n:04d}",
+                hangup_after=3 if n % 5 == 0 else None,
+            )
+            for n in range(60)
+        ]
+        transcripts = await asyncio.wait_for(asyncio.gather(*calls), TIMEOUT * 3)
+        await server.wait_idle()
+    for n, transcript in enumerate(transcripts):
+        assert transcript.commands[2] == f"SET VARIABLE ACCOUNT {n:04d}"
+    assert (server.stats.completed, server.stats.hungup, server.stats.errors) == (60, 0, 0)
+    assert server.stats.sessions == 60
