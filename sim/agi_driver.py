@@ -289,7 +289,10 @@ class _LineReader:
                 del self._buf[:MAX_COMMAND_BYTES]
                 return line
             if self._eof:
-                return None  # a partial line at EOF: Asterisk ends the AGI
+                # fgets hands Asterisk a partial last line at EOF and it runs it.
+                line = bytes(self._buf)
+                self._buf.clear()
+                return line or None
             chunk = await self._reader.read(65536)
             if not chunk:
                 self._eof = True
