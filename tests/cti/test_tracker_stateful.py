@@ -244,11 +244,9 @@ class TrackerMachine(RuleBasedStateMachine):
 
     @rule(data=st.data(), extra=st.integers(min_value=0, max_value=2))
     def resync(self, data: st.DataObject, extra: int) -> None:
-        kept = (
-            data.draw(st.lists(st.sampled_from(self.live), unique_by=lambda leg: leg.uid))
-            if self.live
-            else []
-        )
+        kept: list[Leg] = []
+        if self.live:
+            kept = data.draw(st.lists(st.sampled_from(self.live), unique_by=lambda x: x.uid))
         for leg in list(self.live):
             if leg not in kept:
                 self.live.remove(leg)
@@ -293,7 +291,7 @@ class TrackerMachine(RuleBasedStateMachine):
             assert call.state is not CallState.ENDED and call.id not in self.ended
             assert call.channels, "a live call without channels"
             assert call.held == (call.state is CallState.HELD)
-            assert call.bridged == any(bridges[ch.bridge_id] >= 2 for ch in call.channels)
+            assert call.bridged == any(bridges[ch.bridge_id or ""] >= 2 for ch in call.channels)
             assert call.ended_at is None
             for ch in call.channels:
                 assert self.tracker.channel(ch.name) == ch
