@@ -254,7 +254,8 @@ class TrackerMachine(RuleBasedStateMachine):
         for _ in range(extra):
             uid = self.uid()
             leg = Leg(f"PJSIP/new-{self.seq:08x}", uid, uid, state="Up")
-            if kept and data.draw(st.booleans()):
+            joins: bool = data.draw(st.booleans())
+            if kept and joins:
                 leg.linkedid = data.draw(st.sampled_from(kept)).linkedid
             kept.append(leg)
             self.live.append(leg)
