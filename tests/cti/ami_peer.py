@@ -6,7 +6,6 @@ framing through the same codec, in the server role."""
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import hashlib
 from collections.abc import Callable
 from dataclasses import dataclass, field
@@ -46,9 +45,13 @@ class AmiPeer:
         self._logged_in_event = asyncio.Event()
 
     async def stop(self) -> None:
-        self.drop()
         self._server.close()
-        await self._server.wait_closed()
+        self.drop()
+        # A client that never closes its side must not hang the teardown.
+        try:
+            await asyncio.wait_for(self._server.wait_closed(), 2)
+        except TimeoutError:
+            pass
 
     def drop(self) -> None:
         for session in self.sessions:
@@ -75,24 +78,41 @@ class AmiPeer:
         self.sessions.append(session)
         codec = AmiConnection(Role.SERVER)
         writer.write(codec.send(Banner("Asterisk Call Manager/11.0.0")))
-        with contextlib.suppress(ConnectionError):
+        try:
+            await self._session_loop(session, codec, reader, writer)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+            if session in self.sessions:
+                self.sessions.remove(session)
+
+    async def _session_loop(
+        self,
+        session: PeerSession,
+        codec: AmiConnection,
+        reader: asyncio.StreamReader,
+        writer: asyncio.StreamWriter,
+    ) -> None:
+        while True:
+            data = await reader.read(65536)
+            if not data:
+                return
+            if self.frozen:
+                continue  # a half-open peer: reads, never answers
+            codec.receive_data(data)
             while True:
-                data = await reader.read(65536)
-                if self.frozen:
-                    continue  # a half-open peer: reads, never answers
-                codec.receive_data(data)
-                while True:
-                    message = codec.next_message()
-                    if message is NEED_DATA:
-                        break
-                    if message is CLOSED:
-                        writer.close()
-                        return
-                    assert isinstance(message, AmiAction)
-                    self.received.append(message)
-                    reply = self._answer(session, message)
-                    if reply:
-                        session.write(reply)
+                message = codec.next_message()
+                if message is NEED_DATA:
+                    break
+                if message is CLOSED:
+                    writer.close()
+                    return
+                assert isinstance(message, AmiAction)
+                self.received.append(message)
+                reply = self._answer(session, message)
+                if reply:
+                    session.write(reply)
 
     def _answer(self, session: PeerSession, action: AmiAction) -> bytes | None:
         name = action.name.lower()
