@@ -49,6 +49,7 @@ from cti.ami.messages import AmiAction, AmiEvent, AmiResponse, Banner
 from cti.errors import (
     ActionFailed,
     ActionTimeout,
+    AmiLinkError,
     AuthenticationFailed,
     LinkLost,
     NotConnected,
@@ -231,7 +232,7 @@ class AmiLink:
                 self._drop_connection("the AMI login was refused")
                 self._set_state(LinkState.AUTH_FAILED)
                 delay = self.settings.reconnect_max
-            except (OSError, TimeoutError, RemoteProtocolError, LinkLost) as exc:
+            except (OSError, TimeoutError, RemoteProtocolError, AmiLinkError) as exc:
                 self.last_error = f"{type(exc).__name__}: {exc}"
                 log.warning(
                     "AMI link to %s:%s down: %s",
@@ -239,6 +240,10 @@ class AmiLink:
                     self.settings.port,
                     self.last_error,
                 )
+            except Exception as exc:
+                # Whatever went wrong, the supervisor itself must survive.
+                self.last_error = f"{type(exc).__name__}: {exc}"
+                log.exception("AMI link session failed")
             finally:
                 self._drop_connection("the AMI link dropped")
             if self._closing:

@@ -264,7 +264,7 @@ async def test_a_half_open_connection_is_detected_and_replaced(peer: AmiPeer) ->
     )
     assert pings == 0
 
-    link = await callwright(peer, ping_interval=0.2, ping_timeout=0.2)
+    link = await callwright(peer, ping_interval=0.2, ping_timeout=0.2, connect_timeout=0.5)
     try:
         peer.frozen = True
         await until(lambda: link.stats.half_open_detected >= 1)
