@@ -188,18 +188,20 @@ class _Section:
 
         return self.get(key, default, check, "one of " + ", ".join(repr(c) for c in choices))
 
-    def secret(self, key: str, env: Mapping[str, str]) -> Secret:
-        """``key`` in the file, or the variable named by ``<key>_env`` (which wins)."""
+    def secret(self, key: str, env: Mapping[str, str], *, what: str | None = None) -> Secret:
+        """``key`` in the file, or the variable named by ``<key>_env`` (which
+        wins). With ``what``, an empty result is an error describing it."""
         value = self.string(key, "", allow_empty=True)
         env_name = self.string(f"{key}_env", "", allow_empty=True)
-        if env_name:
-            if env_name in env:
-                value = env[env_name]
-            elif not value:
-                raise ConfigError(
-                    f"{self.source}: {self.name}.{key}_env: expected the environment variable "
-                    f"{env_name} to be set"
-                )
+        if env_name and env.get(env_name):
+            value = env[env_name]
+        if what and not value:
+            hint = (
+                f"the environment variable {env_name} is not set and {self.name}.{key} is empty"
+                if env_name
+                else f"set it, or name an environment variable in {self.name}.{key}_env"
+            )
+            raise ConfigError(f"{self.source}: {self.name}.{key}: expected {what}; {hint}")
         return Secret(value)
 
     def finish(self) -> None:
@@ -268,7 +270,7 @@ def parse_config(
         host=s.string("host", "127.0.0.1"),
         port=s.integer("port", 5038, 1, 65535),
         username=s.string("username", "callwright"),
-        secret=s.secret("secret", env),
+        secret=s.secret("secret", env, what="the AMI secret"),
         auth=s.choice("auth", "md5", ("md5", "plain")),
         action_timeout=s.number("action_timeout", 10.0, 0.1, 600),
         ping_interval=s.number("ping_interval", 10.0, 0.1, 3600),
@@ -280,11 +282,6 @@ def parse_config(
         raise ConfigError(
             f"{source}: ami.reconnect_max: expected a number >= ami.reconnect_min "
             f"({ami.reconnect_min:g}), got {ami.reconnect_max:g}"
-        )
-    if not ami.secret:
-        raise ConfigError(
-            f"{source}: ami.secret: expected the AMI secret (or ami.secret_env naming "
-            "an environment variable that holds it)"
         )
     s.finish()
 

@@ -26,9 +26,7 @@ def demo_config(path: Path | None, *, port: int | None) -> Config:
         if path is not None
         else Config(ami=AmiConfig(secret=Secret(DEMO_AMI_SECRET)))
     )
-    server = ServerConfig(
-        host="127.0.0.1", port=port if port is not None else base.server.port
-    )
+    server = ServerConfig(host="127.0.0.1", port=port if port is not None else base.server.port)
     store = base.store if base.store.url else StoreConfig(data_dir=Path("data") / "demo")
     token = base.api.token if base.api.token else Secret(secrets.token_urlsafe(16))
     return dataclasses.replace(

@@ -121,6 +121,8 @@ class Runtime:
         }
 
     async def start(self) -> None:
+        if not self.config.api.token:
+            log.warning("no API token configured ([api] token_env): /api/ refuses every request")
         await upgrade(self.config.store.effective_url)
         self.calls.start()
         self.link.start()

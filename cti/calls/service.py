@@ -317,9 +317,7 @@ class CallService:
         async def run() -> TransferResult:
             name = "BlindTransfer" if kind == "blind" else "Atxfer"
             await self.ami.send(
-                AmiAction.build(
-                    name, {"Channel": agent.name, "Context": context, "Exten": target}
-                )
+                AmiAction.build(name, {"Channel": agent.name, "Context": context, "Exten": target})
             )
             return TransferResult(key, call.id, kind, target)
 
