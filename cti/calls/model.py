@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Literal, Union
 
 __all__ = [
+    "UNKNOWN_PARTY",
     "Call",
     "CallAnswered",
     "CallBridged",

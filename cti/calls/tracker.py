@@ -633,10 +633,29 @@ class CallTracker:
         self._by_linkedid[linkedid] = call
         return call
 
+    def _displace(self, name: str, keep: _Chan | None, now: float, out: list[CallEvent]) -> None:
+        """Asterisk never gives two live channels one name; if a peer does, the
+        newest wins and the older channel is dropped (its call ends if empty)."""
+        old = self._by_name.get(name)
+        if old is None or old is keep:
+            return
+        call = old.call
+        self._remove_channel(old, now, out)
+        if not call.chans:
+            self._end_call(call, now, out, "")
+
     def _add_channel(
-        self, uid: str, name: str, linkedid: str, d: dict[str, str], now: float
+        self,
+        uid: str,
+        name: str,
+        linkedid: str,
+        d: dict[str, str],
+        now: float,
+        out: list[CallEvent],
     ) -> tuple[_Chan, bool]:
-        """Create a live channel in its call (made if needed). Announces nothing."""
+        """Create a live channel in its call (made if needed). Announces only
+        what displacing a channel of the same name causes."""
+        self._displace(name, None, now, out)
         sibling = self._sibling(name)
         call = sibling.call if sibling is not None else self._by_linkedid.get(linkedid)
         is_new = call is None
@@ -655,10 +674,6 @@ class CallTracker:
         ch.context = get("Context")
         ch.exten = get("Exten")
         self._chans[uid] = ch
-        old = self._by_name.get(name)
-        if old is not None and old is not ch:
-            # Asterisk never reuses a live name; if a peer does, the newest wins.
-            self._remove_channel(old, now, None)
         self._by_name[name] = ch
         call.chans.append(ch)
         if is_new:
@@ -807,7 +822,7 @@ class CallTracker:
             changed = self._absorb(existing, d, now, out)
             self._finish(existing.call, changed, out, now)
             return out
-        ch, is_new = self._add_channel(uid, name, linkedid, d, now)
+        ch, is_new = self._add_channel(uid, name, linkedid, d, now, out)
         call = ch.call
         if is_new:
             out.append(CallStarted(self._snapshot(call), now))
@@ -860,13 +875,18 @@ class CallTracker:
         if not new:
             self.stats.malformed += 1
             return []
+        out: list[CallEvent] = []
+        self._rename(ch, new, now, out)
+        return out
+
+    def _rename(self, ch: _Chan, new: str, now: float, out: list[CallEvent]) -> None:
+        self._displace(new, ch, now, out)
         if self._by_name.get(ch.name) is ch:
             del self._by_name[ch.name]
         ch.name = new
         ch.device = _device(new)
         ch.info = None
         self._by_name[new] = ch
-        return []
 
     def _on_dial_begin(self, headers: Headers, now: float) -> list[CallEvent]:
         d = _hdict(headers)
@@ -1175,6 +1195,7 @@ class CallTracker:
 
     def _resync(self, snapshot: Sequence[AmiEvent], now: float) -> list[CallEvent]:
         listed: dict[str, dict[str, str]] = {}
+        names: dict[str, str] = {}  # channel name -> Uniqueid of its row
         for event in snapshot:
             d = _hdict(event.headers)
             if d.get("Event") != "CoreShowChannel":
@@ -1182,7 +1203,18 @@ class CallTracker:
             if not d.get("Uniqueid") or not d.get("Channel") or not d.get("Linkedid"):
                 self.stats.malformed += 1
                 continue
-            listed[d["Uniqueid"]] = d
+            uid, name = d["Uniqueid"], d["Channel"]
+            # A Uniqueid or a name listed twice: the later row wins.
+            previous = listed.pop(uid, None)
+            if previous is not None:
+                self.stats.malformed += 1
+                del names[previous["Channel"]]
+            earlier = names.pop(name, None)
+            if earlier is not None:
+                self.stats.malformed += 1
+                del listed[earlier]
+            listed[uid] = d
+            names[name] = uid
 
         out: list[CallEvent] = []
         old_calls = list(self._calls.values())
@@ -1204,12 +1236,7 @@ class CallTracker:
             if survivor is not None:
                 what = self._absorb(survivor, d, now, out)
                 if survivor.name != d["Channel"]:
-                    if self._by_name.get(survivor.name) is survivor:
-                        del self._by_name[survivor.name]
-                    survivor.name = d["Channel"]
-                    survivor.device = _device(survivor.name)
-                    survivor.info = None
-                    self._by_name[survivor.name] = survivor
+                    self._rename(survivor, d["Channel"], now, out)
                 if what:
                     changed[survivor.call] = (*changed.get(survivor.call, ()), *what)
 
@@ -1219,7 +1246,7 @@ class CallTracker:
         new_calls: list[_Call] = []
         for uid, d in fresh:
             created = now - _duration(d.get("Duration"))
-            ch, is_new = self._add_channel(uid, d["Channel"], d["Linkedid"], d, now)
+            ch, is_new = self._add_channel(uid, d["Channel"], d["Linkedid"], d, now, out)
             ch.created_at = created
             ch.info = None
             call = ch.call

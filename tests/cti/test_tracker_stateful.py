@@ -119,6 +119,23 @@ class TrackerMachine(RuleBasedStateMachine):
             self.live.append(leg)
             self.send("Newchannel", self.snapshot(leg))
 
+    @precondition(lambda self: self.live)
+    @rule(data=st.data(), rename=st.booleans())
+    def reuse_a_live_name(self, data: st.DataObject, rename: bool) -> None:
+        """Two live channels never share a name in Asterisk; a broken peer may try."""
+        taken = data.draw(st.sampled_from(self.live))
+        if rename and len(self.live) >= 2:
+            leg = data.draw(st.sampled_from([x for x in self.live if x is not taken]))
+            self.send("Rename", [*self.snapshot(leg), ("Newname", taken.name)])
+            leg.name = taken.name
+        else:
+            uid = self.uid()
+            leg = Leg(taken.name, uid, data.draw(st.sampled_from([uid, taken.linkedid])))
+            self.live.append(leg)
+            self.send("Newchannel", self.snapshot(leg))
+        self.live.remove(taken)  # displaced: the tracker dropped it
+        self.dead.append(taken)
+
     @precondition(lambda self: self.live or self.dead)
     @rule(data=st.data(), state=st.sampled_from(STATES))
     def new_state(self, data: st.DataObject, state: str) -> None:
@@ -270,6 +287,9 @@ class TrackerMachine(RuleBasedStateMachine):
             )
             for leg in kept
         ]
+        twice: bool = data.draw(st.booleans())
+        if rows and twice:
+            rows.insert(0, data.draw(st.sampled_from(rows)))  # a row listed twice
         rows.append(AmiEvent.build("CoreShowChannelsComplete", [("ListItems", str(len(rows)))]))
         self.now += 1.0
         self.record(self.tracker.resync(rows, self.now))
