@@ -8,6 +8,7 @@ A call is active while ``ended_at`` is NULL.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -60,6 +61,8 @@ call_records = Table(
 
 @dataclass(frozen=True, kw_only=True)
 class CallRecord:
+    """``channels`` holds channel names (``("PJSIP/1001-00000002", ...)``)."""
+
     id: str
     state: str
     started_at: datetime
@@ -85,12 +88,25 @@ def _record(row: Row[Any]) -> CallRecord:
     return CallRecord(**values)
 
 
+def _channel_names(channels: object) -> list[str]:
+    # A tuple of channel names; JSON text of a list of names is accepted too. A bare
+    # string is never iterated (that would store one "channel" per character).
+    if isinstance(channels, str):
+        try:
+            channels = json.loads(channels)
+        except ValueError:
+            raise TypeError(f"channels must be a tuple of names, got {channels!r}") from None
+    if not isinstance(channels, list | tuple) or not all(isinstance(c, str) for c in channels):
+        raise TypeError(f"channels must be a tuple of names, got {channels!r}")
+    return list(channels)
+
+
 def _values(record: CallRecord) -> dict[str, Any]:
     values = {name: getattr(record, name) for name in _COLUMNS}
     for name in ("started_at", "updated_at", "answered_at", "ended_at"):
         if values[name] is not None:
             values[name] = as_utc(values[name])
-    values["channels"] = list(record.channels)
+    values["channels"] = _channel_names(record.channels)
     return values
 
 

@@ -126,3 +126,25 @@ async def test_call_record_links_to_its_interaction(
     assert stored.interaction_id == interaction.id
     assert stored.caller_name == "Jörg Müller"
     assert stored.channels == ("PJSIP/trunk-00000001",)
+
+
+async def test_channels_given_as_json_text_are_stored_as_names(
+    repo: CallRecordRepository,
+) -> None:
+    record = replace(_ringing(), channels='["PJSIP/trunk-00000001", "PJSIP/1001-00000002"]')  # type: ignore[arg-type]
+
+    await repo.upsert(record)
+
+    stored = await repo.get(record.id)
+    assert stored is not None
+    assert stored.channels == ("PJSIP/trunk-00000001", "PJSIP/1001-00000002")
+
+
+async def test_a_bare_channel_string_is_refused_not_split_into_characters(
+    repo: CallRecordRepository,
+) -> None:
+    record = replace(_ringing(), channels="PJSIP/1001-00000002")  # type: ignore[arg-type]
+
+    with pytest.raises(TypeError, match="channels"):
+        await repo.upsert(record)
+    assert await repo.get(record.id) is None
