@@ -1,0 +1,1584 @@
+"""The simulated Asterisk core: channels running dialplan, Local channel
+pairs, Dial, bridges, hangup propagation, transfers, MixMonitor.
+
+Each channel that runs dialplan has its own asyncio task (Asterisk's PBX
+thread). Events are emitted synchronously through ``emit(name, class,
+headers)``; the AMI layer fans them out. The event sequences per channel follow
+the Asterisk 22.10.1 recordings in ``tests/fixtures/ami/``; the rules that
+produce them are written next to the code that applies them:
+
+* a channel whose PBX ends emits ``SoftHangupRequest`` (Cause 16, i.e.
+  AST_SOFTHANGUP_APPUNLOAD) and then hangs up; a channel with no PBX (a dialed
+  leg, an originate application channel) hangs up without it;
+* hanging up one half of a Local channel queues a hangup on the other half
+  (``HangupRequest`` with the first half's cause);
+* when one party of a two-party bridge leaves (hangup, single Redirect,
+  transfer), the bridge dissolves: the others are kicked out; a kicked channel
+  with no PBX hangs up (cause 16), a kicked channel running Dial continues its
+  dialplan;
+* a Redirect lands on the given priority; a blind-transferred channel that
+  was running Dial lands on priority 2 of the target (06-transfers.txt).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+import time
+import uuid
+import wave
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+from sim.pbx.dialplan import Dialplan, evaluate
+from sim.pbx.model import (
+    Bridge,
+    MixMonitorRec,
+    SimChannel,
+    bridge_headers,
+    cause_text,
+    channel_headers,
+)
+
+__all__ = ["DeviceConfig", "Pbx"]
+
+log = logging.getLogger(__name__)
+
+Header = tuple[str, str]
+Emit = Callable[[str, str, list[Header]], None]
+
+CONTINUE = "continue"
+HANGUP = "hangup"
+Outcome = str | tuple[str, str, int]
+
+SPOOL_DIR = "/var/spool/asterisk/monitor"
+ATXFER_CODE = "*2"
+ATXFER_ABORT_CODE = "*1"
+ORIGINATE_LATENCY = 0.01
+UP = 6
+RING = 4
+RINGING = 5
+DOWN = 0
+
+
+@dataclass(slots=True)
+class DeviceConfig:
+    """How a phone (an agent's PJSIP endpoint, or an external number reached
+    over the trunk) behaves when called."""
+
+    auto_answer: bool = True
+    reachable: bool = True
+    busy: bool = False
+
+
+@dataclass(eq=False)
+class _Outgoing:
+    """A dialed leg while Dial() waits for it."""
+
+    chan: SimChannel
+    owner: SimChannel | None  # the channel running Dial (None: originate)
+    status: str | None = None  # ANSWER, BUSY, CHANUNAVAIL, NOANSWER, CANCEL
+    dialstring: str = ""
+
+
+@dataclass(eq=False)
+class _Atxfer:
+    transferer: SimChannel
+    transferee_bridge: Bridge
+    consult_bridge: Bridge | None
+    target_one: SimChannel  # Local/<exten>@<context>;1
+    target_two: SimChannel
+    context: str
+    exten: str
+
+
+class Pbx:
+    def __init__(
+        self,
+        emit: Emit,
+        *,
+        dialplan: Dialplan,
+        endpoints: Iterable[str],
+        answer_delay: float,
+        agi_url: str | None,
+        recordings_dir: str | None,
+    ) -> None:
+        self._emit = emit
+        self.dialplan = dialplan
+        self.endpoints: set[str] = set(endpoints)
+        self.devices: dict[str, DeviceConfig] = {d: DeviceConfig() for d in self.endpoints}
+        self.answer_delay = answer_delay
+        self.agi_url = agi_url
+        self.recordings_dir = recordings_dir
+        self.channels: dict[str, SimChannel] = {}
+        self.bridges: dict[str, Bridge] = {}
+        self.globals: dict[str, str] = {}
+        self.processed_calls = 0
+        self.started = time.time()
+        self._chan_seq = 0
+        self._uniq_seq = 0
+        self._mixmon_seq = 0x7F00_0000_1000
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._outgoing: dict[SimChannel, _Outgoing] = {}
+        self._atxfers: dict[SimChannel, _Atxfer] = {}
+        self.changed = asyncio.Event()
+        self.closing = False
+        # Scales the durations of Wait() and MusicOnHold() (fast transcript replays).
+        self.time_scale = 1.0
+
+    # ------------------------------------------------------------------ basics
+
+    def seed_counters(self, *, channel_seq: int, uniqueid_seq: int) -> None:
+        """Start channel-name and Uniqueid counters at these values (replaying
+        a transcript recorded on an Asterisk that had already made calls)."""
+        self._chan_seq = channel_seq
+        self._uniq_seq = uniqueid_seq
+
+    def spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            log.error("simulator task failed", exc_info=task.exception())
+
+    async def shutdown(self) -> None:
+        self.closing = True
+        tasks = list(self._tasks)
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        self._tasks.clear()
+
+    def _seq(self) -> str:
+        seq = self._chan_seq
+        self._chan_seq += 1
+        return f"{seq:08x}"
+
+    def _uniqueid(self) -> str:
+        seq = self._uniq_seq
+        self._uniq_seq += 1
+        return f"{int(time.time())}.{seq}"
+
+    def find(self, name: str) -> SimChannel | None:
+        return self.channels.get(name)
+
+    def find_prefix(self, prefix: str) -> SimChannel | None:
+        exact = self.channels.get(prefix)
+        if exact is not None:
+            return exact
+        for name, chan in self.channels.items():
+            if name.startswith(prefix):
+                return chan
+        return None
+
+    # ------------------------------------------------------------------ events
+
+    def ev(self, name: str, cls: str, headers: list[Header]) -> None:
+        self._emit(name, cls, headers)
+        self.changed.set()
+
+    def ev_chan(
+        self, name: str, ch: SimChannel, extra: Iterable[Header] = (), cls: str = "call"
+    ) -> None:
+        self.ev(name, cls, [*channel_headers(ch), *extra])
+
+    def _newexten(self, ch: SimChannel) -> None:
+        self.ev_chan(
+            "Newexten",
+            ch,
+            [("Extension", ch.exten), ("Application", ch.application), ("AppData", ch.app_data)],
+            cls="dialplan",
+        )
+
+    def set_var(self, ch: SimChannel | None, name: str, value: str, *, emit: bool = True) -> None:
+        if ch is None:
+            self.globals[name] = value
+            return
+        ch.variables[name] = value
+        if emit:
+            self.ev_chan("VarSet", ch, [("Variable", name), ("Value", value)], cls="dialplan")
+
+    def get_var(self, ch: SimChannel | None, name: str) -> str:
+        if ch is None:
+            return self.globals.get(name, "")
+        upper = name.upper()
+        builtin = {
+            "CHANNEL": ch.name,
+            "EXTEN": ch.exten,
+            "CONTEXT": ch.context,
+            "PRIORITY": str(ch.priority),
+            "UNIQUEID": ch.uniqueid,
+            "LINKEDID": ch.linkedid,
+            "CALLERID(NUM)": ch.caller_num or "",
+            "CALLERID(NAME)": ch.caller_name or "",
+            "CALLERID(ALL)": _format_cid(ch.caller_name, ch.caller_num),
+            "CONNECTEDLINE(NUM)": ch.connected_num or "",
+            "CONNECTEDLINE(NAME)": ch.connected_name or "",
+            "CHANNEL(STATE)": ch.state,
+            "CHANNEL(NAME)": ch.name,
+            "CHANNEL(UNIQUEID)": ch.uniqueid,
+            "CHANNEL(LINKEDID)": ch.linkedid,
+            "DNID": ch.dnid,
+        }
+        if upper in builtin:
+            return builtin[upper]
+        if name in ch.variables:
+            return ch.variables[name]
+        return self.globals.get(name, "")
+
+    def _state(self, ch: SimChannel, state: int) -> None:
+        if ch.state_code == state:
+            return
+        ch.state_code = state
+        self.ev_chan("Newstate", ch)
+        self._device_state(ch)
+
+    def _device_state(self, ch: SimChannel) -> None:
+        if ch.tech != "PJSIP" or ch.device is None or ch.device == "trunk":
+            return
+        self.ev(
+            "DeviceStateChange",
+            "call",
+            [("Device", f"PJSIP/{ch.device}"), ("State", self.device_state(ch.device))],
+        )
+
+    def device_state(self, device: str) -> str:
+        config = self.devices.get(device)
+        if config is not None and not config.reachable:
+            return "UNAVAILABLE"
+        states = [
+            c.state_code for c in self.channels.values() if c.device == device and not c.hungup
+        ]
+        if any(s == UP for s in states):
+            return "INUSE"
+        if any(s == RINGING for s in states):
+            return "RINGING"
+        if states:
+            return "INUSE"
+        return "NOT_INUSE"
+
+    # -------------------------------------------------------------- channels
+
+    def _register(self, ch: SimChannel) -> SimChannel:
+        self.channels[ch.name] = ch
+        self.processed_calls += 1
+        self.ev_chan("Newchannel", ch)
+        return ch
+
+    def new_local_pair(
+        self,
+        exten: str,
+        context: str,
+        *,
+        linkedid: str | None = None,
+        ids: tuple[str | None, str | None] = (None, None),
+    ) -> tuple[SimChannel, SimChannel]:
+        base = f"Local/{exten}@{context}-{self._seq()}"
+        u1, u2 = self._uniqueid(), self._uniqueid()
+        if ids[0]:
+            u1 = ids[0]
+            u2 = ids[1] or f"{ids[0]};2"
+        elif ids[1]:
+            u2 = ids[1]
+        link = linkedid or u1
+        one = SimChannel(
+            name=f"{base};1",
+            uniqueid=u1,
+            linkedid=link,
+            tech="Local",
+            state_code=DOWN,
+            context=context,
+            exten=exten,
+            is_local_one=True,
+        )
+        two = SimChannel(
+            name=f"{base};2",
+            uniqueid=u2,
+            linkedid=link,
+            tech="Local",
+            state_code=RING,
+            context=context,
+            exten=exten,
+        )
+        one.peer, two.peer = two, one
+        self._register(one)
+        self._register(two)
+        return one, two
+
+    def new_pjsip(
+        self,
+        endpoint: str,
+        *,
+        state: int,
+        context: str,
+        exten: str,
+        linkedid: str | None = None,
+        uniqueid: str | None = None,
+        caller: tuple[str | None, str | None] = (None, None),
+    ) -> SimChannel:
+        uid = uniqueid or self._uniqueid()
+        if uniqueid:
+            self._uniq_seq += 1
+        ch = SimChannel(
+            name=f"PJSIP/{endpoint}-{self._seq()}",
+            uniqueid=uid,
+            linkedid=linkedid or uid,
+            tech="PJSIP",
+            state_code=state,
+            context=context,
+            exten=exten,
+            device=endpoint,
+            caller_num=caller[0],
+            caller_name=caller[1],
+        )
+        self._register(ch)
+        self._device_state(ch)
+        return ch
+
+    def _set_callerid(self, ch: SimChannel, num: str | None, name: str | None) -> None:
+        ch.caller_num, ch.caller_name = num, name
+        self.ev_chan(
+            "NewCallerid", ch, [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")]
+        )
+
+    def _set_connected(self, ch: SimChannel, num: str | None, name: str | None) -> None:
+        ch.connected_num, ch.connected_name = num, name
+        self.ev_chan("NewConnectedLine", ch)
+
+    def _local_bridge(self, one: SimChannel, two: SimChannel, optimize: bool) -> None:
+        self.ev(
+            "LocalBridge",
+            "call",
+            [
+                *channel_headers(one, "LocalOne"),
+                *channel_headers(two, "LocalTwo"),
+                ("Context", two.context),
+                ("Exten", two.exten),
+                ("LocalOptimization", "Yes" if optimize else "No"),
+            ],
+        )
+
+    def _dial_begin(self, caller: SimChannel | None, dest: SimChannel, dialstring: str) -> None:
+        head = channel_headers(caller) if caller is not None else []
+        self.ev(
+            "DialBegin", "call", [*head, *channel_headers(dest, "Dest"), ("DialString", dialstring)]
+        )
+
+    def _dial_end(self, caller: SimChannel | None, dest: SimChannel, status: str) -> None:
+        head = channel_headers(caller) if caller is not None else []
+        self.ev("DialEnd", "call", [*head, *channel_headers(dest, "Dest"), ("DialStatus", status)])
+
+    # ------------------------------------------------------------ answering
+
+    def answer(self, ch: SimChannel) -> None:
+        """The channel goes Up; a Local ;2 answering answers its ;1 too."""
+        if ch.state_code == UP or ch.hungup:
+            return
+        self._state(ch, UP)
+        if ch.tech == "Local" and not ch.is_local_one and ch.peer is not None:
+            self._state(ch.peer, UP)
+            self._outgoing_answered(ch.peer)
+        self._outgoing_answered(ch)
+
+    def _outgoing_answered(self, ch: SimChannel) -> None:
+        out = self._outgoing.get(ch)
+        if out is not None and out.status is None:
+            out.status = "ANSWER"
+            if out.owner is not None:
+                out.owner.wake()
+        ch.answer_event.set()
+
+    def _outgoing_failed(self, ch: SimChannel, status: str) -> None:
+        out = self._outgoing.get(ch)
+        if out is not None and out.status is None:
+            out.status = status
+            if out.owner is not None:
+                out.owner.wake()
+        ch.answer_event.set()
+
+    # ------------------------------------------------------------- the PBX
+
+    def start_pbx(self, ch: SimChannel, context: str, exten: str, priority: int) -> None:
+        ch.context, ch.exten, ch.priority = context, exten, priority
+        ch.has_pbx = True
+        ch.kicked = False
+        ch.task = self.spawn(self._pbx_run(ch))
+
+    async def _pbx_run(self, ch: SimChannel) -> None:
+        try:
+            while not ch.hungup and not ch.hangup_requested:
+                step = self.dialplan.step(ch.context, ch.exten, ch.priority)
+                if step is None:
+                    break
+                if (
+                    step.app == "AGI"
+                    and self.dialplan.name == "callwright"
+                    and self.agi_url is None
+                ):
+                    ch.priority += 1
+                    continue
+                data = evaluate(step.data, lambda name: self.get_var(ch, name))
+                if step.app == "AGI" and self.dialplan.name == "callwright" and self.agi_url:
+                    data = self.agi_url
+                ch.application, ch.app_data = step.app, data
+                self._newexten(ch)
+                outcome = await self._run_app(ch, step.app, data)
+                if ch.hungup or ch.yanked:
+                    return
+                if ch.async_goto is not None:
+                    ch.context, ch.exten, ch.priority = ch.async_goto
+                    ch.async_goto = None
+                    ch.kicked = False
+                    await asyncio.sleep(0)
+                    continue
+                if outcome == HANGUP or ch.hangup_requested:
+                    break
+                if isinstance(outcome, tuple):
+                    ch.context, ch.exten, ch.priority = outcome
+                else:
+                    ch.priority += 1
+                ch.kicked = False
+                await asyncio.sleep(0)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("dialplan of %s failed", ch.name)
+        if ch.yanked:
+            return
+        self._pbx_end(ch)
+
+    def _pbx_end(self, ch: SimChannel) -> None:
+        if ch.hungup:
+            return
+        ch.has_pbx = False
+        ch.task = None
+        self.ev_chan("SoftHangupRequest", ch, [("Cause", "16")])
+        self.hangup(ch)
+
+    async def _run_app(self, ch: SimChannel, app: str, data: str) -> Outcome:
+        handler = getattr(self, f"_app_{app.lower()}", None)
+        if handler is None:
+            log.warning("application %s is not simulated; skipped", app)
+            return CONTINUE
+        result: Outcome = await handler(ch, data)
+        return result
+
+    # -------------------------------------------------------- applications
+
+    async def _app_noop(self, ch: SimChannel, data: str) -> Outcome:
+        return CONTINUE
+
+    async def _app_answer(self, ch: SimChannel, data: str) -> Outcome:
+        self.answer(ch)
+        return CONTINUE
+
+    async def _app_wait(self, ch: SimChannel, data: str) -> Outcome:
+        await ch.wait(_float(data, 0.0) * self.time_scale)
+        return CONTINUE
+
+    async def _app_hangup(self, ch: SimChannel, data: str) -> Outcome:
+        cause = int(data) if data.strip().isdigit() else 16
+        if ch.hangup_cause == 0:
+            ch.hangup_cause = cause
+        return HANGUP
+
+    async def _app_set(self, ch: SimChannel, data: str) -> Outcome:
+        name, _, value = data.partition("=")
+        upper = name.strip().upper()
+        if upper == "CALLERID(ALL)":
+            cid_name, cid_num = _parse_cid(value)
+            self._set_callerid(ch, cid_num, cid_name)
+        elif upper == "CALLERID(NUM)":
+            self._set_callerid(ch, value, ch.caller_name)
+        elif upper == "CALLERID(NAME)":
+            self._set_callerid(ch, ch.caller_num, value)
+        else:
+            self.set_var(ch, name.strip(), value)
+        return CONTINUE
+
+    async def _app_goto(self, ch: SimChannel, data: str) -> Outcome:
+        return self._goto_target(ch, data) or CONTINUE
+
+    async def _app_gotoif(self, ch: SimChannel, data: str) -> Outcome:
+        cond, _, targets = data.partition("?")
+        if_true, _, if_false = targets.partition(":")
+        truthy = cond.strip() not in ("", "0")
+        target = if_true if truthy else if_false
+        if not target:
+            return CONTINUE
+        return self._goto_target(ch, target) or CONTINUE
+
+    def _goto_target(self, ch: SimChannel, target: str) -> tuple[str, str, int] | None:
+        parts = [p.strip() for p in target.split(",")]
+        context, exten = ch.context, ch.exten
+        if len(parts) == 3:
+            context, exten, prio = parts
+        elif len(parts) == 2:
+            exten, prio = parts
+        else:
+            prio = parts[0]
+        if prio.isdigit():
+            return context, exten, int(prio)
+        found = self.dialplan.label(context, exten, prio)
+        if found is None:
+            return None
+        return context, exten, found
+
+    async def _app_musiconhold(self, ch: SimChannel, data: str) -> Outcome:
+        moh_class, _, duration = data.partition(",")
+        self.moh_start(ch, moh_class or "default")
+        await ch.wait(_float(duration, 0.0) * self.time_scale or None)
+        self.moh_stop(ch)
+        return CONTINUE
+
+    def moh_start(self, ch: SimChannel, moh_class: str = "default") -> None:
+        if ch.moh_class is not None:
+            return
+        ch.moh_class = moh_class
+        self.ev_chan("MusicOnHoldStart", ch, [("Class", moh_class)])
+
+    def moh_stop(self, ch: SimChannel) -> None:
+        if ch.moh_class is None:
+            return
+        ch.moh_class = None
+        self.ev_chan("MusicOnHoldStop", ch)
+
+    async def _app_queue(self, ch: SimChannel, data: str) -> Outcome:
+        log.warning("Queue() is not simulated; %s waits", ch.name)
+        await ch.wait(None)
+        return CONTINUE
+
+    async def _app_mixmonitor(self, ch: SimChannel, data: str) -> Outcome:
+        file, _, options = data.partition(",")
+        self.mixmonitor_start(ch, file, options)
+        return CONTINUE
+
+    async def _app_stopmixmonitor(self, ch: SimChannel, data: str) -> Outcome:
+        self.mixmonitor_stop(ch, data or None)
+        return CONTINUE
+
+    async def _app_agi(self, ch: SimChannel, data: str) -> Outcome:
+        from sim.pbx.agi import run_agi
+
+        return await run_agi(self, ch, data)
+
+    # ------------------------------------------------------------------ Dial
+
+    async def _app_dial(self, ch: SimChannel, data: str) -> Outcome:
+        args = data.split(",")
+        timeout = _float(args[1], 0.0) if len(args) > 1 else 0.0
+        outs: list[_Outgoing] = []
+        for target in args[0].split("&"):
+            out = self._dial_target(ch, target.strip())
+            if out is not None:
+                outs.append(out)
+        if not outs:
+            return CONTINUE
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout if timeout > 0 else None
+        winner: _Outgoing | None = None
+        while True:
+            winner = next((o for o in outs if o.status == "ANSWER"), None)
+            if winner is not None or all(o.status is not None for o in outs) or ch.interrupted:
+                break
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                break
+            await ch.wait(remaining)
+        for out in outs:
+            if out is winner or out.status is not None:
+                continue
+            out.status = "CANCEL" if ch.interrupted else "NOANSWER"
+            self._dial_end(ch, out.chan, out.status)
+            self._hangup_no_pbx(out.chan, 16 if ch.interrupted else 0)
+        for out in outs:
+            self._outgoing.pop(out.chan, None)
+        if winner is None:
+            return HANGUP if ch.hangup_requested else CONTINUE
+        peer = winner.chan
+        if ch.interrupted or peer.hungup:
+            self._dial_end(ch, peer, "ANSWER")
+            return HANGUP if ch.hangup_requested else CONTINUE
+        peer.exten = ""
+        self._dial_end(ch, peer, "ANSWER")
+        bridge = self.new_bridge()
+        self._newexten(peer)
+        self.bridge_enter(bridge, peer)
+        self.bridge_enter(bridge, ch)
+        while ch.bridge is bridge and not ch.interrupted:
+            await ch.wait(None)
+        if ch.bridge is bridge:
+            self.bridge_leave(ch)
+        return HANGUP if ch.hangup_requested else CONTINUE
+
+    def _dial_target(self, caller: SimChannel, target: str) -> _Outgoing | None:
+        tech, _, resource = target.partition("/")
+        if tech == "Local":
+            return self._dial_local(caller, resource)
+        if tech == "PJSIP":
+            return self._dial_pjsip(caller, resource)
+        log.warning("Dial(%s): technology %s is not simulated", target, tech)
+        return None
+
+    def _dial_local(self, caller: SimChannel | None, resource: str) -> _Outgoing | None:
+        spec, _, flags = resource.partition("/")
+        exten, _, context = spec.partition("@")
+        context = context or "default"
+        linkedid = caller.linkedid if caller is not None else None
+        one, two = self.new_local_pair(exten, context, linkedid=linkedid)
+        out = _Outgoing(one, caller, dialstring=resource)
+        self._outgoing[one] = out
+        one.application, one.app_data = "AppDial", "(Outgoing Line)"
+        if caller is not None:
+            one.caller_num, one.caller_name = exten, caller.connected_name
+            one.connected_num, one.connected_name = caller.caller_num, caller.caller_name
+        self._newexten(one)
+        if caller is not None:
+            self._set_callerid(one, one.caller_num, one.caller_name)
+            self._set_connected(one, one.connected_num, one.connected_name)
+            two.caller_num, two.caller_name = one.connected_num, one.connected_name
+            two.connected_num, two.connected_name = one.caller_num, one.caller_name
+            self._set_callerid(two, two.caller_num, two.caller_name)
+            self._set_connected(two, two.connected_num, two.connected_name)
+        if not self.dialplan.exists(context, exten):
+            self._local_call_failed(one, two)
+            out.status = "CHANUNAVAIL"
+            return out
+        self._local_bridge(one, two, optimize="n" not in flags)
+        self._dial_begin(caller, one, resource)
+        self.start_pbx(two, context, exten, 1)
+        return out
+
+    def _local_call_failed(self, one: SimChannel, two: SimChannel) -> None:
+        for ch in (two, one):
+            ch.peer = None
+            self.hangup(ch)
+
+    def _dial_pjsip(self, caller: SimChannel | None, resource: str) -> _Outgoing | None:
+        number, _, host = resource.partition("@")
+        if host:
+            endpoint, device_key = host, number
+            context = self.dialplan.trunk_context
+        else:
+            endpoint, device_key = number, number
+            context = self.dialplan.device_context
+            if number not in self.endpoints:
+                log.info("Dial(PJSIP/%s): no such endpoint", number)
+                return None
+        linkedid = caller.linkedid if caller is not None else None
+        chan = self.new_pjsip(endpoint, state=DOWN, context=context, exten="s", linkedid=linkedid)
+        out = _Outgoing(chan, caller, dialstring=resource)
+        self._outgoing[chan] = out
+        chan.application, chan.app_data = "AppDial", "(Outgoing Line)"
+        if caller is not None:
+            chan.caller_num, chan.caller_name = number, caller.connected_name
+            chan.connected_num, chan.connected_name = caller.caller_num, caller.caller_name
+        self._newexten(chan)
+        if caller is not None:
+            self._set_callerid(chan, chan.caller_num, chan.caller_name)
+            self._set_connected(chan, chan.connected_num, chan.connected_name)
+        self._dial_begin(caller, chan, resource)
+        self.spawn(self._ring(chan, device_key))
+        return out
+
+    async def _ring(self, chan: SimChannel, device_key: str) -> None:
+        """The far end of an outgoing PJSIP leg: rings, then answers (after
+        ``answer_delay``), or is busy / unreachable."""
+        config = self.devices.get(device_key, DeviceConfig())
+        await asyncio.sleep(0)
+        if chan.hungup:
+            return
+        if not config.reachable:
+            self._fail_outgoing(chan, "CHANUNAVAIL", 20)
+            return
+        if config.busy:
+            self._fail_outgoing(chan, "BUSY", 17)
+            return
+        self._state(chan, RINGING)
+        if not config.auto_answer:
+            return
+        await asyncio.sleep(self.answer_delay)
+        if not chan.hungup and chan.state_code != UP:
+            self.answer(chan)
+
+    def _fail_outgoing(self, chan: SimChannel, status: str, cause: int) -> None:
+        out = self._outgoing.get(chan)
+        owner = out.owner if out is not None else None
+        self._dial_end(owner, chan, status)
+        chan.hangup_cause = cause
+        self._outgoing_failed(chan, status)
+        self.hangup(chan)
+
+    def answer_device(self, device: str) -> bool:
+        """A ringing phone of ``device`` is picked up (for devices without
+        auto-answer)."""
+        for ch in list(self.channels.values()):
+            if ch.device == device and ch.state_code == RINGING:
+                self.answer(ch)
+                return True
+        return False
+
+    # --------------------------------------------------------------- bridges
+
+    def new_bridge(self) -> Bridge:
+        bridge = Bridge(str(uuid.uuid4()))
+        self.bridges[bridge.uniqueid] = bridge
+        self.ev("BridgeCreate", "call", bridge_headers(bridge))
+        return bridge
+
+    def bridge_enter(
+        self, bridge: Bridge, ch: SimChannel, *, swap: SimChannel | None = None
+    ) -> None:
+        bridge.channels.append(ch)
+        ch.bridge = bridge
+        ch.kicked = False
+        extra = [("SwapUniqueid", swap.uniqueid)] if swap is not None else []
+        self.ev("BridgeEnter", "call", [*bridge_headers(bridge), *channel_headers(ch), *extra])
+
+    def bridge_leave(self, ch: SimChannel, *, dissolve: bool = True) -> None:
+        bridge = ch.bridge
+        if bridge is None:
+            return
+        bridge.channels.remove(ch)
+        ch.bridge = None
+        if ch.hangup_requested and ch.hangup_cause == 0:
+            ch.hangup_cause = 16
+        self.ev("BridgeLeave", "call", [*bridge_headers(bridge), *channel_headers(ch)])
+        if dissolve and bridge.channels:
+            cause = ch.hangup_cause or 16
+            for other in list(bridge.channels):
+                if other.leaving:
+                    continue
+                self._kick(other, cause)
+        if not bridge.channels:
+            self.destroy_bridge(bridge)
+
+    def destroy_bridge(self, bridge: Bridge) -> None:
+        if bridge.destroyed:
+            return
+        bridge.destroyed = True
+        self.bridges.pop(bridge.uniqueid, None)
+        self.ev("BridgeDestroy", "call", bridge_headers(bridge))
+
+    def _kick(self, ch: SimChannel, cause: int) -> None:
+        """``ch`` is pushed out of its bridge (the bridge dissolved)."""
+        ch.kicked = True
+        if ch.task is not None:
+            ch.wake()
+            return
+        self.spawn(self._kicked_out(ch, cause))
+
+    async def _kicked_out(self, ch: SimChannel, cause: int) -> None:
+        await asyncio.sleep(0)
+        if ch.hungup or not ch.kicked:
+            return
+        self.bridge_leave(ch, dissolve=False)
+        if ch.hangup_cause == 0:
+            ch.hangup_cause = cause
+        if ch.after_goto is not None and not ch.hangup_requested:
+            context, exten, priority = ch.after_goto
+            ch.after_goto = None
+            self.start_pbx(ch, context, exten, priority)
+            return
+        self.hangup(ch)
+
+    # --------------------------------------------------------------- hangup
+
+    def hangup(self, ch: SimChannel) -> None:
+        """Hang the channel up now (the end of ast_hangup)."""
+        if ch.hungup:
+            return
+        self.moh_stop(ch)
+        if ch.bridge is not None:
+            self.bridge_leave(ch)
+        for rec in ch.mixmonitors:
+            self._finish_recording(rec)
+        ch.mixmonitors.clear()
+        ch.hungup = True
+        self.channels.pop(ch.name, None)
+        peer = ch.peer
+        if peer is not None and not peer.hungup:
+            self.queue_hangup(peer, ch.hangup_cause)
+        cause = ch.hangup_cause
+        self.ev_chan("Hangup", ch, [("Cause", str(cause)), ("Cause-txt", cause_text(cause))])
+        self._device_state(ch)
+        if ch in self._outgoing:
+            self._outgoing_failed(ch, "CHANUNAVAIL")
+        atx = self._atxfers.get(ch)
+        if atx is not None:
+            self.spawn(self._atxfer_transferer_gone(atx))
+        ch.answer_event.set()
+        ch.wake()
+
+    def queue_hangup(self, ch: SimChannel, cause: int) -> None:
+        """A hangup arrives from the other side (a Local half, the network)."""
+        if ch.hungup:
+            return
+        self.ev_chan("HangupRequest", ch, [("Cause", str(cause))])
+        if cause:
+            ch.hangup_cause = cause
+        ch.hangup_requested = True
+        if ch.task is not None:
+            ch.wake()
+        else:
+            self.spawn(self._hangup_later(ch))
+
+    async def _hangup_later(self, ch: SimChannel) -> None:
+        await asyncio.sleep(0)
+        if ch.task is not None:
+            ch.wake()
+            return
+        self._hangup_no_pbx(ch, ch.hangup_cause)
+
+    def _hangup_no_pbx(self, ch: SimChannel, cause: int) -> None:
+        if ch.hungup:
+            return
+        if cause and not ch.hangup_cause:
+            ch.hangup_cause = cause
+        out = self._outgoing.get(ch)
+        if out is not None and out.status is None:
+            out.status = "CANCEL"
+        self.hangup(ch)
+
+    def request_hangup(self, ch: SimChannel, cause: int = 0) -> None:
+        """The AMI Hangup action: soft hangup with an optional cause."""
+        if cause > 0:
+            ch.hangup_cause = cause
+        ch.hangup_requested = True
+        if ch.task is not None:
+            ch.wake()
+        else:
+            self.spawn(self._hangup_later(ch))
+
+    # ------------------------------------------------------------ originate
+
+    async def originate(
+        self,
+        *,
+        tech: str,
+        resource: str,
+        context: str,
+        exten: str,
+        priority: int,
+        application: str,
+        app_data: str,
+        cid_num: str | None,
+        cid_name: str | None,
+        variables: list[tuple[str, str]],
+        timeout: float,
+        ids: tuple[str | None, str | None],
+        action_id: str | None,
+        emit_response: bool,
+    ) -> bool:
+        """Place the first leg; when it answers run the extension or the
+        application on it. Emits OriginateResponse if ``emit_response``.
+        Returns whether the leg answered."""
+        dial_string = f"{tech}/{resource}"
+        chan: SimChannel | None
+        if emit_response:
+            # Asterisk's fast_originate thread needs a moment; a client often
+            # sends its next action before the first events arrive.
+            await asyncio.sleep(ORIGINATE_LATENCY)
+
+        def respond(ok: bool, reason: int, answered_chan: SimChannel | None) -> None:
+            if emit_response:
+                self._originate_response(
+                    action_id,
+                    ok,
+                    reason,
+                    answered_chan,
+                    dial_string,
+                    context,
+                    exten,
+                    application,
+                    app_data,
+                )
+
+        if tech == "Local":
+            spec, _, flags = resource.partition("/")
+            lexten, _, lcontext = spec.partition("@")
+            lcontext = lcontext or "default"
+            one, two = self.new_local_pair(lexten, lcontext, ids=ids)
+            chan = one
+            one.application, one.app_data = "AppDial2", "(Outgoing Line)"
+            self._newexten(one)
+            for name, value in reversed(variables):
+                self.set_var(one, name, value)
+            if cid_num is not None or cid_name is not None:
+                self._set_callerid(one, cid_num, cid_name)
+                self._set_connected(one, cid_num, cid_name)
+            for name, value in variables:
+                self.set_var(two, name, value)
+            if cid_num is not None or cid_name is not None:
+                two.caller_num, two.caller_name = cid_num, cid_name
+                two.connected_num, two.connected_name = cid_num, cid_name
+                self.ev_chan(
+                    "NewCallerid",
+                    two,
+                    [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")],
+                )
+                self.ev_chan("NewConnectedLine", two)
+            out = _Outgoing(one, None, dialstring=spec)
+            self._outgoing[one] = out
+            if not self.dialplan.exists(lcontext, lexten):
+                one.peer = two.peer = None
+                self.hangup(two)
+                respond(False, 0, None)
+                self.hangup(one)
+                self._outgoing.pop(one, None)
+                return False
+            self._local_bridge(one, two, optimize="n" not in flags)
+            self._dial_begin(None, one, spec)
+            self.start_pbx(two, lcontext, lexten, 1)
+        elif tech == "PJSIP":
+            number, _, host = resource.partition("@")
+            if host:
+                endpoint, device_key, lcontext = host, number, self.dialplan.trunk_context
+            elif number in self.endpoints:
+                endpoint, device_key, lcontext = number, number, self.dialplan.device_context
+            else:
+                respond(False, 0, None)
+                return False
+            chan = self.new_pjsip(
+                endpoint, state=DOWN, context=lcontext, exten="s", uniqueid=ids[0] or None
+            )
+            chan.application, chan.app_data = "AppDial2", "(Outgoing Line)"
+            self._newexten(chan)
+            for name, value in reversed(variables):
+                self.set_var(chan, name, value)
+            if cid_num is not None or cid_name is not None:
+                self._set_callerid(chan, cid_num, cid_name)
+                self._set_connected(chan, cid_num, cid_name)
+            out = _Outgoing(chan, None, dialstring=resource)
+            self._outgoing[chan] = out
+            self._dial_begin(None, chan, resource)
+            self.spawn(self._ring(chan, device_key))
+        else:
+            respond(False, 0, None)
+            return False
+
+        answered = False
+        try:
+            await asyncio.wait_for(chan.answer_event.wait(), timeout)
+        except TimeoutError:
+            pass
+        status = out.status
+        self._outgoing.pop(chan, None)
+        if status == "ANSWER" and not chan.hungup:
+            answered = True
+            self._dial_end(None, chan, "ANSWER")
+            respond(True, 4, chan)
+            if application:
+                chan.application, chan.app_data = application, app_data
+                chan.task = self.spawn(self._run_originate_app(chan, application, app_data))
+            else:
+                self.start_pbx(chan, context, exten, priority)
+            return True
+        reason = {"BUSY": 5, "CHANUNAVAIL": 8}.get(status or "", 3)
+        if status is None:
+            out.status = "NOANSWER"
+            self._dial_end(None, chan, "NOANSWER")
+            self._hangup_no_pbx(chan, 0)
+        respond(False, reason, None)
+        return answered
+
+    async def _run_originate_app(self, ch: SimChannel, app: str, data: str) -> None:
+        try:
+            await self._run_app(ch, app, data)
+        except asyncio.CancelledError:
+            raise
+        except Exception:
+            log.exception("originate application %s on %s failed", app, ch.name)
+        if ch.yanked or ch.hungup:
+            return
+        ch.task = None
+        if ch.bridge is not None:
+            self.bridge_leave(ch)
+        self.hangup(ch)
+
+    def _originate_response(
+        self,
+        action_id: str | None,
+        ok: bool,
+        reason: int,
+        chan: SimChannel | None,
+        dial_string: str,
+        context: str,
+        exten: str,
+        application: str,
+        app_data: str,
+    ) -> None:
+        headers: list[Header] = []
+        if action_id:
+            headers.append(("ActionID", action_id))
+        headers.append(("Response", "Success" if ok else "Failure"))
+        headers.append(("Channel", chan.name if chan is not None else dial_string))
+        if application:
+            headers += [("Application", application), ("Data", app_data)]
+        else:
+            headers += [("Context", context), ("Exten", exten)]
+        headers.append(("Reason", str(reason)))
+        headers.append(("Uniqueid", chan.uniqueid if chan is not None else "<unknown>"))
+        num = chan.caller_num if chan is not None else None
+        name = chan.caller_name if chan is not None else None
+        headers.append(("CallerIDNum", num if num is not None else "<unknown>"))
+        headers.append(("CallerIDName", name if name is not None else "<unknown>"))
+        self.ev("OriginateResponse", "call", headers)
+
+    # ---------------------------------------------------- redirect, bridge
+
+    def redirect(self, ch: SimChannel, context: str, exten: str, priority: int) -> None:
+        """Asterisk's ast_async_goto."""
+        if ch.task is not None and ch.has_pbx:
+            ch.async_goto = (context, exten, priority)
+            ch.wake()
+            return
+        if ch.task is not None:
+            # An originate application channel: it leaves its application.
+            ch.async_goto = (context, exten, priority)
+            ch.wake()
+            self.spawn(self._restart_after_app(ch, context, exten, priority))
+            return
+        if ch.bridge is not None:
+            self.bridge_leave(ch)
+        self.start_pbx(ch, context, exten, priority)
+
+    async def _restart_after_app(
+        self, ch: SimChannel, context: str, exten: str, priority: int
+    ) -> None:
+        ch.yanked = True
+        task = ch.task
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        ch.yanked = False
+        ch.async_goto = None
+        if not ch.hungup:
+            if ch.bridge is not None:
+                self.bridge_leave(ch)
+            self.start_pbx(ch, context, exten, priority)
+
+    def dual_redirect(
+        self,
+        a: SimChannel,
+        b: SimChannel,
+        target_a: tuple[str, str, int],
+        target_b: tuple[str, str, int],
+    ) -> None:
+        a.leaving = True
+        b.leaving = True
+        self.redirect(a, *target_a)
+        self.redirect(b, *target_b)
+        self.spawn(self._clear_leaving(a, b))
+
+    async def _clear_leaving(self, *chans: SimChannel) -> None:
+        for _ in range(20):
+            await asyncio.sleep(0)
+            if all(c.bridge is None or c.hungup for c in chans):
+                break
+        for c in chans:
+            c.leaving = False
+
+    def bridge_action(self, a: SimChannel, b: SimChannel) -> None:
+        """The AMI Bridge action: both channels are yanked out of whatever
+        they run and put into a new basic bridge; when the bridge ends each
+        goes back to where it was, one priority on."""
+        bridge = self.new_bridge()
+        for ch in (a, b):
+            self.moh_stop(ch)
+            if ch.bridge is not None:
+                old = ch.bridge
+                old.channels.remove(ch)
+                ch.bridge = None
+                self.ev("BridgeLeave", "call", [*bridge_headers(old), *channel_headers(ch)])
+                if not old.channels:
+                    self.destroy_bridge(old)
+            else:
+                self._yank(ch)
+            if ch.state_code != UP:
+                self.answer(ch)
+            self.bridge_enter(bridge, ch)
+
+    def _yank(self, ch: SimChannel) -> None:
+        """ast_channel_yank: a Surrogate channel takes over; the thread that
+        ran the old channel ends on the ``<ZOMBIE>``."""
+        surrogate = SimChannel(
+            name=f"Surrogate/{ch.name}",
+            uniqueid=self._uniqueid(),
+            linkedid=ch.linkedid,
+            tech="Surrogate",
+            context=ch.context,
+            exten=ch.exten,
+            priority=ch.priority,
+        )
+        self.ev_chan("Newchannel", surrogate)
+        had_pbx = ch.has_pbx
+        in_app = ch.task is not None
+        ch.after_goto = (ch.context, ch.exten, ch.priority + 1 if had_pbx else ch.priority)
+        if in_app:
+            ch.yanked = True
+            ch.wake()
+            task = ch.task
+            ch.task = None
+            ch.has_pbx = False
+            self.spawn(self._bury_zombie(ch, surrogate, task, had_pbx))
+        else:
+            surrogate.name = f"{ch.name}<ZOMBIE>"
+            self.ev_chan("Hangup", surrogate, [("Cause", "0"), ("Cause-txt", "Unknown")])
+
+    async def _bury_zombie(
+        self, ch: SimChannel, surrogate: SimChannel, task: asyncio.Task[Any] | None, had_pbx: bool
+    ) -> None:
+        if task is not None:
+            await asyncio.gather(task, return_exceptions=True)
+        ch.yanked = False
+        ch.kicked = False
+        surrogate.name = f"{ch.name}<ZOMBIE>"
+        surrogate.application, surrogate.app_data = ch.application, ch.app_data
+        if had_pbx:
+            self.ev_chan("SoftHangupRequest", surrogate, [("Cause", "16")])
+        self.ev_chan("Hangup", surrogate, [("Cause", "0"), ("Cause-txt", "Unknown")])
+
+    # ------------------------------------------------------------ transfers
+
+    def blind_transfer(self, transferer: SimChannel, context: str, exten: str) -> bool:
+        """AMI BlindTransfer. Returns False when the transferer is not bridged
+        (Asterisk answers "Transfer invalid")."""
+        bridge = transferer.bridge
+        if bridge is None or len(bridge.channels) != 2:
+            self.ev(
+                "BlindTransfer",
+                "call",
+                [
+                    ("Result", "Invalid"),
+                    *channel_headers(transferer, "Transferer"),
+                    ("IsExternal", "Yes"),
+                    ("Context", context),
+                    ("Extension", exten),
+                ],
+            )
+            return False
+        transferee = next(c for c in bridge.channels if c is not transferer)
+        if transferer.on_hold:
+            transferer.on_hold = False
+        self.ev_chan("Unhold", transferer)
+        self.ev(
+            "BlindTransfer",
+            "call",
+            [
+                ("Result", "Success"),
+                *channel_headers(transferer, "Transferer"),
+                *channel_headers(transferee, "Transferee"),
+                *bridge_headers(bridge),
+                ("IsExternal", "Yes"),
+                ("Context", context),
+                ("Extension", exten),
+            ],
+        )
+        # The transferer leaves and hangs up; the transferee goes to the target.
+        transferer.leaving = True
+        transferee.leaving = True
+        self.bridge_leave(transferer, dissolve=False)
+        transferer.hangup_cause = transferer.hangup_cause or 16
+        if transferer.task is not None:
+            transferer.hangup_requested = True
+            transferer.wake()
+        else:
+            self.hangup(transferer)
+        transferee.leaving = False
+        transferer.leaving = False
+        if transferee.has_pbx and transferee.task is not None:
+            # ast_async_goto from inside Dial: the snapshot shows priority 1,
+            # Dial returns normally and the PBX resumes at priority 2.
+            transferee.context, transferee.exten, transferee.priority = context, exten, 1
+            self._newexten(transferee)
+            transferee.kicked = True
+            transferee.wake()
+        else:
+            self.bridge_leave(transferee, dissolve=False)
+            self.start_pbx(transferee, context, exten, 1)
+        return True
+
+    def atxfer(self, transferer: SimChannel, context: str, exten: str) -> None:
+        """AMI Atxfer: queue the atxfer feature code and the digits; the
+        bridge puts the transferee on hold and dials Local/exten@context."""
+        self.spawn(self._atxfer(transferer, context, exten))
+
+    async def _atxfer(self, transferer: SimChannel, context: str, exten: str) -> None:
+        await asyncio.sleep(0)
+        if context:
+            self.set_var(transferer, "TRANSFER_CONTEXT", context)
+        for digit in ATXFER_CODE:
+            self._dtmf(transferer, digit)
+        bridge = transferer.bridge
+        if bridge is None or transferer.hungup:
+            return
+        others = [c for c in bridge.channels if c is not transferer]
+        transferer.on_hold = True
+        self.ev_chan("Hold", transferer)
+        for other in others:
+            self.moh_start(other)
+        for digit in exten:
+            self._dtmf(transferer, digit)
+        ctx = context or transferer.context
+        one, two = self.new_local_pair(exten, ctx, linkedid=transferer.linkedid)
+        atx = _Atxfer(transferer, bridge, None, one, two, ctx, exten)
+        self._atxfers[transferer] = atx
+        out = _Outgoing(one, None, dialstring=f"{exten}@{ctx}")
+        self._outgoing[one] = out
+        one.connected_num, one.connected_name = transferer.caller_num, transferer.caller_name
+        two.caller_num, two.caller_name = transferer.caller_num, transferer.caller_name
+        self._set_callerid(two, two.caller_num, two.caller_name)
+        if not self.dialplan.exists(ctx, exten):
+            self._atxfers.pop(transferer, None)
+            self._outgoing.pop(one, None)
+            self._local_call_failed(one, two)
+            self._atxfer_restore(transferer, bridge)
+            return
+        self._local_bridge(one, two, optimize=True)
+        self.start_pbx(two, ctx, exten, 1)
+        self._set_connected(one, one.connected_num, one.connected_name)
+        consult = self.new_bridge()
+        atx.consult_bridge = consult
+        self.bridge_enter(consult, one)
+        try:
+            await asyncio.wait_for(one.answer_event.wait(), 30.0)
+        except TimeoutError:
+            pass
+        self._outgoing.pop(one, None)
+        if self._atxfers.get(transferer) is not atx:
+            return
+        if one.hungup or out.status != "ANSWER" or transferer.hungup:
+            self._atxfers.pop(transferer, None)
+            if not one.hungup:
+                self.request_hangup(one)
+            if not transferer.hungup:
+                self._atxfer_restore(transferer, bridge)
+            return
+        self._dial_end(None, one, "ANSWER")
+        # The transferer talks to the target in the consultation bridge.
+        transferer.leaving = True
+        self.bridge_leave(transferer, dissolve=False)
+        transferer.leaving = False
+        self.bridge_enter(consult, transferer)
+        self._set_connected(transferer, two.connected_num or exten, two.connected_name)
+
+    def _atxfer_restore(self, transferer: SimChannel, bridge: Bridge) -> None:
+        if transferer.bridge is not bridge and not bridge.destroyed:
+            if transferer.bridge is not None:
+                transferer.leaving = True
+                self.bridge_leave(transferer, dissolve=False)
+                transferer.leaving = False
+            self.bridge_enter(bridge, transferer)
+        for other in bridge.channels:
+            if other is not transferer:
+                self.moh_stop(other)
+        transferer.on_hold = False
+        self.ev_chan("Unhold", transferer)
+
+    def cancel_atxfer(self, transferer: SimChannel) -> None:
+        self.spawn(self._cancel_atxfer(transferer))
+
+    async def _cancel_atxfer(self, transferer: SimChannel) -> None:
+        await asyncio.sleep(0)
+        for digit in ATXFER_ABORT_CODE:
+            self._dtmf(transferer, digit)
+        atx = self._atxfers.pop(transferer, None)
+        if atx is None:
+            return
+        self._atxfer_restore(transferer, atx.transferee_bridge)
+        for other in atx.transferee_bridge.channels:
+            if other is not transferer:
+                self._set_connected(other, transferer.caller_num, transferer.caller_name)
+        self._set_connected(transferer, _first_other_num(atx.transferee_bridge, transferer), None)
+        one = atx.target_one
+        if not one.hungup:
+            one.hangup_cause = 16
+            if one.bridge is not None:
+                self.bridge_leave(one)
+            self.hangup(one)
+
+    async def _atxfer_transferer_gone(self, atx: _Atxfer) -> None:
+        """The transferer hung up during an attended transfer: if the target
+        answered, the transferee and the target are joined (BridgeMerge,
+        AttendedTransfer, then the Local channel optimises itself away)."""
+        await asyncio.sleep(0)
+        self._atxfers.pop(atx.transferer, None)
+        one, two = atx.target_one, atx.target_two
+        main = atx.transferee_bridge
+        consult = atx.consult_bridge
+        if one.hungup or consult is None or one.state_code != UP or main.destroyed:
+            if not one.hungup:
+                self.request_hangup(one)
+            for other in list(main.channels):
+                self.moh_stop(other)
+            return
+        self.ev(
+            "BridgeMerge",
+            "call",
+            [*bridge_headers(main, "To"), *bridge_headers(consult, "From")],
+        )
+        if one.bridge is consult:
+            one.leaving = True
+            self.bridge_leave(one, dissolve=False)
+            one.leaving = False
+        transferees = [c for c in main.channels]
+        for other in transferees:
+            self.moh_stop(other)
+        self.bridge_enter(main, one)
+        transferer = atx.transferer
+        self.ev(
+            "AttendedTransfer",
+            "call",
+            [
+                ("Result", "Success"),
+                *channel_headers(transferer, "OrigTransferer"),
+                *bridge_headers(main, "Orig"),
+                *channel_headers(transferer, "SecondTransferer"),
+                *bridge_headers(consult, "Second"),
+                *(channel_headers(transferees[0], "Transferee") if transferees else []),
+                *channel_headers(one, "TransferTarget"),
+                ("IsExternal", "No"),
+                ("DestType", "Bridge"),
+                ("DestBridgeUniqueid", main.uniqueid),
+            ],
+        )
+        for other in transferees:
+            self._set_connected(one, other.caller_num, other.caller_name)
+            self._set_connected(other, two.connected_num, two.connected_name)
+        self.destroy_bridge(consult)
+        await asyncio.sleep(0)
+        # Local channel optimisation: the channel two is bridged with takes
+        # one's place in the transferee's bridge; one and two hang up.
+        inner = two.bridge
+        target = next((c for c in inner.channels if c is not two), None) if inner else None
+        if target is None or inner is None or one.hungup or two.hungup:
+            return
+        self.ev(
+            "LocalOptimizationBegin",
+            "call",
+            [
+                *channel_headers(one, "LocalOne"),
+                *channel_headers(two, "LocalTwo"),
+                *channel_headers(target, "Source"),
+                ("DestUniqueId", one.uniqueid),
+                ("Id", "0"),
+            ],
+        )
+        target.leaving = True
+        self.bridge_leave(target, dissolve=False)
+        target.leaving = False
+        one.leaving = True
+        self.bridge_leave(one, dissolve=False)
+        one.leaving = False
+        self.bridge_enter(main, target, swap=one)
+        self.ev(
+            "LocalOptimizationEnd",
+            "call",
+            [
+                *channel_headers(one, "LocalOne"),
+                *channel_headers(two, "LocalTwo"),
+                ("Success", "Yes"),
+                ("Id", "0"),
+            ],
+        )
+        # two leaves its (now lonely) bridge and both halves go away.
+        two.leaving = True
+        if two.bridge is not None:
+            self.bridge_leave(two, dissolve=False)
+        two.leaving = False
+        two.hangup_cause = 16
+        one.hangup_cause = 16
+        two.kicked = True
+        two.hangup_requested = True
+        two.wake()
+
+    def _dtmf(self, ch: SimChannel, digit: str) -> None:
+        self.ev_chan(
+            "DTMFEnd",
+            ch,
+            [("Digit", digit), ("DurationMs", "0"), ("Direction", "Received")],
+            cls="dtmf",
+        )
+
+    # ----------------------------------------------------------- MixMonitor
+
+    def next_mixmonitor_id(self) -> str:
+        self._mixmon_seq += 0x40
+        return f"0x{self._mixmon_seq:x}"
+
+    def mixmonitor_start(
+        self, ch: SimChannel, file: str, options: str, *, rec_id: str | None = None
+    ) -> MixMonitorRec:
+        if file.startswith("/"):
+            path = file
+        elif self.recordings_dir is not None:
+            path = str(Path(self.recordings_dir) / file)
+        else:
+            path = f"{SPOOL_DIR}/{file}"
+        rec = MixMonitorRec(id=rec_id or self.next_mixmonitor_id(), path=path)
+        ch.mixmonitors.append(rec)
+        self.set_var(ch, "MIXMONITOR_FILENAME", path)
+        match = re.search(r"i\(([^)]*)\)", options)
+        if match:
+            self.set_var(ch, match.group(1), rec.id)
+        self.ev_chan("MixMonitorStart", ch)
+        return rec
+
+    def mixmonitor_stop(self, ch: SimChannel, mixmonitor_id: str | None) -> bool:
+        recs = [r for r in ch.mixmonitors if mixmonitor_id in (None, "", r.id)]
+        if not recs:
+            return False
+        rec = recs[0]
+        ch.mixmonitors.remove(rec)
+        self._finish_recording(rec)
+        self.ev_chan("MixMonitorStop", ch)
+        return True
+
+    def mixmonitor_mute(
+        self, ch: SimChannel, direction: str, state: bool, mixmonitor_id: str | None
+    ) -> bool:
+        recs = [r for r in ch.mixmonitors if mixmonitor_id in (None, "", r.id)]
+        if not recs:
+            return False
+        for rec in recs:
+            if direction in ("read", "both"):
+                rec.muted_read = state
+            if direction in ("write", "both"):
+                rec.muted_write = state
+        self.ev_chan(
+            "MixMonitorMute", ch, [("Direction", direction), ("State", "1" if state else "0")]
+        )
+        return True
+
+    def _finish_recording(self, rec: MixMonitorRec) -> None:
+        if self.recordings_dir is None:
+            return
+        path = Path(rec.path)
+        if not path.parent.is_dir():
+            return
+        seconds = min(max(time.monotonic() - rec.started, 0.1), 1.0)
+        frames = int(8000 * seconds)
+        try:
+            with wave.open(str(path), "wb") as out:
+                out.setnchannels(1)
+                out.setsampwidth(2)
+                out.setframerate(8000)
+                out.writeframes(b"\x00\x00" * frames)
+        except OSError:
+            log.warning("could not write recording %s", path)
+
+    # -------------------------------------------------------- inbound calls
+
+    async def inbound_call(self, caller_num: str, caller_name: str, did: str) -> SimChannel:
+        """A customer calls the DID over the trunk. Returns the customer's
+        channel once it reached the holding point (or hung up)."""
+        if self.dialplan.name == "lab":
+            return await self._lab_inbound(caller_num, caller_name)
+        ch = self.new_pjsip(
+            "trunk",
+            state=RING,
+            context=self.dialplan.trunk_context,
+            exten=did,
+            caller=(caller_num or None, caller_name or None),
+        )
+        ch.dnid = did
+        self.start_pbx(ch, self.dialplan.trunk_context, did, 1)
+        await self.wait_for(
+            lambda: ch.hungup or ch.moh_class is not None and ch.context == "callwright-hold"
+        )
+        return ch
+
+    async def _lab_inbound(self, caller_num: str, caller_name: str) -> SimChannel:
+        before = set(self.channels)
+        self.spawn(
+            self.originate(
+                tech="Local",
+                resource="100@inbound",
+                context="caller",
+                exten="s",
+                priority=1,
+                application="",
+                app_data="",
+                cid_num=caller_num or None,
+                cid_name=caller_name or None,
+                variables=[("ROUTE", "hold")],
+                timeout=30.0,
+                ids=(None, None),
+                action_id=None,
+                emit_response=True,
+            )
+        )
+
+        def held() -> SimChannel | None:
+            for name, ch in self.channels.items():
+                if name not in before and name.endswith(";2") and ch.moh_class is not None:
+                    return ch
+            return None
+
+        await self.wait_for(lambda: held() is not None)
+        found = held()
+        assert found is not None
+        return found
+
+    async def wait_for(self, predicate: Callable[[], bool], timeout: float | None = None) -> None:
+        async def loop() -> None:
+            while not predicate():
+                self.changed.clear()
+                await self.changed.wait()
+
+        if timeout is None:
+            await loop()
+        else:
+            await asyncio.wait_for(loop(), timeout)
+
+    def channels_of_device(self, device: str) -> list[SimChannel]:
+        return [c for c in self.channels.values() if c.device == device and not c.hungup]
+
+
+def _float(text: str, default: float) -> float:
+    try:
+        return float(text)
+    except ValueError:
+        return default
+
+
+_CID = re.compile(r'^\s*(?:"([^"]*)"|([^<]*?))\s*<([^>]*)>\s*$')
+
+
+def _parse_cid(text: str) -> tuple[str | None, str | None]:
+    """``"Name" <num>`` -> (name, num); a bare number -> (None, num)."""
+    text = text.strip()
+    match = _CID.match(text)
+    if match:
+        name = match.group(1) if match.group(1) is not None else (match.group(2) or "").strip()
+        return (name or None), (match.group(3) or None)
+    if text and all(c.isdigit() or c in "+*#" for c in text):
+        return None, text
+    return (text or None), None
+
+
+def parse_callerid(text: str) -> tuple[str | None, str | None]:
+    return _parse_cid(text)
+
+
+def _format_cid(name: str | None, num: str | None) -> str:
+    if name and num:
+        return f'"{name}" <{num}>'
+    if num:
+        return f"<{num}>"
+    return name or ""
+
+
+def _first_other_num(bridge: Bridge, ch: SimChannel) -> str | None:
+    for other in bridge.channels:
+        if other is not ch:
+            return other.caller_num
+    return None

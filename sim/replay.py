@@ -1,0 +1,572 @@
+"""Replay the client side of a recorded Asterisk transcript against the
+simulator and compare what comes back with what Asterisk sent.
+
+``python -m sim.replay tests/fixtures/ami/04-redirect-bridge.txt`` prints the
+differences; ``tests/sim/test_fidelity.py`` asserts there are none.
+
+What is compared, after normalising run-specific values (Uniqueid epochs,
+timestamps, SessionID, addresses, challenges, bridge UUIDs, MixMonitorID,
+CommandId):
+
+* replies (responses and the items of list actions), in order, header names
+  and values; the items of one list as a multiset (Asterisk walks a hash
+  container);
+* every other event: the sequence of events about each channel (keyed by the
+  channel the event is about) and about each bridge, header names in order
+  and values. The global interleaving across channels is not compared: in
+  Asterisk every channel has its own thread, and the recordings show the
+  interleaving changing from run to run (e.g. where OriginateResponse lands),
+  so OriginateResponse is compared as a multiset only.
+
+Not compared (the simulator does not produce them): ``DeviceStateChange``,
+queue events, and VarSet of Asterisk's bookkeeping variables (DIALSTATUS,
+BRIDGEPEER, DIALEDPEERNUMBER ...; see ``INTERNAL_VARIABLES``).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import re
+import sys
+from collections import Counter
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from cti.ami.framing import CLOSED, NEED_DATA, AmiConnection, Role
+from cti.ami.messages import AmiEvent, AmiMessage, AmiResponse, Banner
+from sim.pbx.model import ALL_CLASSES, AmiUser
+from sim.pbx.server import PbxSimulator
+from sim.transcripts import FROM_PBX, Connection, read_transcript
+
+__all__ = [
+    "INTERNAL_VARIABLES",
+    "LAB_SECRETS",
+    "Replay",
+    "ReplayResult",
+    "lab_simulator",
+    "replay_files",
+]
+
+IGNORED_EVENTS = frozenset(
+    {
+        "DeviceStateChange",
+        "QueueMemberStatus",
+        "QueueCallerJoin",
+        "QueueCallerLeave",
+        "QueueCallerAbandon",
+        "AgentCalled",
+        "AgentConnect",
+        "AgentComplete",
+    }
+)
+INTERNAL_VARIABLES = frozenset(
+    {
+        "BRIDGEPEER",
+        "BRIDGEPVTCALLID",
+        "DIALSTATUS",
+        "DIALEDPEERNUMBER",
+        "DIALEDPEERNAME",
+        "DIALEDTIME",
+        "DIALEDTIME_MS",
+        "ANSWEREDTIME",
+        "ANSWEREDTIME_MS",
+        "RINGTIME",
+        "RINGTIME_MS",
+        "PROGRESSTIME",
+        "PROGRESSTIME_MS",
+        "BLINDTRANSFER",
+        "ATTENDEDTRANSFER",
+        "TRANSFERERNAME",
+        "CHANLOCALSTATUS",
+        "FORWARDERNAME",
+        "QUEUEWAIT",
+        "QUEUEWAIT_MS",
+        "QUEUEPOSITION",
+        "QEORIGINALPOS",
+        "QEHOLDTIME",
+        "ABANDONED",
+        "MEMBERINTERFACE",
+        "MEMBERNAME",
+        "MEMBERCALLS",
+        "MEMBERLASTCALL",
+        "MEMBERPENALTY",
+        "MEMBERDYNAMIC",
+        "MEMBERREALTIME",
+    }
+)
+LIST_EVENTS = frozenset(
+    {
+        "CoreShowChannel",
+        "CoreShowChannelsComplete",
+        "Status",
+        "StatusComplete",
+        "BridgeListItem",
+        "BridgeListComplete",
+        "BridgeInfoChannel",
+        "BridgeInfoComplete",
+        "ChannelHungup",
+        "ChannelsHungupListComplete",
+        "CoreShowChannelMap",
+        "CoreShowChannelMapComplete",
+    }
+)
+VOLATILE_HEADERS = frozenset(
+    {
+        "Timestamp",
+        "EventTV",
+        "SessionTV",
+        "SessionID",
+        "LocalAddress",
+        "RemoteAddress",
+        "Uptime",
+        "LastReload",
+        "Challenge",
+        "MixMonitorID",
+        "CommandId",
+        "Seconds",
+        "Duration",
+        "CoreStartupDate",
+        "CoreStartupTime",
+        "CoreReloadDate",
+        "CoreReloadTime",
+        "CoreCurrentCalls",
+        "CoreProcessedCalls",
+        "LoginTime",
+        "Key",
+    }
+)
+_UNIQUEID = re.compile(r"\b1\d{9}\.(\d+)\b")
+_UUID = re.compile(r"[0-9a-f]{8}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{4}-[0-9a-f]{12}")
+_POINTER = re.compile(r"\b0x[0-9a-f]{6,}\b")
+_CHANNEL_KEYS = (
+    "Channel",
+    "DestChannel",
+    "TransfererChannel",
+    "OrigTransfererChannel",
+    "LocalOneChannel",
+)
+
+Normalised = tuple[tuple[str, str], ...]
+
+
+@dataclass
+class ReplayResult:
+    name: str
+    problems: list[str] = field(default_factory=list)
+
+    @property
+    def ok(self) -> bool:
+        return not self.problems
+
+    def report(self) -> str:
+        if self.ok:
+            return f"{self.name}: identical"
+        return f"{self.name}: {len(self.problems)} difference(s)\n" + "\n".join(self.problems)
+
+
+class _Normaliser:
+    def __init__(self) -> None:
+        self.bridges: dict[str, str] = {}
+
+    def value(self, name: str, value: str) -> str:
+        if name in VOLATILE_HEADERS:
+            return "<volatile>"
+        if name == "Output" and ("uptime" in value or "reload" in value):
+            return "<volatile>"
+        value = _UNIQUEID.sub(lambda m: f"<epoch>.{m.group(1)}", value)
+        value = _UUID.sub(self._bridge, value)
+        return _POINTER.sub("<pointer>", value)
+
+    def _bridge(self, match: re.Match[str]) -> str:
+        return self.bridges.setdefault(match.group(0), f"<bridge{len(self.bridges)}>")
+
+    def message(self, msg: AmiMessage) -> Normalised:
+        return tuple((k, self.value(k, v)) for k, v in msg.headers)
+
+
+def _parse(data: bytes) -> list[AmiMessage]:
+    conn = AmiConnection(Role.CLIENT)
+    conn.receive_data(data)
+    conn.receive_data(b"")
+    out: list[AmiMessage] = []
+    while True:
+        msg = conn.next_message()
+        if msg is NEED_DATA or msg is CLOSED:
+            return out
+        if isinstance(msg, Banner):
+            continue
+        out.append(msg)
+
+
+def _compared(msg: AmiMessage) -> bool:
+    if not isinstance(msg, AmiEvent):
+        return True
+    if msg.name in IGNORED_EVENTS:
+        return False
+    return not (msg.name == "VarSet" and (msg.get("Variable") or "") in INTERNAL_VARIABLES)
+
+
+def _key(msg: Normalised) -> str:
+    d = dict(msg)
+    for name in _CHANNEL_KEYS:
+        if name in d:
+            return d[name]
+    for name in ("BridgeUniqueid", "ToBridgeUniqueid"):
+        if name in d:
+            return d[name]
+    return "<global>"
+
+
+def _is_reply(msg: AmiMessage) -> bool:
+    return isinstance(msg, AmiResponse) or (isinstance(msg, AmiEvent) and msg.name in LIST_EVENTS)
+
+
+def _describe(msg: Normalised) -> str:
+    d = dict(msg)
+    head = d.get("Event") or f"Response:{d.get('Response')}"
+    bits = [head]
+    for name in (
+        "Channel",
+        "Context",
+        "Exten",
+        "Priority",
+        "Application",
+        "Cause",
+        "Message",
+        "ActionID",
+    ):
+        if name in d:
+            bits.append(f"{name}={d[name]}")
+    return " ".join(bits)
+
+
+def _diff_message(where: str, want: Normalised, got: Normalised) -> list[str]:
+    if want == got:
+        return []
+    wn, gn = [k for k, _ in want], [k for k, _ in got]
+    lines = [
+        f"{where}: expected {_describe(want)}",
+        f"{' ' * len(where)}  got      {_describe(got)}",
+    ]
+    if wn != gn:
+        lines.append(f"    header names differ:\n      want {wn}\n      got  {gn}")
+    else:
+        for (k, v1), (_, v2) in zip(want, got, strict=True):
+            if v1 != v2:
+                lines.append(f"    {k}: want {v1!r} got {v2!r}")
+    return lines
+
+
+class Replay:
+    """Replays transcripts, in order, against one simulator (so that a
+    transcript continuing the calls of the previous one finds them)."""
+
+    def __init__(
+        self,
+        sim: PbxSimulator,
+        *,
+        secrets: Mapping[str, str] | None = None,
+        barrier_timeout: float = 3.0,
+    ) -> None:
+        self.sim = sim
+        self.secrets = dict(secrets or {})
+        self.barrier_timeout = barrier_timeout
+
+    async def run(
+        self,
+        path: str | Path,
+        *,
+        connections: Iterable[int] | None = None,
+        hooks: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+        seed: tuple[int, int] | None = None,
+    ) -> ReplayResult:
+        """Replay ``path``. ``hooks`` maps an ActionID to a coroutine run
+        just before the action carrying it is sent (to make happen what an
+        unrecorded connection did during the recording)."""
+        path = Path(path)
+        result = ReplayResult(path.name)
+        conns = read_transcript(path)
+        if seed is not None:
+            self.sim.pbx.seed_counters(channel_seq=seed[0], uniqueid_seq=seed[1])
+        else:
+            self._seed(conns)
+        wanted = set(connections) if connections is not None else None
+        for index, conn in enumerate(conns):
+            if wanted is not None and index not in wanted:
+                continue
+            await self._connection(conn, index, result, hooks or {})
+        return result
+
+    def _seed(self, conns: list[Connection]) -> None:
+        """Start the simulator's channel and Uniqueid counters where the
+        recording's were, so that channel names the client sends match."""
+        pbx = self.sim.pbx
+        for conn in conns:
+            for msg in _parse(conn.received()):
+                if isinstance(msg, AmiEvent) and msg.name == "Newchannel":
+                    match = re.search(r"-([0-9a-f]{8})(;\d)?$", msg.get("Channel") or "")
+                    uid = re.fullmatch(r"\d+\.(\d+)", msg.get("Uniqueid") or "")
+                    if match is None or uid is None:
+                        continue
+                    seq, useq = int(match.group(1), 16), int(uid.group(1))
+                    if seq > pbx._chan_seq or (seq == pbx._chan_seq and useq > pbx._uniq_seq):
+                        pbx.seed_counters(channel_seq=seq, uniqueid_seq=useq)
+                    return
+
+    async def _connection(
+        self,
+        conn: Connection,
+        index: int,
+        result: ReplayResult,
+        hooks: Mapping[str, Callable[[], Awaitable[None]]],
+    ) -> None:
+        reader, writer = await asyncio.open_connection(self.sim.host, self.sim.port)
+        received = bytearray()
+        closed = asyncio.Event()
+        grew = asyncio.Event()
+
+        async def pump() -> None:
+            try:
+                while True:
+                    data = await reader.read(65536)
+                    if not data:
+                        break
+                    received.extend(data)
+                    grew.set()
+            except (ConnectionError, OSError):
+                pass
+            finally:
+                closed.set()
+                grew.set()
+
+        pump_task = asyncio.create_task(pump())
+        recorded = bytearray()
+        try:
+            for segment in conn.segments:
+                if segment.direction == FROM_PBX:
+                    recorded.extend(segment.data)
+                    continue
+                await self._barrier(bytes(recorded), received, grew, closed)
+                if closed.is_set():
+                    break
+                hook = hooks.get(_action_id(segment.data))
+                if hook is not None:
+                    await hook()
+                data = self._rekey(segment.data, bytes(recorded), bytes(received))
+                writer.write(_map_bridges(data, bytes(recorded), bytes(received)))
+                await writer.drain()
+            await self._barrier(bytes(recorded), received, grew, closed)
+            await asyncio.sleep(0.05)
+        finally:
+            writer.close()
+            try:
+                await asyncio.wait_for(writer.wait_closed(), 1.0)
+            except (TimeoutError, OSError, ConnectionError):
+                pass
+            pump_task.cancel()
+            await asyncio.gather(pump_task, return_exceptions=True)
+        self._compare(index, _parse(bytes(recorded)), _parse(bytes(received)), result)
+
+    def _rekey(self, data: bytes, recorded: bytes, received: bytes) -> bytes:
+        """An MD5 Login answers the recorded challenge; answer the
+        simulator's instead (when the recorded key was right)."""
+        key = re.search(rb"(?m)^Key: (\w+)\r?$", data)
+        user = re.search(rb"(?m)^Username: (.+?)\r?$", data)
+        old = re.findall(rb"Challenge: (\d+)", recorded)
+        new = re.findall(rb"Challenge: (\d+)", received)
+        if not (key and user and old and new):
+            return data
+        secret = self.secrets.get(user.group(1).decode(), "")
+        if hashlib.md5(old[-1] + secret.encode()).hexdigest().encode() != key.group(1):
+            return data
+        fresh = hashlib.md5(new[-1] + secret.encode()).hexdigest().encode()
+        return data.replace(key.group(1), fresh)
+
+    async def _barrier(
+        self, recorded: bytes, received: bytearray, grew: asyncio.Event, closed: asyncio.Event
+    ) -> None:
+        """Wait until the simulator sent (at least) what Asterisk had sent at
+        this point, counted per (event, channel) key."""
+        want = self._census(_parse(recorded))
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.barrier_timeout
+        while not closed.is_set():
+            have = self._census(_parse(bytes(received)))
+            if not want - have:
+                return
+            remaining = deadline - loop.time()
+            if remaining <= 0:
+                return
+            grew.clear()
+            try:
+                await asyncio.wait_for(grew.wait(), remaining)
+            except TimeoutError:
+                return
+
+    @staticmethod
+    def _census(messages: list[AmiMessage]) -> Counter[tuple[str, str]]:
+        norm = _Normaliser()
+        out: Counter[tuple[str, str]] = Counter()
+        for msg in messages:
+            if not _compared(msg):
+                continue
+            n = norm.message(msg)
+            d = dict(n)
+            out[(d.get("Event") or "Response:" + d.get("Response", ""), _key(n))] += 1
+        return out
+
+    def _compare(
+        self,
+        index: int,
+        want_msgs: list[AmiMessage],
+        got_msgs: list[AmiMessage],
+        result: ReplayResult,
+    ) -> None:
+        wn, gn = _Normaliser(), _Normaliser()
+        want = [(m, wn.message(m)) for m in want_msgs if _compared(m)]
+        got = [(m, gn.message(m)) for m in got_msgs if _compared(m)]
+        prefix = f"[connection {index}]"
+        # 1. replies, in order; the items of one list as a multiset
+        want_replies = _group_lists([n for m, n in want if _is_reply(m)])
+        got_replies = _group_lists([n for m, n in got if _is_reply(m)])
+        for i, (w, g) in enumerate(zip(want_replies, got_replies, strict=False)):
+            if isinstance(w, tuple) and isinstance(g, tuple):
+                result.problems += _diff_message(f"{prefix} reply {i}", w, g)
+            elif w != g:
+                result.problems.append(
+                    f"{prefix} reply {i}: expected {_show(w)}\n    got {_show(g)}"
+                )
+        if len(want_replies) != len(got_replies):
+            result.problems.append(
+                f"{prefix} {len(want_replies)} replies expected, {len(got_replies)} received;"
+                f" extra/missing: {[_show(x) for x in (want_replies[len(got_replies) :] or got_replies[len(want_replies) :])]}"
+            )
+        # 2. events: sequences per channel / bridge
+        want_seq: dict[str, list[Normalised]] = {}
+        got_seq: dict[str, list[Normalised]] = {}
+        want_global: Counter[Normalised] = Counter()
+        got_global: Counter[Normalised] = Counter()
+        for source, seqs, glob in ((want, want_seq, want_global), (got, got_seq, got_global)):
+            for msg, norm in source:
+                if _is_reply(msg):
+                    continue
+                if isinstance(msg, AmiEvent) and msg.name == "OriginateResponse":
+                    glob[norm] += 1
+                    continue
+                seqs.setdefault(_key(norm), []).append(norm)
+        for key in sorted(set(want_seq) | set(got_seq)):
+            ws, gs = want_seq.get(key, []), got_seq.get(key, [])
+            if ws == gs:
+                continue
+            result.problems.append(f"{prefix} events about {key}:")
+            for i in range(max(len(ws), len(gs))):
+                if i >= len(ws):
+                    result.problems.append(f"    #{i} unexpected {_describe(gs[i])}")
+                elif i >= len(gs):
+                    result.problems.append(f"    #{i} missing {_describe(ws[i])}")
+                else:
+                    result.problems += _diff_message(f"    #{i}", ws[i], gs[i])
+        if want_global != got_global:
+            for norm in want_global - got_global:
+                result.problems.append(f"{prefix} missing {_describe(norm)}: {dict(norm)}")
+            for norm in got_global - want_global:
+                result.problems.append(f"{prefix} unexpected {_describe(norm)}: {dict(norm)}")
+
+
+def _map_bridges(data: bytes, recorded: bytes, received: bytes) -> bytes:
+    """Replace the recorded bridge UUIDs and MixMonitorIDs a client names
+    by the simulator's (matched by order of first appearance)."""
+    text = data.decode("utf-8", "replace")
+    for pattern in (_UUID, _POINTER):
+        used = pattern.findall(text)
+        if not used:
+            continue
+        want = list(dict.fromkeys(pattern.findall(recorded.decode("utf-8", "replace"))))
+        have = list(dict.fromkeys(pattern.findall(received.decode("utf-8", "replace"))))
+        for old in used:
+            if old in want and want.index(old) < len(have):
+                text = text.replace(old, have[want.index(old)])
+    return text.encode()
+
+
+def _action_id(data: bytes) -> str:
+    match = re.search(rb"(?im)^actionid:\s*(.*?)\r?$", data)
+    return match.group(1).decode() if match else ""
+
+
+def _group_lists(replies: list[Normalised]) -> list[Normalised | frozenset[tuple[Normalised, int]]]:
+    """Fold the items of each list (between a list start and its Complete
+    event) into a multiset."""
+    out: list[Normalised | frozenset[tuple[Normalised, int]]] = []
+    items: Counter[Normalised] | None = None
+    for msg in replies:
+        d = dict(msg)
+        if d.get("Event") and d.get("EventList") != "Complete":
+            if items is None:
+                items = Counter()
+            items[msg] += 1
+            continue
+        if items is not None:
+            out.append(frozenset(items.items()))
+            items = None
+        out.append(msg)
+    if items is not None:
+        out.append(frozenset(items.items()))
+    return out
+
+
+def _show(x: object) -> str:
+    if isinstance(x, tuple):
+        return _describe(x)  # type: ignore[arg-type]
+    if isinstance(x, frozenset):
+        return "{" + ", ".join(f"{_describe(m)} x{n}" for m, n in x) + "}"
+    return repr(x)
+
+
+async def replay_files(
+    paths: Iterable[str | Path], *, dialplan: str = "lab", time_scale: float = 0.1
+) -> list[ReplayResult]:
+    sim = lab_simulator(dialplan=dialplan, time_scale=time_scale)
+    await sim.start()
+    try:
+        replay = Replay(sim, secrets=LAB_SECRETS)
+        return [await replay.run(p) for p in paths]
+    finally:
+        await sim.stop()
+
+
+LAB_SECRETS = {"cti": "cti-secret", "cti-ro": "cti-ro-secret"}
+
+
+def lab_simulator(*, dialplan: str = "lab", time_scale: float = 0.1) -> PbxSimulator:
+    """A simulator set up like the lab Asterisk of the recordings: users
+    ``cti`` (all classes) and ``cti-ro`` (read-only), no login delay;
+    dialplan waits (Wait, MusicOnHold durations) shortened by ``time_scale``."""
+    sim = PbxSimulator(
+        dialplan=dialplan,
+        users={
+            "cti": _user("cti-secret", read_only=False),
+            "cti-ro": _user("cti-ro-secret", read_only=True),
+        },
+        login_failure_delay=0.0,
+    )
+    sim.pbx.time_scale = time_scale
+    return sim
+
+
+def _user(secret: str, *, read_only: bool) -> AmiUser:
+    return AmiUser(secret, ALL_CLASSES, frozenset() if read_only else ALL_CLASSES)
+
+
+def main(argv: list[str]) -> int:
+    """Replay the given transcripts, in order, on one simulator."""
+    results = asyncio.run(replay_files(argv))
+    for res in results:
+        print(res.report())
+    return 0 if all(r.ok for r in results) else 1
+
+
+if __name__ == "__main__":
+    raise SystemExit(main(sys.argv[1:]))
