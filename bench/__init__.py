@@ -1,0 +1,1 @@
+"""Callwright benchmarks: ``python -m bench.<name>``; results in bench/RESULTS.md."""
