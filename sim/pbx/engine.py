@@ -1194,12 +1194,17 @@ class Pbx:
             self.hangup(transferer)
         transferee.leaving = False
         transferer.leaving = False
+        if transferee.hangup_cause == 0:
+            transferee.hangup_cause = 16  # kicked with AST_CAUSE_NORMAL_CLEARING
         if transferee.has_pbx and transferee.task is not None:
             # ast_async_goto from inside Dial: the snapshot shows priority 1,
-            # Dial returns normally and the PBX resumes at priority 2.
+            # then the PBX resumes at priority 2 of the target, or ends there
+            # if the extension does not exist (06-transfers.txt, bt-1 and
+            # bt-badexten).
             transferee.context, transferee.exten, transferee.priority = context, exten, 1
             self._newexten(transferee)
-            transferee.kicked = True
+            resume = 2 if self.dialplan.extension(context, exten) is not None else 1
+            transferee.async_goto = (context, exten, resume)
             transferee.wake()
         else:
             self.bridge_leave(transferee, dissolve=False)
