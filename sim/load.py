@@ -1,0 +1,121 @@
+"""A call-load generator for the PBX simulator: N inbound calls per second,
+optionally hung up by the customer after ``hold_seconds``.
+
+    load = CallLoad(sim, rate_per_s=5, hold_seconds=30)
+    load.start()
+    ...
+    await load.stop()      # stops placing calls; calls in progress stay up
+
+``placed``, ``reached_hold``, ``hung_up`` and ``failed`` count what happened.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import logging
+from collections.abc import Sequence
+
+from sim.pbx.server import PbxSimulator
+
+__all__ = ["CallLoad"]
+
+log = logging.getLogger(__name__)
+
+
+class CallLoad:
+    def __init__(
+        self,
+        sim: PbxSimulator,
+        rate_per_s: float,
+        *,
+        hold_seconds: float | None = None,
+        numbers: Sequence[str] | None = None,
+        did: str = "5000",
+    ) -> None:
+        if rate_per_s <= 0:
+            raise ValueError("rate_per_s must be positive")
+        self.sim = sim
+        self.rate_per_s = rate_per_s
+        self.hold_seconds = hold_seconds
+        self.did = did
+        self._numbers = itertools.cycle(numbers) if numbers else None
+        self._serial = itertools.count(1)
+        self._runner: asyncio.Task[None] | None = None
+        self._calls: set[asyncio.Task[None]] = set()
+        self.placed = 0
+        self.reached_hold = 0
+        self.hung_up = 0
+        self.failed = 0
+
+    @property
+    def running(self) -> bool:
+        return self._runner is not None and not self._runner.done()
+
+    def start(self) -> None:
+        """Start placing calls (needs a running event loop)."""
+        if self.running:
+            return
+        self._runner = asyncio.get_running_loop().create_task(self._run())
+
+    async def stop(self, *, hang_up: bool = False) -> None:
+        """Stop placing calls. With ``hang_up`` the calls it placed that are
+        still up are hung up by their customers; otherwise they stay, and
+        only the pending ``hold_seconds`` hangups are cancelled."""
+        if self._runner is not None:
+            self._runner.cancel()
+            await asyncio.gather(self._runner, return_exceptions=True)
+            self._runner = None
+        calls = list(self._calls)
+        for task in calls:
+            task.cancel()
+        if calls:
+            await asyncio.gather(*calls, return_exceptions=True)
+        if hang_up:
+            for ch in self.sim.channels():
+                if ch.device == "trunk" and ch.variables.get("CALLWRIGHT_LOAD") == "1":
+                    try:
+                        await self.sim.customer_hangup(ch.name)
+                    except LookupError:
+                        pass
+
+    def next_number(self) -> str:
+        if self._numbers is not None:
+            return next(self._numbers)
+        return f"+1555{next(self._serial) % 10_000_000:07d}"
+
+    async def _run(self) -> None:
+        loop = asyncio.get_running_loop()
+        interval = 1.0 / self.rate_per_s
+        started = loop.time()
+        for n in itertools.count():
+            due = started + n * interval
+            delay = due - loop.time()
+            if delay > 0:
+                await asyncio.sleep(delay)
+            task = loop.create_task(self._call(self.next_number()))
+            self._calls.add(task)
+            task.add_done_callback(self._calls.discard)
+            self.placed += 1
+
+    async def _call(self, number: str) -> None:
+        try:
+            ch = await self.sim.inbound_call(number, "", self.did)
+        except Exception:
+            self.failed += 1
+            log.exception("load call from %s failed", number)
+            return
+        ch.variables["CALLWRIGHT_LOAD"] = "1"
+        if ch.hungup:
+            self.failed += 1
+            return
+        self.reached_hold += 1
+        if self.hold_seconds is None:
+            return
+        await asyncio.sleep(self.hold_seconds)
+        if not ch.hungup:
+            try:
+                await self.sim.customer_hangup(ch.name)
+            except LookupError:
+                return
+            self.hung_up += 1
