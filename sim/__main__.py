@@ -56,7 +56,9 @@ async def _main(args: argparse.Namespace) -> None:
         recordings_dir=args.recordings_dir,
     )
     await sim.start(args.host, args.port)
-    print(f"PBX simulator on {sim.host}:{sim.port} (user callwright / callwright-secret)", flush=True)
+    print(
+        f"PBX simulator on {sim.host}:{sim.port} (user callwright / callwright-secret)", flush=True
+    )
     load = CallLoad(sim, args.rate, hold_seconds=args.hold, did=args.did) if args.rate > 0 else None
     if load is not None:
         load.start()

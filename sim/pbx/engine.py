@@ -609,6 +609,9 @@ class Pbx:
             return HANGUP if ch.hangup_requested else CONTINUE
         peer.exten = ""
         self._dial_end(ch, peer, "ANSWER")
+        # ast_bridge_call answers the calling channel if it is not up yet
+        # (a Local ;2 then answers its ;1).
+        self.answer(ch)
         bridge = self.new_bridge()
         self._newexten(peer)
         self.bridge_enter(bridge, peer)
@@ -797,6 +800,11 @@ class Pbx:
         if ch.hungup:
             return
         self.moh_stop(ch)
+        atx = self._atxfers.pop(ch, None)
+        if atx is not None:
+            # The transferer hangs up during an attended transfer: its
+            # consultation partner stays for the transfer to complete.
+            atx.target_one.leaving = True
         if ch.bridge is not None:
             self.bridge_leave(ch)
         for rec in ch.mixmonitors:
@@ -812,7 +820,6 @@ class Pbx:
         self._device_state(ch)
         if ch in self._outgoing:
             self._outgoing_failed(ch, "CHANUNAVAIL")
-        atx = self._atxfers.get(ch)
         if atx is not None:
             self.spawn(self._atxfer_transferer_gone(atx))
         ch.answer_event.set()
@@ -1315,15 +1322,21 @@ class Pbx:
         answered, the transferee and the target are joined (BridgeMerge,
         AttendedTransfer, then the Local channel optimises itself away)."""
         await asyncio.sleep(0)
-        self._atxfers.pop(atx.transferer, None)
         one, two = atx.target_one, atx.target_two
+        one.leaving = False
         main = atx.transferee_bridge
         consult = atx.consult_bridge
         if one.hungup or consult is None or one.state_code != UP or main.destroyed:
+            # Not answered yet: the sim cancels the transfer (Asterisk would
+            # connect the transferee to the ringing target).
             if not one.hungup:
-                self.request_hangup(one)
+                one.hangup_cause = 16
+                if one.bridge is not None:
+                    self.bridge_leave(one, dissolve=False)
+                self.hangup(one)
             for other in list(main.channels):
                 self.moh_stop(other)
+                self._kick(other, 16)
             return
         self.ev(
             "BridgeMerge",
