@@ -12,7 +12,7 @@ Why our own codec instead of panoramisk's parser (see ../shared/PITFALLS.md):
 panoramisk decodes every TCP read on its own, so a UTF-8 character split across
 two reads is dropped; it splits only on CRLF CRLF; it writes header values
 unescaped, so a value holding CR LF CR LF smuggles a second action. Here bytes
-are buffered and decoded per whole message, either line ending is accepted
+are buffered and decoded in whole messages only, either line ending is accepted
 (Asterisk itself accepts LF-only from clients), a message larger than
 ``max_message_bytes`` is discarded and counted instead of growing the buffer,
 and ``send`` refuses any CR or LF inside a header name or value.
@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import enum
 import re
+from collections import deque
 from dataclasses import dataclass
 
 from cti.ami.messages import AmiAction, AmiEvent, AmiMessage, AmiResponse, Banner
@@ -85,6 +86,9 @@ class AmiConnection:
         # The client reads the banner line first; the server sends it.
         self._want_banner = role is Role.CLIENT
         self._discarding = False
+        # Whole messages decoded together by _take_batch, not yet parsed.
+        self._ready: deque[str] = deque()
+        self._fresh = False  # bytes arrived since the last _take_batch
 
     # -- receiving -------------------------------------------------------
 
@@ -94,10 +98,12 @@ class AmiConnection:
             self._eof = True
             return
         self._buf += data
+        self._fresh = True
 
     @property
     def buffered(self) -> int:
-        return len(self._buf)
+        """Bytes received and not yet returned as messages."""
+        return len(self._buf) + sum(len(text.encode("utf-8")) + 4 for text in self._ready)
 
     def next_message(self) -> Parsed | Sentinel:
         """The next whole message, ``NEED_DATA``, or ``CLOSED`` after EOF."""
@@ -120,6 +126,16 @@ class AmiConnection:
                 del self._buf[: found[1]]
                 self._discarding = False
                 continue
+
+            if self._ready:
+                message = self._parse_text(self._ready.popleft())
+                if message is not None:
+                    return message
+                continue
+            if self._fresh:
+                self._fresh = False
+                if self._take_batch():
+                    continue
 
             found = _message_end(self._buf)
             if found is None:
@@ -146,34 +162,61 @@ class AmiConnection:
     def _need_data(self) -> Sentinel:
         return CLOSED if self._eof else NEED_DATA
 
+    def _take_batch(self) -> bool:
+        """Frame every whole message in the buffer with one decode and one split,
+        when that gives exactly what framing them one by one gives: only CRLF
+        line endings and valid UTF-8 (Asterisk's stream); anything else goes one
+        by one. Taking at most ``max_message_bytes`` leaves no message too large."""
+        buf = self._buf
+        last = buf.rfind(b"\r\n\r\n", 0, self.max_message_bytes + 4)
+        if last <= 0:
+            return False
+        region = buf[: last + 4]
+        if region.count(b"\n") != region.count(b"\r\n"):
+            return False
+        try:
+            text = region.decode("utf-8")
+        except UnicodeDecodeError:
+            return False
+        blocks = text.split("\r\n\r\n")
+        if blocks.pop():  # "" unless the last CRLF CRLF overlaps an earlier one
+            return False
+        del buf[: last + 4]
+        self._ready.extend(blocks)
+        return True
+
     def _parse(self, block: bytes) -> Parsed | None:
         try:
             text = block.decode("utf-8")
         except UnicodeDecodeError:
             self.stats.invalid_utf8 += 1
             text = block.decode("utf-8", "replace")
-        headers: list[tuple[str, str]] = []
-        lenient = self.role is Role.SERVER
+        return self._parse_text(text)
+
+    def _parse_text(self, text: str) -> Parsed | None:
         # Asterisk ends every line in CRLF: then a plain split does what the regex does.
-        if text.count("\n") == text.count("\r\n"):
-            lines = text.split("\r\n")
-        else:
+        lines = text.split("\r\n")
+        if len(lines) != text.count("\n") + 1:
             lines = _LINE_END.split(text)
-        for line in lines:
-            name, sep, value = line.partition(":")
-            if not sep or not name:
-                if line.strip():
+        headers: list[tuple[str, str]] = []
+        append = headers.append
+        if self.role is Role.SERVER:
+            for line in lines:
+                name, sep, value = line.partition(":")
+                if sep and name:
+                    # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
+                    append((name.strip(), value.lstrip(" \t")))
+                elif line.strip():
                     self.stats.malformed_lines += 1
-                continue
-            if lenient:
-                # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
-                value = value.lstrip(" \t")
-                name = name.strip()
-            elif value.startswith(" "):
-                # Asterisk writes "Name: value"; further blanks belong to the
-                # value ("Output:    Members:" keeps its indentation).
-                value = value[1:]
-            headers.append((name, value))
+        else:
+            for line in lines:
+                name, sep, value = line.partition(":")
+                if sep and name:
+                    # Asterisk writes "Name: value"; further blanks belong to the
+                    # value ("Output:    Members:" keeps its indentation).
+                    append((name, value[1:] if value[:1] == " " else value))
+                elif line.strip():
+                    self.stats.malformed_lines += 1
         if not headers:
             return None
         self.stats.messages += 1
