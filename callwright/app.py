@@ -51,6 +51,8 @@ class TokenAuthenticator:
         return None
 
 
+PRINCIPAL = web.RequestKey("principal", Principal)
+
 PUBLIC_PREFIXES = ("/healthz", "/static/")
 PUBLIC_PATHS = ("/",)
 
@@ -66,7 +68,7 @@ def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web
         principal = await authenticator.authenticate(request)
         if principal is None:
             return error_response(401, "unauthenticated", "a valid bearer token is required")
-        request["principal"] = principal
+        request[PRINCIPAL] = principal
         return await handler(request)
 
     return middleware
@@ -86,6 +88,11 @@ async def json_errors(
         if exc.status == 413:
             reason = "request body too large"
         return error_response(exc.status, reason.lower().replace(" ", "_"), reason)
+    except Exception:
+        if not request.path.startswith("/api/"):
+            raise
+        log.exception("unhandled error on %s %s", request.method, request.path)
+        return error_response(500, "internal_error", "internal error; see the server log")
 
 
 HealthFn = Callable[[], Awaitable[dict[str, Any]]]

@@ -8,7 +8,6 @@ on every login) and serves HTTP; ``stop()`` undoes it in reverse order.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import time
 from datetime import UTC, datetime
@@ -45,7 +44,7 @@ def call_record(call: Call) -> CallRecord:
         ended_at=_dt(call.ended_at),
         hangup_cause=call.hangup_cause,
         hangup_cause_text=call.hangup_cause_text,
-        channels=json.dumps([ch.name for ch in call.channels]),
+        channels=tuple(ch.name for ch in call.channels),
         interaction_id=None,
         updated_at=datetime.now(UTC),
     )
