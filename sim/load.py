@@ -43,6 +43,8 @@ class CallLoad:
         self._serial = itertools.count(1)
         self._runner: asyncio.Task[None] | None = None
         self._calls: set[asyncio.Task[None]] = set()
+        self._waiting: set[asyncio.Task[None]] = set()  # calls in their hold_seconds
+        self._stopping = False
         self.placed = 0
         self.reached_hold = 0
         self.hung_up = 0
@@ -62,15 +64,18 @@ class CallLoad:
         """Stop placing calls. With ``hang_up`` the calls it placed that are
         still up are hung up by their customers; otherwise they stay, and
         only the pending ``hold_seconds`` hangups are cancelled."""
+        self._stopping = True
         if self._runner is not None:
             self._runner.cancel()
             await asyncio.gather(self._runner, return_exceptions=True)
             self._runner = None
-        calls = list(self._calls)
-        for task in calls:
+        for task in list(self._waiting):
             task.cancel()
+        calls = list(self._calls)
         if calls:
+            # calls still on their way to the holding point finish that
             await asyncio.gather(*calls, return_exceptions=True)
+        self._stopping = False
         if hang_up:
             for ch in self.sim.channels():
                 if ch.device == "trunk" and ch.variables.get("CALLWRIGHT_LOAD") == "1":
@@ -110,9 +115,15 @@ class CallLoad:
             self.failed += 1
             return
         self.reached_hold += 1
-        if self.hold_seconds is None:
+        if self.hold_seconds is None or self._stopping:
             return
-        await asyncio.sleep(self.hold_seconds)
+        task = asyncio.current_task()
+        assert task is not None
+        self._waiting.add(task)
+        try:
+            await asyncio.sleep(self.hold_seconds)
+        finally:
+            self._waiting.discard(task)
         if not ch.hungup:
             try:
                 await self.sim.customer_hangup(ch.name)

@@ -153,6 +153,8 @@ Normalised = tuple[tuple[str, str], ...]
 
 @dataclass
 class ReplayResult:
+    """``problems``: one (possibly multi-line) string per difference."""
+
     name: str
     problems: list[str] = field(default_factory=list)
 
@@ -164,6 +166,11 @@ class ReplayResult:
         if self.ok:
             return f"{self.name}: identical"
         return f"{self.name}: {len(self.problems)} difference(s)\n" + "\n".join(self.problems)
+
+    def unexpected(self, allowed: Iterable[str] = ()) -> list[str]:
+        """The problems no ``allowed`` regex matches (documented divergences)."""
+        patterns = [re.compile(a, re.S) for a in allowed]
+        return [p for p in self.problems if not any(pat.search(p) for pat in patterns)]
 
 
 class _Normaliser:
@@ -243,6 +250,7 @@ def _describe(msg: Normalised) -> str:
 
 
 def _diff_message(where: str, want: Normalised, got: Normalised) -> list[str]:
+    """One problem (a multi-line string), or none."""
     if want == got:
         return []
     wn, gn = [k for k, _ in want], [k for k, _ in got]
@@ -256,7 +264,7 @@ def _diff_message(where: str, want: Normalised, got: Normalised) -> list[str]:
         for (k, v1), (_, v2) in zip(want, got, strict=True):
             if v1 != v2:
                 lines.append(f"    {k}: want {v1!r} got {v2!r}")
-    return lines
+    return ["\n".join(lines)]
 
 
 class Replay:
@@ -442,7 +450,10 @@ class Replay:
                 continue
             n = norm.message(msg)
             d = dict(n)
-            out[(d.get("Event") or "Response:" + d.get("Response", ""), _key(n))] += 1
+            if "Event" in d:
+                out[(d["Event"], _key(n))] += 1
+            else:
+                out[("Response", d.get("ActionID", ""))] += 1
         return out
 
     def _compare(
@@ -488,14 +499,14 @@ class Replay:
             ws, gs = want_seq.get(key, []), got_seq.get(key, [])
             if ws == gs:
                 continue
-            result.problems.append(f"{prefix} events about {key}:")
+            where = f"{prefix} events about {key}"
             for i in range(max(len(ws), len(gs))):
                 if i >= len(ws):
-                    result.problems.append(f"    #{i} unexpected {_describe(gs[i])}")
+                    result.problems.append(f"{where} #{i}: unexpected {_describe(gs[i])}")
                 elif i >= len(gs):
-                    result.problems.append(f"    #{i} missing {_describe(ws[i])}")
+                    result.problems.append(f"{where} #{i}: missing {_describe(ws[i])}")
                 else:
-                    result.problems += _diff_message(f"    #{i}", ws[i], gs[i])
+                    result.problems += _diff_message(f"{where} #{i}", ws[i], gs[i])
         if want_global != got_global:
             for norm in want_global - got_global:
                 result.problems.append(f"{prefix} missing {_describe(norm)}: {dict(norm)}")
