@@ -152,7 +152,8 @@ S = Step
 # *sent* to (Redirect, BlindTransfer, Originate) starts with a NoOp: Asterisk
 # 22 resumes a blind-transferred channel that was running Dial() at priority 2
 # of the target (transcript 06-transfers.txt, "bt-1"), so priority 1 must be
-# something a channel may skip.
+# something a channel may skip. Dial's t (callee) / T (caller) options give the
+# agent's leg the transfer features the Atxfer action needs.
 CALLWRIGHT = Dialplan(
     name="callwright",
     contexts={
@@ -162,7 +163,7 @@ CALLWRIGHT = Dialplan(
                 (
                     S("Answer"),
                     S("Set", "CALLWRIGHT_DID=${EXTEN}"),
-                    S("AGI", "${CALLWRIGHT_AGI_URL}"),
+                    S("AGI", "agi://callwright.example:4573/support"),
                     S("Goto", "callwright-hold,s,1"),
                 ),
             ),
@@ -171,7 +172,7 @@ CALLWRIGHT = Dialplan(
                 (
                     S("Answer"),
                     S("Set", "CALLWRIGHT_DID=${EXTEN}"),
-                    S("AGI", "${CALLWRIGHT_AGI_URL}"),
+                    S("AGI", "agi://callwright.example:4573/support"),
                     S("Goto", "callwright-hold,s,1"),
                 ),
             ),
@@ -190,7 +191,7 @@ CALLWRIGHT = Dialplan(
                 "_X.",
                 (
                     S("NoOp", "Ring agent ${EXTEN}"),
-                    S("Dial", "PJSIP/${EXTEN},30"),
+                    S("Dial", "PJSIP/${EXTEN},30,t"),
                     S("Hangup"),
                 ),
             ),
@@ -200,7 +201,7 @@ CALLWRIGHT = Dialplan(
                 "_X.",
                 (
                     S("NoOp", "Outbound call to ${EXTEN}"),
-                    S("Dial", "PJSIP/${EXTEN}@trunk,60"),
+                    S("Dial", "PJSIP/${EXTEN}@trunk,60,T"),
                     S("Hangup"),
                 ),
             ),
@@ -208,7 +209,7 @@ CALLWRIGHT = Dialplan(
                 "_+X.",
                 (
                     S("NoOp", "Outbound call to ${EXTEN}"),
-                    S("Dial", "PJSIP/${EXTEN}@trunk,60"),
+                    S("Dial", "PJSIP/${EXTEN}@trunk,60,T"),
                     S("Hangup"),
                 ),
             ),

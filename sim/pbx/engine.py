@@ -607,6 +607,11 @@ class Pbx:
         if ch.interrupted or peer.hungup:
             self._dial_end(ch, peer, "ANSWER")
             return HANGUP if ch.hangup_requested else CONTINUE
+        options = args[2] if len(args) > 2 else ""
+        if "T" in options:
+            ch.can_transfer = True
+        if "t" in options:
+            peer.can_transfer = True
         peer.exten = ""
         self._dial_end(ch, peer, "ANSWER")
         # ast_bridge_call answers the calling channel if it is not up yet
@@ -1230,7 +1235,11 @@ class Pbx:
         for digit in ATXFER_CODE:
             self._dtmf(transferer, digit)
         bridge = transferer.bridge
-        if bridge is None or transferer.hungup:
+        if bridge is None or transferer.hungup or not transferer.can_transfer:
+            # Without the Dial t/T option the bridge has no transfer feature:
+            # the digits reach the other side as DTMF and nothing else happens.
+            for digit in exten:
+                self._dtmf(transferer, digit)
             return
         others = [c for c in bridge.channels if c is not transferer]
         transferer.on_hold = True

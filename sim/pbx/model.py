@@ -173,6 +173,7 @@ class SimChannel:
     on_hold: bool = False
     mixmonitors: list[MixMonitorRec] = field(default_factory=list)
     dtmf_queue: list[str] = field(default_factory=list)
+    can_transfer: bool = False  # Dial option t (callee) / T (caller): DTMF transfer features
     kicked: bool = False  # pulled out of its bridge (transfer, dissolve, Bridge action)
     yanked: bool = False  # taken over by the Bridge action (ast_channel_yank)
     leaving: bool = False  # leaving its bridge on purpose: do not dissolve on it
