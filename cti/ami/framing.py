@@ -61,6 +61,13 @@ _BANNER_END = re.compile(rb"\r?\n")
 
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
+# Client role: parsed header lines are kept by their text. Asterisk repeats the
+# same lines (each event carries its channel's snapshot: Channel, Uniqueid,
+# Linkedid, CallerIDNum...), so most lines skip parsing and share one tuple.
+# Bounded: at most _HEADER_CACHE_SIZE lines of up to _CACHED_LINE_MAX characters.
+_HEADER_CACHE_SIZE = 2048
+_CACHED_LINE_MAX = 128
+
 
 @dataclass(slots=True)
 class FramingStats:
@@ -89,6 +96,7 @@ class AmiConnection:
         # Whole messages decoded together by _take_batch, not yet parsed.
         self._ready: deque[str] = deque()
         self._fresh = False  # bytes arrived since the last _take_batch
+        self._header_cache: dict[str, tuple[str, str]] = {}  # line -> header
 
     # -- receiving -------------------------------------------------------
 
@@ -209,14 +217,24 @@ class AmiConnection:
                 elif line.strip():
                     self.stats.malformed_lines += 1
         else:
+            cache = self._header_cache
+            cached = cache.get
             for line in lines:
-                name, sep, value = line.partition(":")
-                if sep and name:
+                header = cached(line)
+                if header is None:
+                    name, sep, value = line.partition(":")
+                    if not sep or not name:
+                        if line.strip():
+                            self.stats.malformed_lines += 1
+                        continue
                     # Asterisk writes "Name: value"; further blanks belong to the
                     # value ("Output:    Members:" keeps its indentation).
-                    append((name, value[1:] if value[:1] == " " else value))
-                elif line.strip():
-                    self.stats.malformed_lines += 1
+                    header = (name, value[1:] if value[:1] == " " else value)
+                    if len(line) <= _CACHED_LINE_MAX:
+                        if len(cache) >= _HEADER_CACHE_SIZE:
+                            cache.clear()
+                        cache[line] = header
+                append(header)
         if not headers:
             return None
         self.stats.messages += 1
