@@ -43,6 +43,7 @@ from sim.transcripts import FROM_PBX, Connection, read_transcript
 __all__ = [
     "INTERNAL_VARIABLES",
     "LAB_SECRETS",
+    "AgiReplayServer",
     "Replay",
     "ReplayResult",
     "lab_simulator",
@@ -577,6 +578,78 @@ def _show(x: object) -> str:
     if isinstance(x, frozenset):
         return "{" + ", ".join(f"{_describe(m)} x{n}" for m, n in x) + "}"
     return repr(x)
+
+
+class AgiReplayServer:
+    """A FastAGI server that plays the server side of a recorded FastAGI
+    transcript (``11-fastagi.txt``): session N of the recording answers the
+    Nth connection. It records what the simulator (as Asterisk) sent, for
+    ``compare()``."""
+
+    def __init__(self, path: str | Path) -> None:
+        self.path = Path(path)
+        self.sessions = read_transcript(self.path, lf_default=True)
+        self.received: list[list[str]] = []
+        self.done = asyncio.Event()
+        self._server: asyncio.Server | None = None
+        self._next = 0
+        self.host = ""
+        self.port = 0
+
+    async def start(self) -> None:
+        self._server = await asyncio.start_server(self._session, "127.0.0.1", 0)
+        self.host, self.port = self._server.sockets[0].getsockname()[:2]
+
+    async def stop(self) -> None:
+        if self._server is not None:
+            self._server.close()
+            await self._server.wait_closed()
+
+    async def _session(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        index = self._next
+        self._next += 1
+        got: list[str] = []
+        self.received.append(got)
+        try:
+            if index >= len(self.sessions):
+                return
+            for segment in self.sessions[index].segments:
+                if segment.direction == FROM_PBX:
+                    for _ in segment.data.decode().splitlines() or [""]:
+                        line = await asyncio.wait_for(reader.readline(), 5.0)
+                        if not line:
+                            return
+                        got.append(line.decode().rstrip("\n"))
+                else:
+                    writer.write(segment.data)
+                    await writer.drain()
+        except (TimeoutError, ConnectionError):
+            pass
+        finally:
+            writer.close()
+            if self._next >= len(self.sessions):
+                self.done.set()
+
+    def compare(self) -> list[str]:
+        """Differences between what the simulator sent and the recording."""
+        problems = []
+        for index, session in enumerate(self.sessions):
+            want = [_agi_norm(x) for x in session.received().decode().splitlines()]
+            got = [
+                _agi_norm(x) for x in (self.received[index] if index < len(self.received) else [])
+            ]
+            for i in range(max(len(want), len(got))):
+                w = want[i] if i < len(want) else "<nothing>"
+                g = got[i] if i < len(got) else "<nothing>"
+                if w != g:
+                    problems.append(f"[FastAGI session {index + 1}] line {i}: want {w!r} got {g!r}")
+        return problems
+
+
+def _agi_norm(line: str) -> str:
+    if line.startswith("agi_threadid:"):
+        return "agi_threadid: <volatile>"
+    return _UNIQUEID.sub(lambda m: f"<epoch>.{m.group(1)}", line)
 
 
 async def replay_files(

@@ -49,6 +49,8 @@ async def run_agi(pbx: Pbx, ch: SimChannel, url: str) -> Outcome:
     parts = urlsplit(target)
     host = parts.hostname or "127.0.0.1"
     port = parts.port or 4573
+    if pbx.agi_address is not None:
+        host, port = pbx.agi_address
     try:
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), 5.0)
     except (OSError, TimeoutError):
@@ -69,7 +71,10 @@ async def run_agi(pbx: Pbx, ch: SimChannel, url: str) -> Outcome:
             pass
     dead = ch.hangup_requested or ch.hungup
     if not ch.hungup:
-        pbx.set_var(ch, "AGISTATUS", "HANGUP" if dead else "SUCCESS")
+        # 11-fastagi-ami-events.txt: FAILURE after the script's own HANGUP,
+        # HANGUP when the caller went away, SUCCESS otherwise.
+        status = "FAILURE" if session.script_hangup else "HANGUP" if dead else "SUCCESS"
+        pbx.set_var(ch, "AGISTATUS", status)
     return "hangup" if dead else "continue"
 
 
@@ -82,6 +87,7 @@ class _AgiSession:
         self.reader = reader
         self.writer = writer
         self.hangup_sent = False
+        self.script_hangup = False
 
     @property
     def dead(self) -> bool:
@@ -242,6 +248,7 @@ class _AgiSession:
     async def cmd_hangup(self, args: list[str]) -> tuple[str, str]:
         self.pbx.ev_chan("SoftHangupRequest", self.ch, [("Cause", "32")])
         self.ch.hangup_requested = True
+        self.script_hangup = True
         return "200 result=1", "success"
 
     async def cmd_exec(self, args: list[str]) -> tuple[str, str]:
@@ -304,7 +311,7 @@ class _AgiSession:
         if not args:
             return "", "usage"
         ms = int(args[0]) if args[0].lstrip("-").isdigit() else -1
-        digit = await self._digit(None if ms < 0 else ms / 1000)
+        digit = await self._digit(None if ms < 0 else ms / 1000 * self.pbx.time_scale)
         if digit is None:
             return "200 result=-1", "failure"
         return f"200 result={ord(digit) if digit else 0}", "success"
@@ -316,6 +323,7 @@ class _AgiSession:
         if played is None:
             return "200 result=-1", "success"
         timeout = int(args[1]) / 1000 if len(args) > 1 and args[1].isdigit() else 5.0
+        timeout *= self.pbx.time_scale
         max_digits = int(args[2]) if len(args) > 2 and args[2].isdigit() else 1024
         digits = played
         while len(digits) < max_digits:

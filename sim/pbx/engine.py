@@ -126,8 +126,12 @@ class Pbx:
         self._atxfers: dict[SimChannel, _Atxfer] = {}
         self.changed = asyncio.Event()
         self.closing = False
-        # Scales the durations of Wait() and MusicOnHold() (fast transcript replays).
+        # Scales the durations of Wait(), MusicOnHold() and AGI digit timeouts
+        # (fast transcript replays).
         self.time_scale = 1.0
+        # Where AGI() connects instead of the host:port of its URL (tests);
+        # the agi_* block still names the URL.
+        self.agi_address: tuple[str, int] | None = None
 
     # ------------------------------------------------------------------ basics
 

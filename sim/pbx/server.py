@@ -491,7 +491,15 @@ class PbxSimulator:
         ch = self.pbx.find(channel_name)
         if ch is None:
             raise LookupError(f"no channel {channel_name}")
-        ch.dtmf_queue.extend(digits)
+        for digit in digits:
+            self.pbx.ev_chan("DTMFBegin", ch, [("Digit", digit), ("Direction", "Received")], cls="dtmf")
+            self.pbx.ev_chan(
+                "DTMFEnd",
+                ch,
+                [("Digit", digit), ("DurationMs", "100"), ("Direction", "Received")],
+                cls="dtmf",
+            )
+            ch.dtmf_queue.append(digit)
         ch.wake()
 
     def channels(self) -> list[SimChannel]:
