@@ -216,7 +216,9 @@ def build_stream(
             "agent": f"agent{1 + call % AGENTS}",
         }
         for k, phase in enumerate(tmpl.uniqueids):
-            values[f"u{k}"] = f"{BASE_EPOCH + int(starts[phase])}.{4 + call * len(tmpl.uniqueids) + k}"
+            values[f"u{k}"] = (
+                f"{BASE_EPOCH + int(starts[phase])}.{4 + call * len(tmpl.uniqueids) + k}"
+            )
         for k in range(tmpl.channels):
             values[f"c{k}"] = f"{2 + call * tmpl.channels + k:08x}"
         for k in range(tmpl.bridges):
@@ -403,7 +405,7 @@ class _Factory:
 
 def _panoramisk_protocol(factory: _Factory) -> Any:
     # Not panoramisk.testing: importing it sets the line ending to LF process-wide.
-    from panoramisk.ami_protocol import AMIProtocol
+    from panoramisk.ami_protocol import AMIProtocol  # type: ignore[import-untyped]
 
     protocol = AMIProtocol()
     protocol.connection_made(_Transport())
@@ -519,26 +521,41 @@ class Result:
 PATHS = ("framing", "framing + tracker", "tracker only", "panoramisk 1.4 parser")
 
 
-def measure(path: str, run: Callable[[], tuple[float, Counts]], runs: int) -> Result:
-    """Run ``run`` ``runs`` times (after one warm-up) and keep best and median."""
-    run()  # warm-up: imports, caches, allocator
-    times: list[float] = []
-    counts = Counts()
+def measure(
+    paths: Sequence[tuple[str, Callable[[], tuple[float, Counts]]]], runs: int
+) -> list[Result]:
+    """One warm-up each, then ``runs`` rounds of every path in turn (so load
+    from other processes hits all paths alike); best and median per path."""
+    times: dict[str, list[float]] = {name: [] for name, _ in paths}
+    counts: dict[str, Counts] = {}
+    for name, run in paths:
+        _, counts[name] = run()  # warm-up: imports, caches, allocator
     for _ in range(runs):
-        gc.collect()
-        elapsed, counts = run()
-        times.append(elapsed)
-    return Result(path, counts.events, min(times), statistics.median(times), counts)
+        for name, run in paths:
+            gc.collect()
+            elapsed, counts[name] = run()
+            times[name].append(elapsed)
+    return [
+        Result(
+            name,
+            counts[name].events,
+            min(times[name]),
+            statistics.median(times[name]),
+            counts[name],
+        )
+        for name, _ in paths
+    ]
 
 
 def run_all(chunks: Sequence[bytes], runs: int) -> list[Result]:
     events = decode_events(chunks)
-    return [
-        measure(PATHS[0], lambda: run_framing(chunks), runs),
-        measure(PATHS[1], lambda: run_tracker(chunks), runs),
-        measure(PATHS[2], lambda: run_tracker_only(events), runs),
-        measure(PATHS[3], lambda: run_panoramisk(chunks), runs),
+    runners: list[Callable[[], tuple[float, Counts]]] = [
+        lambda: run_framing(chunks),
+        lambda: run_tracker(chunks),
+        lambda: run_tracker_only(events),
+        lambda: run_panoramisk(chunks),
     ]
+    return measure(list(zip(PATHS, runners, strict=True)), runs)
 
 
 # -- report ----------------------------------------------------------------------------
