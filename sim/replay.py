@@ -35,7 +35,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from cti.ami.framing import CLOSED, NEED_DATA, AmiConnection, Role
-from cti.ami.messages import AmiEvent, AmiMessage, AmiResponse, Banner
+from cti.ami.messages import AmiEvent, AmiMessage, AmiResponse
 from sim.pbx.model import ALL_CLASSES, AmiUser
 from sim.pbx.server import PbxSimulator
 from sim.transcripts import FROM_PBX, Connection, read_transcript
@@ -203,9 +203,8 @@ def _parse(data: bytes) -> list[AmiMessage]:
         msg = conn.next_message()
         if msg is NEED_DATA or msg is CLOSED:
             return out
-        if isinstance(msg, Banner):
-            continue
-        out.append(msg)
+        if isinstance(msg, (AmiEvent, AmiResponse)):
+            out.append(msg)
 
 
 def _compared(msg: AmiMessage) -> bool:
@@ -479,9 +478,10 @@ class Replay:
                     f"{prefix} reply {i}: expected {_show(w)}\n    got {_show(g)}"
                 )
         if len(want_replies) != len(got_replies):
+            rest = want_replies[len(got_replies) :] or got_replies[len(want_replies) :]
             result.problems.append(
                 f"{prefix} {len(want_replies)} replies expected, {len(got_replies)} received;"
-                f" extra/missing: {[_show(x) for x in (want_replies[len(got_replies) :] or got_replies[len(want_replies) :])]}"
+                f" extra/missing: {[_show(x) for x in rest]}"
             )
         # 2. events: sequences per channel / bridge
         want_seq: dict[str, list[Normalised]] = {}
@@ -574,7 +574,7 @@ def _group_lists(replies: list[Normalised]) -> list[Normalised | frozenset[tuple
 
 def _show(x: object) -> str:
     if isinstance(x, tuple):
-        return _describe(x)  # type: ignore[arg-type]
+        return _describe(x)
     if isinstance(x, frozenset):
         return "{" + ", ".join(f"{_describe(m)} x{n}" for m, n in x) + "}"
     return repr(x)

@@ -12,12 +12,12 @@ from __future__ import annotations
 
 import re
 import time
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Coroutine
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
-from sim.pbx.engine import parse_callerid
+from sim.pbx.engine import Pbx, parse_callerid
 from sim.pbx.model import SimChannel, bridge_headers, channel_headers
 
 if TYPE_CHECKING:
@@ -184,14 +184,17 @@ async def command(session: AmiSession, action: AmiAction) -> None:
         ]
     elif words[:3] == ["manager", "show", "connected"]:
         outputs = [
-            "  Username         IP Address                                               Start       Elapsed     FileDes   HttpCnt   ReadPerms   WritePerms",
+            "  Username         IP Address       Start       Elapsed     FileDes   HttpCnt"
+            "   ReadPerms   WritePerms"
         ]
-        for other in session.sim.sessions:
-            if other.username:
-                outputs.append(
-                    f"  {other.username:<16} {other.peer_host:<56} {int(other.started):<11} {int(time.time() - other.started):<11} -1        0         -           -"
-                )
-        outputs.append(f"{sum(1 for s in session.sim.sessions if s.username)} users connected.")
+        users = [s for s in session.sim.sessions if s.username]
+        for other in users:
+            elapsed = int(time.time() - other.started)
+            outputs.append(
+                f"  {other.username:<16} {other.peer_host:<16} {int(other.started):<11}"
+                f" {elapsed:<11} -1        0         -           -"
+            )
+        outputs.append(f"{len(users)} users connected.")
     if outputs is None:
         hint = " ".join(words[:2]) if len(words) > 2 else " ".join(words[:1])
         session.reply(
@@ -202,7 +205,8 @@ async def command(session: AmiSession, action: AmiAction) -> None:
                     ("Message", "Command output follows"),
                     (
                         "Output",
-                        f"No such command '{cmd}' (type 'core show help {hint}' for other possible commands)",
+                        f"No such command '{cmd}' (type 'core show help {hint}'"
+                        " for other possible commands)",
                     ),
                 ],
             )
@@ -418,8 +422,9 @@ async def originate(session: AmiSession, action: AmiAction) -> None:
         return
     pi = 0
     if priority:
-        if re.fullmatch(r"\s*-?\d+.*", priority):
-            pi = int(re.match(r"\s*(-?\d+)", priority).group(1))  # type: ignore[union-attr]
+        number = re.match(r"\s*(-?\d+)", priority)
+        if number is not None:
+            pi = int(number.group(1))
         else:
             found = pbx.dialplan.label(context, exten, priority)
             if found is None:
@@ -454,26 +459,30 @@ async def originate(session: AmiSession, action: AmiAction) -> None:
         if not is_async:
             _error(session, action, "Originate with 'Exten' requires 'Context' and 'Priority'")
             return
-    kwargs = dict(
-        tech=tech,
-        resource=resource,
-        context=context,
-        exten=exten,
-        priority=pi or 1,
-        application=app,
-        app_data=app_data,
-        cid_num=cid_num,
-        cid_name=cid_name,
-        variables=variables,
-        timeout=max(timeout_ms, 0) / 1000.0,
-        ids=ids,
-        action_id=action.action_id or None,
-    )
+
+    def launch(emit_response: bool) -> Coroutine[Any, Any, bool]:
+        return pbx.originate(
+            tech=tech,
+            resource=resource,
+            context=context,
+            exten=exten,
+            priority=pi or 1,
+            application=app,
+            app_data=app_data,
+            cid_num=cid_num,
+            cid_name=cid_name,
+            variables=variables,
+            timeout=max(timeout_ms, 0) / 1000.0,
+            ids=ids,
+            action_id=action.action_id or None,
+            emit_response=emit_response,
+        )
+
     if is_async:
         _ack(session, action, "Originate successfully queued")
-        pbx.spawn(pbx.originate(emit_response=True, **kwargs))  # type: ignore[arg-type]
+        pbx.spawn(launch(True))
         return
-    ok = await pbx.originate(emit_response=False, **kwargs)  # type: ignore[arg-type]
+    ok = await launch(False)
     if ok:
         _ack(session, action, "Originate successfully queued")
     else:
@@ -538,12 +547,12 @@ async def redirect(session: AmiSession, action: AmiAction) -> None:
     pbx.dual_redirect(ch, ch2, (context, exten, pi), target2)
 
 
-def _priority(pbx: object, context: str, exten: str, text: str) -> int:
+def _priority(pbx: Pbx, context: str, exten: str, text: str) -> int:
     match = re.match(r"\s*(-?\d+)", text)
     if match is not None:
         return int(match.group(1))
-    found = pbx.dialplan.label(context, exten, text)  # type: ignore[attr-defined]
-    return int(found) if found is not None else -1
+    found = pbx.dialplan.label(context, exten, text)
+    return found if found is not None else -1
 
 
 async def hangup(session: AmiSession, action: AmiAction) -> None:

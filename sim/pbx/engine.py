@@ -1523,7 +1523,7 @@ class Pbx:
         ch.dnid = did
         self.start_pbx(ch, self.dialplan.trunk_context, did, 1)
         await self.wait_for(
-            lambda: ch.hungup or ch.moh_class is not None and ch.context == "callwright-hold"
+            lambda: ch.hungup or (ch.moh_class is not None and ch.context == "callwright-hold")
         )
         return ch
 

@@ -213,7 +213,8 @@ class AmiSession:
         if spec is None:
             self._error(
                 action,
-                f"Invalid/unknown command: {name}. Use Action: ListCommands to show available commands.",
+                f"Invalid/unknown command: {name}."
+                " Use Action: ListCommands to show available commands.",
             )
             self._bad_format(name)
             return
@@ -406,7 +407,7 @@ class PbxSimulator:
 
     async def _client(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         session = AmiSession(self, reader, writer)
-        session.task = asyncio.current_task()  # type: ignore[assignment]
+        session.task = asyncio.current_task()
         self.sessions.append(session)
         try:
             await session.run()
@@ -492,7 +493,9 @@ class PbxSimulator:
         if ch is None:
             raise LookupError(f"no channel {channel_name}")
         for digit in digits:
-            self.pbx.ev_chan("DTMFBegin", ch, [("Digit", digit), ("Direction", "Received")], cls="dtmf")
+            self.pbx.ev_chan(
+                "DTMFBegin", ch, [("Digit", digit), ("Direction", "Received")], cls="dtmf"
+            )
             self.pbx.ev_chan(
                 "DTMFEnd",
                 ch,

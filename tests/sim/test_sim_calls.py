@@ -12,10 +12,21 @@ from simtest_support import AmiClient
 from sim.pbx import PbxSimulator, SimChannel
 
 CHANNEL_SNAPSHOT = [
-    "Channel", "ChannelState", "ChannelStateDesc", "CallerIDNum", "CallerIDName",
-    "ConnectedLineNum", "ConnectedLineName", "Language", "AccountCode", "Context",
-    "Exten", "Priority", "Uniqueid", "Linkedid",
-]  # fmt: skip
+    "Channel",
+    "ChannelState",
+    "ChannelStateDesc",
+    "CallerIDNum",
+    "CallerIDName",
+    "ConnectedLineNum",
+    "ConnectedLineName",
+    "Language",
+    "AccountCode",
+    "Context",
+    "Exten",
+    "Priority",
+    "Uniqueid",
+    "Linkedid",
+]
 
 
 def names(event: object) -> list[str]:
@@ -68,8 +79,12 @@ async def test_redirect_to_an_agent_dials_and_bridges(ami: AmiClient, sim: PbxSi
     assert agent.linkedid == customer.uniqueid  # the dialed leg joins the caller's call
     begin = await ami.event("DialBegin", DestChannel=agent.name)
     assert names(begin) == [
-        "Event", "Privilege", *CHANNEL_SNAPSHOT, *(f"Dest{h}" for h in CHANNEL_SNAPSHOT), "DialString",
-    ]  # fmt: skip
+        "Event",
+        "Privilege",
+        *CHANNEL_SNAPSHOT,
+        *(f"Dest{h}" for h in CHANNEL_SNAPSHOT),
+        "DialString",
+    ]
     assert begin["Channel"] == customer.name and begin["DialString"] == "1001"
     end = await ami.event("DialEnd", DestChannel=agent.name)
     assert end["DialStatus"] == "ANSWER"
@@ -131,7 +146,7 @@ async def test_customer_hangup_ends_both_legs_with_cause_16(
 async def test_agent_hangup_ends_the_call_through_the_dialplan(
     ami: AmiClient, sim: PbxSimulator
 ) -> None:
-    customer, agent = await connect_to_agent(ami, sim)
+    customer, _agent = await connect_to_agent(ami, sim)
     await sim.device_hangup("1001")
     hangup = await ami.event("Hangup", Channel=customer.name)
     assert hangup["Cause"] == "16"
@@ -198,9 +213,14 @@ async def test_click_to_dial_to_a_busy_agent_fails(ami: AmiClient, sim: PbxSimul
     sim.set_device("1001", busy=True)
     response = await ami.request(
         "Originate",
-        {"Channel": "PJSIP/1001", "Context": "callwright-outbound", "Exten": "5557654321",
-         "Priority": "1", "Async": "true"},
-    )  # fmt: skip
+        {
+            "Channel": "PJSIP/1001",
+            "Context": "callwright-outbound",
+            "Exten": "5557654321",
+            "Priority": "1",
+            "Async": "true",
+        },
+    )
     failed = await ami.event("OriginateResponse", ActionID=response.action_id)
     assert failed["Response"] == "Failure" and failed["Channel"] == "PJSIP/1001"
     assert failed["Uniqueid"] == "<unknown>"
@@ -213,11 +233,16 @@ async def test_hold_by_dual_redirect_and_unhold_by_bridge(
     hold = await ami.request(
         "Redirect",
         {
-            "Channel": customer.name, "Context": "callwright-onhold", "Exten": "s", "Priority": "1",
-            "ExtraChannel": agent.name, "ExtraContext": "callwright-agent-hold", "ExtraExten": "s",
+            "Channel": customer.name,
+            "Context": "callwright-onhold",
+            "Exten": "s",
+            "Priority": "1",
+            "ExtraChannel": agent.name,
+            "ExtraContext": "callwright-agent-hold",
+            "ExtraExten": "s",
             "ExtraPriority": "1",
         },
-    )  # fmt: skip
+    )
     assert hold.message == "Dual Redirect successful"
     moh = await ami.event("MusicOnHoldStart", Channel=customer.name, Context="callwright-onhold")
     assert moh["Class"] == "default"

@@ -5,7 +5,6 @@ sim/replay.py for what is normalised and what is not compared."""
 
 from __future__ import annotations
 
-import re
 from collections.abc import AsyncIterator
 from pathlib import Path
 
@@ -52,11 +51,21 @@ async def test_core_status_and_lists_transcript_02(lab: PbxSimulator) -> None:
         # What the unrecorded second connection did: a held caller redirected
         # to agent1.
         await pbx.originate(
-            tech="Local", resource="100@inbound", context="caller", exten="s", priority=1,
-            application="", app_data="", cid_num="5550100", cid_name="Outside Line",
-            variables=[("ROUTE", "hold")], timeout=30.0, ids=(None, None), action_id=None,
+            tech="Local",
+            resource="100@inbound",
+            context="caller",
+            exten="s",
+            priority=1,
+            application="",
+            app_data="",
+            cid_num="5550100",
+            cid_name="Outside Line",
+            variables=[("ROUTE", "hold")],
+            timeout=30.0,
+            ids=(None, None),
+            action_id=None,
             emit_response=True,
-        )  # fmt: skip
+        )
         await pbx.wait_for(lambda: any(c.moh_class for c in pbx.channels.values()), 5)
         caller = pbx.find("Local/100@inbound-00000000;2")
         assert caller is not None

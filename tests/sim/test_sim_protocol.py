@@ -36,9 +36,19 @@ async def test_plain_login_sends_fully_booted_then_successful_auth(connect: Conn
     ]
     assert booted["Privilege"] == "system,all" and booted["Status"] == "Fully Booted"
     assert [k for k, _ in auth.headers] == [
-        "Event", "Privilege", "EventTV", "Severity", "Service", "EventVersion", "AccountID",
-        "SessionID", "LocalAddress", "RemoteAddress", "UsingPassword", "SessionTV",
-    ]  # fmt: skip
+        "Event",
+        "Privilege",
+        "EventTV",
+        "Severity",
+        "Service",
+        "EventVersion",
+        "AccountID",
+        "SessionID",
+        "LocalAddress",
+        "RemoteAddress",
+        "UsingPassword",
+        "SessionTV",
+    ]
     assert client.messages.index(booted) < client.messages.index(auth)
 
 
@@ -131,18 +141,30 @@ async def test_ping_without_action_id(ami: AmiClient) -> None:
 @pytest.mark.parametrize(
     ("raw", "expected"),
     [
-        (b"Action: Frobnicate\r\nActionID: x\r\n\r\n",
-         ("Error", "Invalid/unknown command: Frobnicate. Use Action: ListCommands to show available commands.")),
+        (
+            b"Action: Frobnicate\r\nActionID: x\r\n\r\n",
+            (
+                "Error",
+                "Invalid/unknown command: Frobnicate."
+                " Use Action: ListCommands to show available commands.",
+            ),
+        ),
         (b"ActionID: x\r\n\r\n", ("Error", "Missing action in request")),
         (b"action: ping\r\nactionid: x\r\n\r\n", ("Success", None)),
         (b"ACTION: PING\r\nActionID: x\r\n\r\n", ("Success", None)),
         (b"Action: Ping\nActionID: x\n\n", ("Success", None)),
         (b"Action:Ping\r\nActionID:x\r\n\r\n", ("Success", None)),
         (b"Action: Ping\r\nthis line has no colon\r\nActionID: x\r\n\r\n", ("Success", None)),
-        (b"Action: Monitor\r\nChannel: X\r\nActionID: x\r\n\r\n",
-         ("Error", "Invalid/unknown command: Monitor. Use Action: ListCommands to show available commands.")),
+        (
+            b"Action: Monitor\r\nChannel: X\r\nActionID: x\r\n\r\n",
+            (
+                "Error",
+                "Invalid/unknown command: Monitor."
+                " Use Action: ListCommands to show available commands.",
+            ),
+        ),
     ],
-)  # fmt: skip
+)
 async def test_framing_and_unknown_actions_as_asterisk_answers_them(
     ami: AmiClient, raw: bytes, expected: tuple[str, str | None]
 ) -> None:
@@ -160,42 +182,92 @@ async def test_duplicate_action_id_first_wins(ami: AmiClient) -> None:
 # The error texts of 09-errors.txt (and 05, 06, 08), action by action.
 ERRORS = [
     ("Originate", {"Exten": "100", "Context": "inbound", "Priority": "1"}, "Channel not specified"),
-    ("Originate", {"Channel": "Local/100@inbound"},
-     "Originate with 'Exten' requires 'Context' and 'Priority'"),
-    ("Originate", {"Channel": "Local/100@inbound", "Context": "caller", "Exten": "s", "Priority": "abc"},
-     "Invalid priority"),
-    ("Originate", {"Channel": "NoSuchTech/foo", "Context": "callwright-hold", "Exten": "s", "Priority": "1"},
-     "Originate failed"),
-    ("Redirect", {"Channel": "PJSIP/nosuch-00000000", "Context": "callwright-agent", "Exten": "1001",
-                  "Priority": "1"}, "Channel does not exist: PJSIP/nosuch-00000000"),
-    ("Redirect", {"Context": "callwright-agent", "Exten": "1001", "Priority": "1"}, "Channel not specified"),
-    ("Redirect", {"Channel": "PJSIP/nosuch-00000000", "Context": "callwright-agent"}, "Exten not specified"),
+    (
+        "Originate",
+        {"Channel": "Local/100@inbound"},
+        "Originate with 'Exten' requires 'Context' and 'Priority'",
+    ),
+    (
+        "Originate",
+        {"Channel": "Local/100@inbound", "Context": "caller", "Exten": "s", "Priority": "abc"},
+        "Invalid priority",
+    ),
+    (
+        "Originate",
+        {"Channel": "NoSuchTech/foo", "Context": "callwright-hold", "Exten": "s", "Priority": "1"},
+        "Originate failed",
+    ),
+    (
+        "Redirect",
+        {
+            "Channel": "PJSIP/nosuch-00000000",
+            "Context": "callwright-agent",
+            "Exten": "1001",
+            "Priority": "1",
+        },
+        "Channel does not exist: PJSIP/nosuch-00000000",
+    ),
+    (
+        "Redirect",
+        {"Context": "callwright-agent", "Exten": "1001", "Priority": "1"},
+        "Channel not specified",
+    ),
+    (
+        "Redirect",
+        {"Channel": "PJSIP/nosuch-00000000", "Context": "callwright-agent"},
+        "Exten not specified",
+    ),
     ("Hangup", {"Channel": "PJSIP/nosuch-00000000"}, "No such channel"),
     ("Hangup", {}, "No channel specified"),
     ("Getvar", {"Channel": "PJSIP/nosuch-00000000", "Variable": "X"}, "No such channel"),
     ("Getvar", {"Channel": "PJSIP/nosuch-00000000"}, "No variable specified"),
     ("Setvar", {"Value": "1"}, "No variable specified"),
-    ("Setvar", {"Channel": "PJSIP/nosuch-00000000", "Variable": "X", "Value": "1"}, "No such channel"),
+    (
+        "Setvar",
+        {"Channel": "PJSIP/nosuch-00000000", "Variable": "X", "Value": "1"},
+        "No such channel",
+    ),
     ("Status", {"Channel": "PJSIP/nosuch-00000000"}, "No such channel"),
     ("Filter", {"Operation": "Frobnicate", "Filter": "Event: Hangup"}, "Unknown operation"),
     ("Filter", {"Filter": "Event: Newchannel"}, "Unknown operation"),
-    ("Filter", {"Operation": "Add", "Filter": "Event: ([unclosed"},
-     "Filter did not compile.  Check the syntax of the filter given."),
+    (
+        "Filter",
+        {"Operation": "Add", "Filter": "Event: ([unclosed"},
+        "Filter did not compile.  Check the syntax of the filter given.",
+    ),
     ("Command", {}, "No command provided"),
-    ("BridgeInfo", {"BridgeUniqueid": "00000000-0000-0000-0000-000000000000"},
-     "Specified BridgeUniqueid not found"),
-    ("BlindTransfer", {"Channel": "PJSIP/nosuch-00000000", "Context": "c", "Exten": "1"},
-     "Channel specified does not exist"),
-    ("BlindTransfer", {"Channel": "PJSIP/nosuch-00000000", "Context": "c"}, "No extension specified"),
-    ("Atxfer", {"Channel": "PJSIP/nosuch-00000000", "Exten": "1"}, "Channel specified does not exist"),
+    (
+        "BridgeInfo",
+        {"BridgeUniqueid": "00000000-0000-0000-0000-000000000000"},
+        "Specified BridgeUniqueid not found",
+    ),
+    (
+        "BlindTransfer",
+        {"Channel": "PJSIP/nosuch-00000000", "Context": "c", "Exten": "1"},
+        "Channel specified does not exist",
+    ),
+    (
+        "BlindTransfer",
+        {"Channel": "PJSIP/nosuch-00000000", "Context": "c"},
+        "No extension specified",
+    ),
+    (
+        "Atxfer",
+        {"Channel": "PJSIP/nosuch-00000000", "Exten": "1"},
+        "Channel specified does not exist",
+    ),
     ("Atxfer", {"Channel": "PJSIP/nosuch-00000000"}, "No extension specified"),
     ("CancelAtxfer", {"Channel": "PJSIP/nosuch-00000000"}, "Channel specified does not exist"),
     ("MixMonitor", {"Channel": "PJSIP/nosuch-00000000", "File": "x.wav"}, "No such channel"),
     ("MixMonitor", {"File": "x.wav"}, "No channel specified"),
     ("StopMixMonitor", {"Channel": "PJSIP/nosuch-00000000"}, "No such channel"),
     ("Bridge", {"Channel1": "PJSIP/trunk"}, "Missing channel parameter in request"),
-    ("Bridge", {"Channel1": "PJSIP/nosuch", "Channel2": "PJSIP/x"}, "Channel1 does not exist: PJSIP/nosuch"),
-]  # fmt: skip
+    (
+        "Bridge",
+        {"Channel1": "PJSIP/nosuch", "Channel2": "PJSIP/x"},
+        "Channel1 does not exist: PJSIP/nosuch",
+    ),
+]
 
 
 @pytest.mark.parametrize(("name", "fields", "message"), ERRORS)
@@ -241,7 +313,8 @@ async def test_command_output_and_unknown_cli_command(connect: Connect) -> None:
     bad = await client.request("Command", {"Command": "no such cli command"})
     assert bad.response == "Error" and bad.message == "Command output follows"
     assert bad.get_all("Output") == [
-        "No such command 'no such cli command' (type 'core show help no such' for other possible commands)"
+        "No such command 'no such cli command'"
+        " (type 'core show help no such' for other possible commands)"
     ]
 
 
@@ -249,16 +322,31 @@ async def test_core_settings_and_core_status_header_order(connect: Connect) -> N
     client = await connect("admin", events="off")
     settings = await client.request("CoreSettings")
     assert [k for k, _ in settings.headers] == [
-        "Response", "ActionID", "AMIversion", "AsteriskVersion", "SystemName", "CoreMaxCalls",
-        "CoreMaxLoadAvg", "CoreRunUser", "CoreRunGroup", "CoreMaxFilehandles",
-        "CoreRealTimeEnabled", "CoreCDRenabled", "CoreHTTPenabled", "SoundsSearchCustomDir",
-    ]  # fmt: skip
+        "Response",
+        "ActionID",
+        "AMIversion",
+        "AsteriskVersion",
+        "SystemName",
+        "CoreMaxCalls",
+        "CoreMaxLoadAvg",
+        "CoreRunUser",
+        "CoreRunGroup",
+        "CoreMaxFilehandles",
+        "CoreRealTimeEnabled",
+        "CoreCDRenabled",
+        "CoreHTTPenabled",
+        "SoundsSearchCustomDir",
+    ]
     assert settings["AsteriskVersion"] == "22.10.1"
     status = await client.request("CoreStatus")
     assert [k for k, _ in status.headers][2:] == [
-        "CoreStartupDate", "CoreStartupTime", "CoreReloadDate", "CoreReloadTime",
-        "CoreCurrentCalls", "CoreProcessedCalls",
-    ]  # fmt: skip
+        "CoreStartupDate",
+        "CoreStartupTime",
+        "CoreReloadDate",
+        "CoreReloadTime",
+        "CoreCurrentCalls",
+        "CoreProcessedCalls",
+    ]
 
 
 async def test_events_action_masks_what_arrives(sim: PbxSimulator, connect: Connect) -> None:
