@@ -200,7 +200,7 @@ def build_stream(
     """Build ``calls`` interleaved copies of the recorded call; same seed, same bytes."""
     tmpl = _compile(recorded_phases(fixtures))
     rng = random.Random(seed)
-    timeline: list[tuple[float, int, int, str]] = []  # (time, call, n-th event, text)
+    timeline: list[tuple[float, int, int, bytes]] = []  # (time, call, n-th event, wire)
     lifetimes: list[tuple[float, float]] = []
     arrival = 0.0
     for call in range(calls):
@@ -228,12 +228,12 @@ def build_stream(
         for start, blocks in zip(starts, tmpl.phases, strict=True):
             at = start
             for block in blocks:
-                timeline.append((at, call, n, block.format(**values)))
+                timeline.append((at, call, n, block.format(**values).encode("utf-8")))
                 at += rng.uniform(*EVENT_GAP_SECONDS)
                 n += 1
         lifetimes.append((arrival, at))
     timeline.sort()
-    texts = [text.encode("utf-8") for _, _, _, text in timeline]
+    texts = [wire for _, _, _, wire in timeline]
     data = BANNER + b"\r\n\r\n".join(texts) + b"\r\n\r\n"
     return Stream(
         data=data,
@@ -385,19 +385,20 @@ class _Transport:
 
 
 class _Factory:
-    """Stands for panoramisk's Manager: ``dispatch`` counts (or keeps) events."""
+    """Stands for panoramisk's Manager: ``dispatch`` counts events (and hands
+    them to ``check`` if given)."""
 
     save_stream = None
     forgetable_actions: tuple[str, ...] = ()
 
-    def __init__(self, keep: bool = False) -> None:
+    def __init__(self, check: Callable[[Any], None] | None = None) -> None:
         self.count = 0
-        self.kept: list[Any] | None = [] if keep else None
+        self.check = check
 
     def dispatch(self, message: Any) -> None:
         self.count += 1
-        if self.kept is not None:
-            self.kept.append(message)
+        if self.check is not None:
+            self.check(message)
 
     def connection_lost(self, exc: object) -> None:  # pragma: no cover
         pass
@@ -452,41 +453,57 @@ def decode_events(chunks: Sequence[bytes]) -> list[AmiEvent]:
     return events
 
 
-def verify(chunks: Sequence[bytes]) -> Agreement:
-    """Decode the chunks with both parsers and compare event by event."""
-    ours = decode_events(chunks)
-    factory = _Factory(keep=True)
-    protocol = _panoramisk_protocol(factory)
-    for chunk in chunks:
-        protocol.data_received(chunk)
-    theirs = factory.kept or []
-    differing = damaged = lost = dropped = 0
-    for event, message in zip(ours, theirs, strict=False):
+class _Comparison:
+    """Compares panoramisk's messages, as they come, with our events in order."""
+
+    def __init__(self, ours: Sequence[AmiEvent]) -> None:
+        self.ours = ours
+        self.index = 0
+        self.differing = self.damaged = self.lost = self.dropped = 0
+
+    def __call__(self, message: Any) -> None:
+        if self.index >= len(self.ours):
+            self.differing += 1
+            return
+        event = self.ours[self.index]
+        self.index += 1
         expected = dict(event.headers)
         got = {key: value for key, value in message.items() if key != "content"}
         if got == expected:
-            continue
-        differing += 1
+            return
+        self.differing += 1
         short = [
             len(expected[key]) - len(value)
             for key, value in got.items()
             if key in expected and len(value) < len(expected[key])
         ]
         if short:
-            damaged += 1
-            lost += sum(short)
+            self.damaged += 1
+            self.lost += sum(short)
         last_name, last_value = event.headers[-1]
         if last_value == "" and last_name not in got:
-            dropped += 1
+            self.dropped += 1
+
+
+def verify(chunks: Sequence[bytes], ours: Sequence[AmiEvent] | None = None) -> Agreement:
+    """Decode the chunks with both parsers and compare event by event
+    (``ours``: the chunks already decoded by ``decode_events``)."""
+    if ours is None:
+        ours = decode_events(chunks)
+    compare = _Comparison(ours)
+    factory = _Factory(compare)
+    protocol = _panoramisk_protocol(factory)
+    for chunk in chunks:
+        protocol.data_received(chunk)
     replacement = sum(1 for event in ours for _, value in event.headers if "\ufffd" in value)
     return Agreement(
         callwright_events=len(ours),
         callwright_replacement_chars=replacement,
-        panoramisk_events=len(theirs),
-        panoramisk_differing=differing,
-        panoramisk_damaged_values=damaged,
-        panoramisk_lost_characters=lost,
-        panoramisk_dropped_empty_last=dropped,
+        panoramisk_events=factory.count,
+        panoramisk_differing=compare.differing,
+        panoramisk_damaged_values=compare.damaged,
+        panoramisk_lost_characters=compare.lost,
+        panoramisk_dropped_empty_last=compare.dropped,
     )
 
 
@@ -547,8 +564,8 @@ def measure(
     ]
 
 
-def run_all(chunks: Sequence[bytes], runs: int) -> list[Result]:
-    events = decode_events(chunks)
+def run_all(chunks: Sequence[bytes], events: Sequence[AmiEvent], runs: int) -> list[Result]:
+    """Time every path; ``events``: the chunks already decoded (for "tracker only")."""
     runners: list[Callable[[], tuple[float, Counts]]] = [
         lambda: run_framing(chunks),
         lambda: run_tracker(chunks),
@@ -653,8 +670,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parse_args(argv)
     stream = build_stream(args.calls, args.seed)
     chunks = chunked(stream.data, args.chunk)
-    agreement = verify(chunks)
-    results = run_all(chunks, args.runs)
+    events = decode_events(chunks)
+    agreement = verify(chunks, events)
+    results = run_all(chunks, events, args.runs)
     if args.json:
         print(
             json.dumps(
