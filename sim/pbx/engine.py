@@ -650,7 +650,10 @@ class Pbx:
         self._outgoing[one] = out
         one.application, one.app_data = "AppDial", "(Outgoing Line)"
         if caller is not None:
-            one.caller_num, one.caller_name = exten, caller.connected_name
+            one.exten = caller.exten  # app_dial: "Inherit context and extension"
+            # Dial gives the outgoing channel the caller's extension as number
+            # and the caller's connected name (04, 06).
+            one.caller_num, one.caller_name = caller.exten, caller.connected_name
             one.connected_num, one.connected_name = caller.caller_num, caller.caller_name
         self._newexten(one)
         if caller is not None:
@@ -691,7 +694,8 @@ class Pbx:
         self._outgoing[chan] = out
         chan.application, chan.app_data = "AppDial", "(Outgoing Line)"
         if caller is not None:
-            chan.caller_num, chan.caller_name = number, caller.connected_name
+            chan.exten = caller.exten
+            chan.caller_num, chan.caller_name = caller.exten, caller.connected_name
             chan.connected_num, chan.connected_name = caller.caller_num, caller.caller_name
         self._newexten(chan)
         if caller is not None:
@@ -1399,7 +1403,7 @@ class Pbx:
                 *channel_headers(one, "LocalOne"),
                 *channel_headers(two, "LocalTwo"),
                 *channel_headers(target, "Source"),
-                ("DestUniqueId", one.uniqueid),
+                ("DestUniqueId", two.uniqueid),
                 ("Id", "0"),
             ],
         )
@@ -1413,10 +1417,11 @@ class Pbx:
         self.ev(
             "LocalOptimizationEnd",
             "call",
+            # Asterisk 22 reported "Success: No" for this swap (06, atx-2).
             [
                 *channel_headers(one, "LocalOne"),
                 *channel_headers(two, "LocalTwo"),
-                ("Success", "Yes"),
+                ("Success", "No"),
                 ("Id", "0"),
             ],
         )

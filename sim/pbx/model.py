@@ -178,7 +178,7 @@ class SimChannel:
     yanked: bool = False  # taken over by the Bridge action (ast_channel_yank)
     leaving: bool = False  # leaving its bridge on purpose: do not dissolve on it
     answer_event: asyncio.Event = field(default_factory=asyncio.Event)
-    wake_event: asyncio.Event = field(default_factory=asyncio.Event)
+    _waiter: asyncio.Future[None] | None = field(default=None, repr=False)
     task: asyncio.Task[None] | None = None
 
     @property
@@ -196,25 +196,37 @@ class SimChannel:
         return self.hangup_requested or self.async_goto is not None or self.kicked or self.yanked
 
     def wake(self) -> None:
-        self.wake_event.set()
+        waiter = self._waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
 
     async def wait(self, timeout: float | None) -> bool:
         """Sleep up to ``timeout`` seconds (forever if None); return True if
-        interrupted (hangup, redirect, bridge change) instead."""
+        interrupted (hangup, redirect, bridge change) instead. Wakes are
+        delivered in the order ``wake()`` was called."""
         if self.interrupted:
             return True
-        self.wake_event.clear()
+        loop = asyncio.get_running_loop()
+        waiter: asyncio.Future[None] = loop.create_future()
+        self._waiter = waiter
+        timer = None
+        if timeout is not None:
+            timer = loop.call_later(max(timeout, 0.0), _release, waiter)
         try:
-            if timeout is None:
-                await self.wake_event.wait()
-            else:
-                await asyncio.wait_for(self.wake_event.wait(), timeout)
-        except TimeoutError:
-            return self.interrupted
+            await waiter
+        finally:
+            if timer is not None:
+                timer.cancel()
+            self._waiter = None
         return self.interrupted
 
     def __repr__(self) -> str:
         return f"<SimChannel {self.name} {self.uniqueid} {self.state}>"
+
+
+def _release(waiter: asyncio.Future[None]) -> None:
+    if not waiter.done():
+        waiter.set_result(None)
 
 
 def _cid(value: str | None) -> str:
