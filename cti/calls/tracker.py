@@ -54,7 +54,8 @@ Rules, as read from the Asterisk 22 recordings in tests/fixtures/ami/:
   (CallBridged). Asterisk itself hangs up the transferer's leg right after
   the transfer event (06-transfers.txt), so a call left with only the
   transferer's side ends through the ordinary last-channel rule; the tracker
-  never ends a call on a transfer event alone. ``transferred_to`` is the
+  never ends a call on a transfer event alone. The transferer's own Hold (an
+  Atxfer holds it) is over with the transfer. ``transferred_to`` is the
   extension for a blind transfer and the TransferTargetChannel for an
   attended one.
 * ENDED when the call's last channel hangs up. ``hangup_cause`` is the first
@@ -67,8 +68,11 @@ Rules, as read from the Asterisk 22 recordings in tests/fixtures/ami/:
   events for an ended call) in ``stats.orphans``; events missing the headers
   the tracker needs (Uniqueid, Channel, Linkedid, BridgeUniqueid...) or with
   an unparsable Cause in ``stats.malformed``. None of them raises or touches
-  another call. ``stats.internal_errors`` counts bugs caught by the last-resort
-  guard in ``feed`` (it should stay 0).
+  another call. A Newchannel (or Rename) giving a live channel's name to another
+  Uniqueid drops the older channel (its call ends if emptied): Asterisk never
+  does it, and every live channel must stay findable by name.
+  ``stats.internal_errors`` counts bugs caught by the last-resort guard in
+  ``feed`` and ``resync`` (it should stay 0).
 * ``resync(snapshot, now)`` takes the CoreShowChannel events of a
   CoreShowChannels list and makes the model match them: channels missing from
   it are dropped and a call left without channels ends (cause None,
