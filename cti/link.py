@@ -290,7 +290,11 @@ class AmiLink:
             self._ready_event.clear()
             if not reader_task.done():
                 reader_task.cancel()
-                with contextlib.suppress(asyncio.CancelledError):
+                # The reader may already hold Asterisk's EOF (it hangs up right
+                # after refusing a Login): on 3.11 its wait_for then swallows the
+                # cancel and it ends in LinkLost, which must not replace the
+                # reason this session ended (AuthenticationFailed, say).
+                with contextlib.suppress(asyncio.CancelledError, LinkLost):
                     await reader_task
             if reader_task.done() and not reader_task.cancelled():
                 exc = reader_task.exception()
