@@ -634,10 +634,11 @@ def markdown(
         "",
         f"Same events: Callwright decoded {_fmt_int(agreement.callwright_events)} events "
         f"({agreement.callwright_replacement_chars} U+FFFD), panoramisk "
-        f"{_fmt_int(agreement.panoramisk_events)}. {_fmt_int(agreement.panoramisk_differing)} "
-        "of panoramisk's differ from the wire: "
+        f"{_fmt_int(agreement.panoramisk_events)}. "
+        f"{_fmt_int(agreement.panoramisk_differing)} of panoramisk's differ from the wire "
+        "(an event can show both defects): "
         f"{_fmt_int(agreement.panoramisk_dropped_empty_last)} lost an empty last header "
-        "(`AppData: ` of Newexten: it strips each message), "
+        "(panoramisk strips each message, so the `AppData: ` that ends Newexten goes), "
         f"{agreement.panoramisk_damaged_values} lost "
         f"{agreement.panoramisk_lost_characters} character(s) of a caller name split "
         "across two reads.",
