@@ -638,7 +638,8 @@ def markdown(
         f"{_fmt_int(agreement.panoramisk_differing)} of panoramisk's differ from the wire "
         "(an event can show both defects): "
         f"{_fmt_int(agreement.panoramisk_dropped_empty_last)} lost an empty last header "
-        "(panoramisk strips each message, so the `AppData: ` that ends Newexten goes), "
+        "(panoramisk strips each message: an empty VarSet `Value: ` or Newexten "
+        "`AppData: ` at the end is lost), "
         f"{agreement.panoramisk_damaged_values} lost "
         f"{agreement.panoramisk_lost_characters} character(s) of a caller name split "
         "across two reads.",
