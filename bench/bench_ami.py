@@ -63,15 +63,19 @@ from sim.transcripts import FROM_PBX, TO_PBX, read_transcript
 
 __all__ = [
     "PATHS",
+    "Agreement",
+    "Counts",
     "Stream",
     "build_stream",
     "chunked",
+    "decode_events",
     "main",
     "measure",
     "run_framing",
     "run_panoramisk",
     "run_tracker",
     "run_tracker_only",
+    "split_characters",
     "verify",
 ]
 
