@@ -349,9 +349,7 @@ class Pbx:
 
     def _set_callerid(self, ch: SimChannel, num: str | None, name: str | None) -> None:
         ch.caller_num, ch.caller_name = num, name
-        self.ev_chan(
-            "NewCallerid", ch, [("CID-CallingPres", "0 (Presentation Allowed, Not Screened)")]
-        )
+        self.ev_chan("NewCallerid", ch, [("CID-CallingPres", _presentation(ch))])
 
     def _set_connected(self, ch: SimChannel, num: str | None, name: str | None) -> None:
         ch.connected_num, ch.connected_name = num, name
@@ -828,13 +826,23 @@ class Pbx:
         peer = ch.peer
         if peer is not None and not peer.hungup:
             self.queue_hangup(peer, ch.hangup_cause)
+        transferred = atx is not None and self._atxfer_complete(atx)
         cause = ch.hangup_cause
+        late = ch.late_callerid
+        if late is not None:
+            ch.caller_num, ch.caller_name = late
         self.ev_chan("Hangup", ch, [("Cause", str(cause)), ("Cause-txt", cause_text(cause))])
+        if late is not None:
+            ch.late_callerid = None
+            self.ev_chan("NewCallerid", ch, [("CID-CallingPres", _presentation(ch))])
         self._device_state(ch)
         if ch in self._outgoing:
             self._outgoing_failed(ch, "CHANUNAVAIL")
         if atx is not None:
-            self.spawn(self._atxfer_transferer_gone(atx))
+            if transferred:
+                self.spawn(self._local_optimize(atx))
+            else:
+                self._atxfer_abandon(atx)
         ch.answer_event.set()
         ch.wake()
 
@@ -1262,7 +1270,6 @@ class Pbx:
         self._atxfers[transferer] = atx
         out = _Outgoing(one, None, dialstring=f"{exten}@{ctx}")
         self._outgoing[one] = out
-        one.connected_num, one.connected_name = transferer.caller_num, transferer.caller_name
         two.caller_num, two.caller_name = transferer.caller_num, transferer.caller_name
         self._set_callerid(two, two.caller_num, two.caller_name)
         if not self.dialplan.exists(ctx, exten):
@@ -1273,7 +1280,7 @@ class Pbx:
             return
         self._local_bridge(one, two, optimize=True)
         self.start_pbx(two, ctx, exten, 1)
-        self._set_connected(one, one.connected_num, one.connected_name)
+        self._set_connected(one, transferer.caller_num, transferer.caller_name)
         consult = self.new_bridge()
         atx.consult_bridge = consult
         self.bridge_enter(consult, one)
@@ -1297,7 +1304,7 @@ class Pbx:
         self.bridge_leave(transferer, dissolve=False)
         transferer.leaving = False
         self.bridge_enter(consult, transferer)
-        self._set_connected(transferer, two.connected_num or exten, two.connected_name)
+        self._set_connected(transferer, two.connected_num, two.connected_name)
 
     def _atxfer_restore(self, transferer: SimChannel, bridge: Bridge) -> None:
         if transferer.bridge is not bridge and not bridge.destroyed:
@@ -1326,7 +1333,10 @@ class Pbx:
         for other in atx.transferee_bridge.channels:
             if other is not transferer:
                 self._set_connected(other, transferer.caller_num, transferer.caller_name)
-        self._set_connected(transferer, _first_other_num(atx.transferee_bridge, transferer), None)
+                self._propagate_connected(other)
+        transferee = next((c for c in atx.transferee_bridge.channels if c is not transferer), None)
+        if transferee is not None:
+            self._set_connected(transferer, transferee.caller_num, transferee.caller_name)
         one = atx.target_one
         if not one.hungup:
             one.hangup_cause = 16
@@ -1334,27 +1344,17 @@ class Pbx:
                 self.bridge_leave(one)
             self.hangup(one)
 
-    async def _atxfer_transferer_gone(self, atx: _Atxfer) -> None:
-        """The transferer hung up during an attended transfer: if the target
-        answered, the transferee and the target are joined (BridgeMerge,
-        AttendedTransfer, then the Local channel optimises itself away)."""
-        await asyncio.sleep(0)
+    def _atxfer_complete(self, atx: _Atxfer) -> bool:
+        """The transferer hung up during an attended transfer (called from
+        its hangup, before its Hangup event, as in 06 atx-2): if the target
+        answered, merge the consultation bridge into the transferee's
+        (BridgeMerge, AttendedTransfer). Returns whether it did."""
         one, two = atx.target_one, atx.target_two
         one.leaving = False
         main = atx.transferee_bridge
         consult = atx.consult_bridge
         if one.hungup or consult is None or one.state_code != UP or main.destroyed:
-            # Not answered yet: the sim cancels the transfer (Asterisk would
-            # connect the transferee to the ringing target).
-            if not one.hungup:
-                one.hangup_cause = 16
-                if one.bridge is not None:
-                    self.bridge_leave(one, dissolve=False)
-                self.hangup(one)
-            for other in list(main.channels):
-                self.moh_stop(other)
-                self._kick(other, 16)
-            return
+            return False
         self.ev(
             "BridgeMerge",
             "call",
@@ -1364,7 +1364,7 @@ class Pbx:
             one.leaving = True
             self.bridge_leave(one, dissolve=False)
             one.leaving = False
-        transferees = [c for c in main.channels]
+        transferees = list(main.channels)
         for other in transferees:
             self.moh_stop(other)
         self.bridge_enter(main, one)
@@ -1388,14 +1388,51 @@ class Pbx:
         for other in transferees:
             self._set_connected(one, other.caller_num, other.caller_name)
             self._set_connected(other, two.connected_num, two.connected_name)
+            self._propagate_connected(other)
+        # the transferer's connected line is cleared without an event
+        transferer.connected_num = transferer.connected_name = None
+        self._propagate_connected(transferer)
         self.destroy_bridge(consult)
+        return True
+
+    def _propagate_connected(self, ch: SimChannel) -> None:
+        """A Local half's connected line becomes its other half's caller id;
+        during transfers Asterisk publishes that NewCallerid only after the
+        other half's Hangup (06-transfers.txt)."""
+        peer = ch.peer
+        if ch.tech != "Local" or peer is None or peer.hungup:
+            return
+        peer.late_callerid = (ch.connected_num, ch.connected_name)
+
+    def _atxfer_abandon(self, atx: _Atxfer) -> None:
+        """The transferer hung up before the target answered: the simulator
+        cancels the transfer (Asterisk would connect the transferee to the
+        ringing target) and the transferee's bridge ends."""
+        one = atx.target_one
+        one.leaving = False
+        if not one.hungup:
+            one.hangup_cause = 16
+            if one.bridge is not None:
+                self.bridge_leave(one, dissolve=False)
+            self.hangup(one)
+        for other in list(atx.transferee_bridge.channels):
+            self.moh_stop(other)
+            self._kick(other, 16)
+
+    async def _local_optimize(self, atx: _Atxfer) -> None:
+        """After an attended transfer: the channel Local ;2 is bridged with
+        takes ;1's place in the transferee's bridge; ;1 and ;2 go away."""
         await asyncio.sleep(0)
-        # Local channel optimisation: the channel two is bridged with takes
-        # one's place in the transferee's bridge; one and two hang up.
+        one, two = atx.target_one, atx.target_two
+        main = atx.transferee_bridge
         inner = two.bridge
         target = next((c for c in inner.channels if c is not two), None) if inner else None
-        if target is None or inner is None or one.hungup or two.hungup:
+        if target is None or inner is None or one.hungup or two.hungup or main.destroyed:
             return
+        transferee = next((c for c in main.channels if c is not one), None)
+        if transferee is not None:
+            self._set_connected(target, transferee.caller_num, transferee.caller_name)
+            self._propagate_connected(target)
         self.ev(
             "LocalOptimizationBegin",
             "call",
@@ -1414,6 +1451,8 @@ class Pbx:
         self.bridge_leave(one, dissolve=False)
         one.leaving = False
         self.bridge_enter(main, target, swap=one)
+        if transferee is not None:
+            self._set_callerid(two, transferee.caller_num, transferee.caller_name)
         self.ev(
             "LocalOptimizationEnd",
             "call",
@@ -1425,7 +1464,7 @@ class Pbx:
                 ("Id", "0"),
             ],
         )
-        # two leaves its (now lonely) bridge and both halves go away.
+        # ;2 leaves its (now lonely) bridge and both halves go away.
         two.leaving = True
         if two.bridge is not None:
             self.bridge_leave(two, dissolve=False)
@@ -1577,6 +1616,12 @@ class Pbx:
 
     def channels_of_device(self, device: str) -> list[SimChannel]:
         return [c for c in self.channels.values() if c.device == device and not c.hungup]
+
+
+def _presentation(ch: SimChannel) -> str:
+    if ch.caller_num is None:
+        return "67 (Number Unavailable)"
+    return "0 (Presentation Allowed, Not Screened)"
 
 
 def _float(text: str, default: float) -> float:

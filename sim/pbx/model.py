@@ -173,6 +173,9 @@ class SimChannel:
     on_hold: bool = False
     mixmonitors: list[MixMonitorRec] = field(default_factory=list)
     dtmf_queue: list[str] = field(default_factory=list)
+    # caller id from the other Local half, applied (and its NewCallerid
+    # published) only when this half hangs up, as Asterisk does in transfers
+    late_callerid: tuple[str | None, str | None] | None = None
     can_transfer: bool = False  # Dial option t (callee) / T (caller): DTMF transfer features
     kicked: bool = False  # pulled out of its bridge (transfer, dissolve, Bridge action)
     yanked: bool = False  # taken over by the Bridge action (ast_channel_yank)

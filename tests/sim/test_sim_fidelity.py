@@ -98,31 +98,23 @@ async def test_originate_redirect_hangup_transcripts_03_04_05(lab: PbxSimulator)
         assert result.ok, result.report()
 
 
-async def test_blind_transfers_transcript_06(lab: PbxSimulator) -> None:
-    """Part 1 (bridged call, BlindTransfer, its errors) and part 2 (a blind
-    transfer to a missing extension, the Atxfer/CancelAtxfer errors); the
-    attended transfers in between are left out (the cleanup they end with is
-    done by a hook)."""
-    pbx = lab.pbx
-
-    async def part_two() -> None:
-        for ch in list(pbx.channels.values()):
-            pbx.request_hangup(ch)
-        await pbx.wait_for(lambda: not pbx.channels, 5)
-        pbx.seed_counters(channel_seq=9, uniqueid_seq=18)
-
-    result = await Replay(lab, secrets=LAB_SECRETS).run(
-        FIXTURES / "06-transfers.txt", skip=("atx-1", "orig-bt2"), hooks={"orig-bt2": part_two}
-    )
-    # In bt-badexten Asterisk's two bridge threads raced: the transferee left
-    # the bridge first (BridgeNumChannels 1, then 0 for the transferer); in
-    # bt-1 the other way round. The simulator always does the bt-1 order.
+async def test_transfers_transcript_06(lab: PbxSimulator) -> None:
+    """BlindTransfer (and to a missing extension), Atxfer completed by the
+    transferer hanging up (BridgeMerge, AttendedTransfer, Local channel
+    optimisation), Atxfer cancelled twice, their errors."""
+    result = await Replay(lab, secrets=LAB_SECRETS).run(FIXTURES / "06-transfers.txt")
+    # Two races between Asterisk's bridge threads: which of two channels
+    # leaves a bridge first (BridgeNumChannels 1 then 0, or 0 then 1). In
+    # bt-1 the transferer left first, in bt-badexten the transferee; in
+    # cleanup-1 (Hangup /^Local\//) the order follows Asterisk's channel hash.
+    # The simulator always has one order, so one of each pair differs.
     race = (
-        r"^\[connection 0\] events about Local/(100@inbound-00000009;2|agent1@agents-0000000a;1)"
-        r" #\d+: expected BridgeLeave .*\n +got +BridgeLeave .*\n"
+        r"^\[connection 0\] events about Local/(100@inbound-0000000[09];2|agent1@agents-0000000a;1"
+        r"|agent03@agents-00000006;1) #\d+: expected BridgeLeave .*\n +got +BridgeLeave .*\n"
         r"    BridgeNumChannels: want '[01]' got '[01]'$",
     )
     assert_identical(result, race)
+    assert len(result.problems) <= 4
 
 
 async def test_mixmonitor_transcript_08(lab: PbxSimulator) -> None:
