@@ -21,6 +21,7 @@ class PeerSession:
     writer: asyncio.StreamWriter
     logged_in: bool = False
     challenge: str = "123456789"
+    close_after_reply: bool = False
 
     def write(self, data: bytes) -> None:
         if not self.writer.is_closing():
@@ -113,6 +114,10 @@ class AmiPeer:
                 reply = self._answer(session, message)
                 if reply:
                     session.write(reply)
+                if session.close_after_reply:
+                    # Asterisk hangs up after refusing a Login (01-login.txt).
+                    await writer.drain()
+                    return
 
     def _answer(self, session: PeerSession, action: AmiAction) -> bytes | None:
         name = action.name.lower()
