@@ -49,7 +49,7 @@ async def run_demo(config: Config) -> None:
     from callwright.runtime import Runtime
     from crm.demo_data import seed_demo
     from sim.load import CallLoad
-    from sim.pbx.server import AmiUser, PbxSimulator
+    from sim.pbx import AmiUser, PbxSimulator
 
     sim = PbxSimulator(
         users={config.ami.username: AmiUser(secret=DEMO_AMI_SECRET)},
