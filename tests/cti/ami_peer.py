@@ -192,3 +192,13 @@ def list_reply(
         )
     )
     return out
+
+
+async def until(predicate: Callable[[], object], timeout: float = 10.0) -> None:
+    """Wait until ``predicate()`` is true (a condition we cannot subscribe to)."""
+
+    async def wait() -> None:
+        while not predicate():
+            await asyncio.sleep(0.01)
+
+    await asyncio.wait_for(wait(), timeout)

@@ -1,14 +1,14 @@
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 
 import pytest
 
 from cti.ami.messages import AmiAction, AmiEvent
 from cti.errors import ActionFailed, ActionTimeout, LinkLost, NotConnected
 from cti.link import AmiLink, LinkSettings, LinkState
-from tests.cti.ami_peer import AmiPeer
+from tests.cti.ami_peer import AmiPeer, until
 
 
 @pytest.fixture
@@ -33,14 +33,6 @@ def settings(peer: AmiPeer, **overrides: object) -> LinkSettings:
     )
     base.update(overrides)
     return LinkSettings(**base)  # type: ignore[arg-type]
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def test_md5_login_reaches_ready_without_sending_the_secret(peer: AmiPeer) -> None:

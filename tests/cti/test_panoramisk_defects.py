@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator
 from typing import Any
 
 import pytest
@@ -20,7 +20,7 @@ from panoramisk import Manager
 from cti.ami.messages import AmiAction, AmiEvent
 from cti.errors import ActionTimeout, LinkLost, LocalProtocolError
 from cti.link import AmiLink, LinkSettings, LinkState
-from tests.cti.ami_peer import AmiPeer
+from tests.cti.ami_peer import AmiPeer, until
 
 
 @pytest.fixture
@@ -29,14 +29,6 @@ async def peer() -> AsyncIterator[AmiPeer]:
     await p.start()
     yield p
     await p.stop()
-
-
-async def until(predicate: Callable[[], bool], timeout: float = 10.0) -> None:
-    async def wait() -> None:
-        while not predicate():
-            await asyncio.sleep(0.01)
-
-    await asyncio.wait_for(wait(), timeout)
 
 
 async def panoramisk(peer: AmiPeer, **config: Any) -> Manager:
