@@ -1,5 +1,45 @@
-"""A simulated Asterisk 22 PBX speaking AMI (and the Asterisk side of FastAGI),
-for tests, the demo and benchmarks. See ``PbxSimulator``."""
+"""A simulated Asterisk 22.10.1 PBX speaking AMI (and the Asterisk side of
+FastAGI), for tests, the demo and benchmarks. See ``PbxSimulator``.
+
+What is faithful (checked by tests/sim/test_sim_fidelity.py and
+test_sim_agi.py against the recorded transcripts in tests/fixtures/ami/): the
+banner, framing, Login/Challenge/Events/Filter, write-class checks, the reply
+and error texts, list framing, the header names and order of every event and
+list item, and the per-channel event sequences of Originate, Redirect, Dial,
+Hangup (incl. causes and Local channel propagation), BlindTransfer, Atxfer /
+CancelAtxfer, MixMonitor and FastAGI.
+
+Where it knowingly differs from a real Asterisk:
+
+* Event interleaving across channels is deterministic here; in Asterisk each
+  channel has its own thread (where OriginateResponse lands, which of two
+  channels leaves a bridge first, varies from run to run).
+* Async Originate starts its channels 10 ms after replying.
+* No DeviceStateChange for Local channels (only for the PJSIP endpoints), no
+  queues (Queue() just waits; QueueAdd/QueuePause only check parameters), no
+  parking, no CDR/CEL; Command knows ``core show version``, ``core show
+  uptime``, ``manager show connected``.
+* VarSet only for variables someone sets (Originate Variable, Set(),
+  Setvar, AGI), MIXMONITOR_FILENAME, the MixMonitor i() variable,
+  TRANSFER_CONTEXT and AGISTATUS; not Asterisk's bookkeeping variables
+  (DIALSTATUS, BRIDGEPEER, DIALEDPEERNUMBER, ANSWEREDTIME ...).
+* PJSIP is not SIP: a phone rings (Newstate Ringing) and answers after
+  ``answer_delay``; busy gives DialEnd BUSY (cause 17), unreachable
+  CHANUNAVAIL (cause 20); an endpoint that does not exist fails Dial without
+  creating a channel; an unanswered Dial times out with NOANSWER.
+* Not recorded, from reading Asterisk's source: the Bridge action
+  (``Surrogate/...`` Newchannel, ``...<ZOMBIE>`` hangup, after-bridge goto one
+  priority on) and a Redirect of a bridged Dial() caller (lands on the given
+  priority). A transferer hanging up before the attended-transfer target
+  answered cancels the transfer here (Asterisk connects the transferee to
+  the ringing target).
+* No sound files: STREAM FILE, GET DATA, SAY DIGITS "play" at once, except
+  file names starting with ``no-such`` (a missing file). Caller key presses
+  come from ``send_dtmf``.
+* The Filter action uses Python regular expressions, not POSIX ERE.
+* A frozen link (``freeze_connections``) loses the events emitted meanwhile;
+  a client that stops reading is dropped after 32 MiB of unsent data.
+"""
 
 from sim.pbx.engine import DeviceConfig
 from sim.pbx.model import AmiUser, Bridge, SimChannel

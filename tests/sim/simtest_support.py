@@ -42,7 +42,7 @@ class AmiClient:
                         break
                     if isinstance(msg, Banner):
                         self.banner = msg
-                    else:
+                    elif isinstance(msg, AmiEvent | AmiResponse):
                         self.messages.append(msg)
                 self._changed.set()
                 if not data:
