@@ -126,6 +126,8 @@ class Pbx:
         self._atxfers: dict[SimChannel, _Atxfer] = {}
         self.changed = asyncio.Event()
         self.closing = False
+        # How long after its reply an async Originate creates its channels.
+        self.originate_latency = ORIGINATE_LATENCY
         # Scales the durations of Wait(), MusicOnHold() and AGI digit timeouts
         # (fast transcript replays).
         self.time_scale = 1.0
@@ -914,7 +916,7 @@ class Pbx:
         if emit_response:
             # Asterisk's fast_originate thread needs a moment; a client often
             # sends its next action before the first events arrive.
-            await asyncio.sleep(ORIGINATE_LATENCY)
+            await asyncio.sleep(self.originate_latency)
 
         def respond(ok: bool, reason: int, answered_chan: SimChannel | None) -> None:
             if emit_response:

@@ -69,6 +69,7 @@ class AmiSession:
         self.include_filters: list[re.Pattern[str]] = []
         self.exclude_filters: list[re.Pattern[str]] = []
         self.closed = False
+        self._gone = asyncio.Event()  # set when the session is closed or aborted
         self.started = time.time()
         self.session_id = f"0x{random.getrandbits(44) | 0x7F0000000000:x}"
         peer = writer.get_extra_info("peername") or ("127.0.0.1", 0)
@@ -110,12 +111,14 @@ class AmiSession:
         if self.closed:
             return
         self.closed = True
+        self._gone.set()
         self.writer.transport.abort()
 
     async def close(self) -> None:
         if self.closed:
             return
         self.closed = True
+        self._gone.set()
         self.writer.close()
         try:
             await asyncio.wait_for(self.writer.wait_closed(), 1.0)
@@ -177,6 +180,7 @@ class AmiSession:
 
     async def handle(self, action: AmiAction) -> None:
         self.sim.ami_actions_received.append(action)
+        self.sim.pbx.changed.set()  # wakes wait_for_channels-style waiters
         name = next((v for v in action.get_all("Action") if v.strip()), "").strip()
         if not name:
             self._error(action, "Missing action in request")
@@ -273,7 +277,11 @@ class AmiSession:
                 ok = (action.get("Secret") or "") == user.secret
         if not ok:
             if self.sim.login_failure_delay > 0:
-                await asyncio.sleep(self.sim.login_failure_delay)
+                # Asterisk sleeps before refusing; a dropped link ends the wait.
+                try:
+                    await asyncio.wait_for(self._gone.wait(), self.sim.login_failure_delay)
+                except TimeoutError:
+                    pass
             self._error(action, "Authentication failed")
             await self.close()
             return

@@ -40,6 +40,9 @@ async def test_login_transcript_01(lab: PbxSimulator) -> None:
 async def test_errors_transcript_09(lab: PbxSimulator) -> None:
     # The synchronous Originate of Local/999 (events off, not recorded) used
     # channel 0x14 and Uniqueids 40/41 before the recorded async one.
+    # The async Originate's events came after the client's next action (the
+    # Events action turning them on); leave the client plenty of time.
+    lab.pbx.originate_latency = 1.0
     result = await Replay(lab, secrets=LAB_SECRETS).run(FIXTURES / "09-errors.txt", seed=(0x14, 40))
     assert result.ok, result.report()
 

@@ -93,18 +93,18 @@ async def test_failed_login_answers_error_then_closes(connect: Connect, username
     await asyncio.wait_for(client.closed.wait(), 5)
 
 
-async def test_failed_login_waits_the_configured_delay_before_answering(
+async def test_failed_login_is_answered_only_after_the_configured_delay(
     sim: PbxSimulator, connect: Connect
 ) -> None:
-    sim.login_failure_delay = 0.2
+    sim.login_failure_delay = 3600.0  # Asterisk: 1 s
     client = await connect(None)
     client.send(
         AmiAction.build("Login", {"Username": "callwright", "Secret": "x"}, action_id="slow")
     )
+    client.send(AmiAction.build("Ping", action_id="queued"))
+    await sim.pbx.wait_for(lambda: len(sim.ami_actions_received) >= 1, timeout=5)
     await asyncio.sleep(0.05)
-    assert not client.messages  # not answered yet
-    response = await client.response("slow")
-    assert response.message == "Authentication failed"
+    assert not client.messages  # still sleeping on the failed Login
 
 
 async def test_actions_before_login_are_denied_but_challenge_is_not(connect: Connect) -> None:
