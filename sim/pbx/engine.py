@@ -733,6 +733,15 @@ class Pbx:
         self._outgoing_failed(chan, status)
         self.hangup(chan)
 
+    def far_end_hangup(self, ch: SimChannel) -> None:
+        """The phone or the network hangs ``ch`` up (cause 16); a phone
+        still ringing declines the call instead (DialEnd BUSY, cause 21)."""
+        out = self._outgoing.get(ch)
+        if out is not None and out.status is None and ch.state_code != UP:
+            self._fail_outgoing(ch, "BUSY", 21)
+            return
+        self.queue_hangup(ch, 16)
+
     def answer_device(self, device: str) -> bool:
         """A ringing phone of ``device`` is picked up (for devices without
         auto-answer)."""

@@ -464,14 +464,15 @@ class PbxSimulator:
         ch = self.pbx.find(channel_name)
         if ch is None:
             raise LookupError(f"no channel {channel_name}")
-        self.pbx.queue_hangup(ch, 16)
+        self.pbx.far_end_hangup(ch)
         await self.pbx.wait_for(lambda: ch.hungup)
 
     async def device_hangup(self, device: str) -> None:
-        """The agent puts down the phone of ``device`` (every call on it)."""
+        """The agent puts down the phone of ``device`` (every call on it); a
+        ringing phone declines the call (DialEnd BUSY)."""
         chans = self.pbx.channels_of_device(device)
         for ch in chans:
-            self.pbx.queue_hangup(ch, 16)
+            self.pbx.far_end_hangup(ch)
         await self.pbx.wait_for(lambda: all(c.hungup for c in chans))
 
     async def device_answer(self, device: str) -> bool:

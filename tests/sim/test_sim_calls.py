@@ -125,6 +125,37 @@ async def test_unreachable_agent_gives_chanunavail(ami: AmiClient, sim: PbxSimul
     await ami.event("Hangup", Channel=customer.name)
 
 
+async def test_agent_declining_a_ringing_call_gives_dialend_busy(
+    ami: AmiClient, sim: PbxSimulator
+) -> None:
+    sim.set_device("1002", auto_answer=False)
+    customer = await sim.inbound_call("5550001")
+    await ami.request(
+        "Redirect",
+        {"Channel": customer.name, "Context": "callwright-agent", "Exten": "1002", "Priority": "1"},
+    )
+    ringing = await ami.event("Newstate", ChannelStateDesc="Ringing")
+    assert ringing["Channel"].startswith("PJSIP/1002-")
+    await sim.device_hangup("1002")
+    end = await ami.event("DialEnd", Channel=customer.name)
+    assert end["DialStatus"] == "BUSY"
+    declined = await ami.event("Hangup", Channel=ringing["Channel"])
+    assert declined["Cause"] == "21"
+
+
+async def test_an_agent_without_auto_answer_picks_up(ami: AmiClient, sim: PbxSimulator) -> None:
+    sim.set_device("1002", auto_answer=False)
+    customer = await sim.inbound_call("5550001")
+    await ami.request(
+        "Redirect",
+        {"Channel": customer.name, "Context": "callwright-agent", "Exten": "1002", "Priority": "1"},
+    )
+    await ami.event("Newstate", ChannelStateDesc="Ringing")
+    assert await sim.device_answer("1002")
+    end = await ami.event("DialEnd", Channel=customer.name)
+    assert end["DialStatus"] == "ANSWER"
+
+
 async def test_customer_hangup_ends_both_legs_with_cause_16(
     ami: AmiClient, sim: PbxSimulator
 ) -> None:
