@@ -366,6 +366,16 @@ class CallService:
             return
         customer = self.customer_leg(call)
         agent = self.agent_leg(call)
+        if customer.bridge_id is not None and customer.bridge_id == agent.bridge_id:
+            # Still bridged together: the hold is the phone's own (a Hold event
+            # from its re-INVITE), not Callwright's double Redirect. Asterisk
+            # 22's Bridge action on two channels that already share a bridge
+            # moves the first into a new bridge, answers "Unable to add
+            # Channel2 to bridge" and the call falls apart (both legs hang up).
+            raise InvalidRequest(
+                "hold: this call was put on hold from the phone, not by Callwright; "
+                "take it off hold on the phone"
+            )
         await self.ami.send(
             AmiAction.build(
                 "Bridge", {"Channel1": customer.name, "Channel2": agent.name, "Tone": "no"}

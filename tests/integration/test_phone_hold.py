@@ -1,0 +1,48 @@
+"""A call put on hold from the agent's phone (Asterisk's Hold event, the legs
+stay bridged) is not Callwright's CTI hold: un-holding it through Callwright
+must not send the Bridge action. On a real Asterisk 22.10.1, Bridge on two
+channels that already share a bridge answers "Unable to add Channel2 to
+bridge" and tears the call down (tests/fixtures/ami-real/)."""
+
+from __future__ import annotations
+
+from sim.pbx.model import channel_headers
+from tests.integration.conftest import Stack
+from tests.integration.test_call_control import connect_inbound_to_agent
+
+
+async def test_unhold_of_a_phone_hold_is_refused_and_keeps_the_call(stack: Stack) -> None:
+    call = await connect_inbound_to_agent(stack, "1001")
+    agent = next(ch for ch in stack.sim.channels() if ch.name.startswith("PJSIP/1001-"))
+    # The agent presses hold on the phone: Asterisk reports Hold on its channel.
+    stack.sim.emit("Hold", "call", channel_headers(agent))
+    await stack.wait_calls(lambda cs: any(c["id"] == call["id"] and c["held"] for c in cs))
+
+    status, body = await stack.post(f"/api/calls/{call['id']}/hold", {"hold": False})
+
+    assert status == 400, body
+    assert "from the phone" in body["message"]
+    assert not any(a.name == "Bridge" for a in stack.sim.ami_actions_received)
+    calls = await stack.calls()
+    after = next(c for c in calls if c["id"] == call["id"])
+    assert after["bridged"] and after["state"] == "held"
+
+
+async def test_unhold_after_a_callwright_hold_bridges_the_legs_again(stack: Stack) -> None:
+    call = await connect_inbound_to_agent(stack, "1001")
+    status, body = await stack.post(f"/api/calls/{call['id']}/hold")
+    assert status == 202, body
+    await stack.wait_calls(
+        lambda cs: any(c["id"] == call["id"] and c["held"] and not c["bridged"] for c in cs)
+    )
+
+    status, body = await stack.post(f"/api/calls/{call['id']}/hold", {"hold": False})
+
+    assert status == 202, body
+    await stack.wait_calls(
+        lambda cs: any(
+            c["id"] == call["id"] and c["bridged"] and not c["held"] and c["state"] == "up"
+            for c in cs
+        )
+    )
+    assert sum(a.name == "Bridge" for a in stack.sim.ami_actions_received) == 1
