@@ -21,6 +21,12 @@ CommandId):
 Not compared (the simulator does not produce them): ``DeviceStateChange``,
 queue events, and VarSet of Asterisk's bookkeeping variables (DIALSTATUS,
 BRIDGEPEER, DIALEDPEERNUMBER ...; see ``INTERNAL_VARIABLES``).
+
+``AgiReplayServer`` plays the server side of ``11-fastagi.txt`` so that the
+simulator's FastAGI client can be compared too. Not replayed: 07 (queues are
+not simulated) and 10 (its calls were made by an unrecorded connection while
+the recorded one toggled event masks; tests/sim/test_sim_protocol.py covers
+Events and Filter instead).
 """
 
 from __future__ import annotations
