@@ -29,7 +29,9 @@ Where it knowingly differs from a real Asterisk:
   creating a channel; an unanswered Dial times out with NOANSWER.
 * Not recorded, from reading Asterisk's source: the Bridge action
   (``Surrogate/...`` Newchannel, ``...<ZOMBIE>`` hangup, after-bridge goto one
-  priority on) and a Redirect of a bridged Dial() caller (lands on the given
+  priority on; on a pair that already shares a bridge it answers "Unable to
+  add Channel2 to bridge" and the call is torn down, as reported from a real
+  22.10.1) and a Redirect of a bridged Dial() caller (lands on the given
   priority). A transferer hanging up before the attended-transfer target
   answered cancels the transfer here (Asterisk connects the transferee to
   the ringing target).

@@ -672,8 +672,10 @@ async def bridge(session: AmiSession, action: AmiAction) -> None:
     if b is None:
         _error(session, action, f"Channel2 does not exist: {b_name}")
         return
-    if a is b:
+    if a is b or pbx.bridge_shared(a, b):
         _error(session, action, f"Unable to add Channel2 to bridge: {b.name}")
+        if a is not b:
+            pbx.bridge_action_teardown(a, b)
         return
     _ack(session, action, "Channels have been bridged")
     pbx.bridge_action(a, b)

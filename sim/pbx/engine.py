@@ -1145,6 +1145,26 @@ class Pbx:
                 self.answer(ch)
             self.bridge_enter(bridge, ch)
 
+    @staticmethod
+    def bridge_shared(a: SimChannel, b: SimChannel) -> bool:
+        """Both channels already share a bridge: the Bridge action fails."""
+        return a.bridge is not None and a.bridge is b.bridge
+
+    def bridge_action_teardown(self, a: SimChannel, b: SimChannel) -> None:
+        """The Bridge action on two channels that already share a bridge
+        (Asterisk 22.10.1 answers "Unable to add Channel2 to bridge" and the
+        call is torn down): Channel1 moves to a new bridge, the old one
+        dissolves and kicks Channel2, then the new bridge is destroyed and
+        kicks Channel1."""
+        bridge = self.new_bridge()
+        self.bridge_leave(a)  # dissolves the old bridge: b is kicked
+        self.bridge_enter(bridge, a)
+        bridge.channels.remove(a)
+        a.bridge = None
+        self.ev("BridgeLeave", "call", [*bridge_headers(bridge), *channel_headers(a)])
+        self.destroy_bridge(bridge)
+        self._kick(a, 16)
+
     def _yank(self, ch: SimChannel) -> None:
         """ast_channel_yank: a Surrogate channel takes over; the thread that
         ran the old channel ends on the ``<ZOMBIE>``."""

@@ -293,6 +293,17 @@ async def test_hold_by_dual_redirect_and_unhold_by_bridge(
     await sim.wait_for_channels(lambda chans: not chans)
 
 
+async def test_bridge_action_on_an_already_bridged_pair_tears_the_call_down(
+    ami: AmiClient, sim: PbxSimulator
+) -> None:
+    customer, agent = await connect_to_agent(ami, sim)
+    response = await ami.request("Bridge", {"Channel1": customer.name, "Channel2": agent.name})
+    assert response.message == f"Unable to add Channel2 to bridge: {agent.name}"
+    await ami.event("Hangup", Channel=agent.name)
+    await ami.event("Hangup", Channel=customer.name)
+    await sim.wait_for_channels(lambda chans: not chans)
+
+
 async def test_mixmonitor_start_mute_stop_writes_a_wav(tmp_path: Path) -> None:
     sim_ = PbxSimulator(recordings_dir=str(tmp_path), answer_delay=0.0)
     await sim_.start()
