@@ -57,7 +57,10 @@ Rules, as read from the Asterisk 22 recordings in tests/fixtures/ami/:
   never ends a call on a transfer event alone. The transferer's own Hold (an
   Atxfer holds it) is over with the transfer. ``transferred_to`` is the
   extension for a blind transfer and the TransferTargetChannel for an
-  attended one.
+  attended one; Asterisk 22 leaves the TransferTarget* headers out of some
+  AttendedTransfer events (a race, about one in four in
+  tests/fixtures/ami-real/), and then it is the channel the merge put into
+  the DestBridgeUniqueid bridge beside the transferee.
 * ENDED when the call's last channel hangs up. ``hangup_cause`` is the first
   non-zero Cause among its Hangup events since the call was last bridged
   (hangups of transferers, consult legs and optimised Local halves while the
@@ -198,7 +201,8 @@ _KNOWN_HEADERS = (
     "ConnectedLineNum ConnectedLineName Context Exten Cause Cause-txt DestUniqueid "
     "BridgeUniqueid SwapUniqueid Result TransfererUniqueid TransfereeUniqueid "
     "OrigTransfererUniqueid SecondTransfererUniqueid TransferTargetUniqueid "
-    "TransferTargetChannel DestApp Extension LocalOneUniqueid LocalTwoUniqueid Variable "
+    "TransferTargetChannel DestApp DestType DestBridgeUniqueid Extension LocalOneUniqueid "
+    "LocalTwoUniqueid Variable "
     "Value MixMonitorID Direction State Queue Newname BridgeId Duration"
 ).split()
 _CANONICAL = {name.lower(): name for name in _KNOWN_HEADERS}
@@ -1102,8 +1106,27 @@ class CallTracker:
         )
         if call is None:
             return []
-        target = d.get("TransferTargetChannel") or d.get("DestApp") or None
+        target = (
+            d.get("TransferTargetChannel") or self._merged_target(d) or d.get("DestApp") or None
+        )
         return self._transfer(call, d, "attended", target, now)
+
+    def _merged_target(self, d: dict[str, str]) -> str | None:
+        """For an AttendedTransfer without TransferTarget* headers: the channel
+        in the destination bridge that is neither transferee nor transferer."""
+        if d.get("DestType") != "Bridge":
+            return None
+        members = self._bridges.get(d.get("DestBridgeUniqueid") or "")
+        if not members:
+            return None
+        parties = {
+            d.get(role + "Uniqueid")
+            for role in ("Transferee", "OrigTransferer", "SecondTransferer", "Transferer")
+        }
+        for member in members:
+            if member.uid not in parties:
+                return member.name
+        return None
 
     # -- handlers: Local channels --------------------------------------------------
 
