@@ -61,10 +61,14 @@ Rules, as read from the Asterisk 22 recordings in tests/fixtures/ami/:
   AttendedTransfer events (a race, about one in four in
   tests/fixtures/ami-real/), and then it is the channel the merge put into
   the DestBridgeUniqueid bridge beside the transferee.
-* ENDED when the call's last channel hangs up. ``hangup_cause`` is the first
-  non-zero Cause among its Hangup events since the call was last bridged
-  (hangups of transferers, consult legs and optimised Local halves while the
-  call goes on are forgotten when it is next bridged), else the last Cause.
+* ENDED when the call's last channel hangs up. ``hangup_cause`` is the
+  non-zero Cause of the channel that left the call's two-party bridge first
+  (the one whose hangup ended the conversation: real Asterisk 22 often reports
+  the far leg's consequential Hangup, Cause 16, before the initiator's own,
+  tests/fixtures/ami-real/07); failing that, the first non-zero Cause among
+  its Hangup events since the call was last bridged (hangups of transferers,
+  consult legs and optimised Local halves while the call goes on are
+  forgotten when it is next bridged), else the last Cause.
   A channel that hangs up while recording reports RecordingStopped first.
 * Robustness. Unknown event names are counted in ``stats.ignored``; events for
   channels that are not live (never seen, or already hung up, including late
@@ -326,6 +330,9 @@ class _Call:
         "hangup_cause_text",
         "id",
         "last_party",
+        "leaver",
+        "leaver_cause",
+        "leaver_cause_text",
         "linkedids",
         "primary",
         "queue",
@@ -351,6 +358,11 @@ class _Call:
         self.cause_first_text: str | None = None
         self.cause_last: int | None = None
         self.cause_last_text: str | None = None
+        # The channel (Uniqueid) that left first the two-party bridge the call
+        # was last in, and the cause it hung up with.
+        self.leaver: str | None = None
+        self.leaver_cause: int | None = None
+        self.leaver_cause_text: str | None = None
         self.hangup_cause: int | None = None
         self.hangup_cause_text: str | None = None
         self.was_bridged = False
@@ -797,6 +809,8 @@ class CallTracker:
         """End a call that has no live channel left. ``why`` overrides the cause."""
         if why:
             call.hangup_cause, call.hangup_cause_text = None, why
+        elif call.leaver_cause is not None:
+            call.hangup_cause, call.hangup_cause_text = call.leaver_cause, call.leaver_cause_text
         elif call.cause_first is not None:
             call.hangup_cause, call.hangup_cause_text = call.cause_first, call.cause_first_text
         else:
@@ -868,6 +882,8 @@ class CallTracker:
             text = d.get("Cause-txt")
             if cause != 0 and call.cause_first is None and not ch.optimizing:
                 call.cause_first, call.cause_first_text = cause, text
+            if cause != 0 and call.leaver == ch.uid:
+                call.leaver_cause, call.leaver_cause_text = cause, text
             call.cause_last, call.cause_last_text = cause, text
         self._remove_channel(ch, now, out)
         if not call.chans:
@@ -964,6 +980,7 @@ class CallTracker:
             for member in members:
                 member.call.was_bridged = True
                 member.call.cause_first = None  # the call goes on: forget earlier hangups
+                member.call.leaver = member.call.leaver_cause = None
         for call in affected:
             if call.id not in self._calls:
                 continue
@@ -989,6 +1006,12 @@ class CallTracker:
         changed = self._absorb(ch, d, now, out)
         bid = d.get("BridgeUniqueid")
         if ch.bridge_id is not None and (bid is None or bid == ch.bridge_id):
+            if (
+                ch.call.leaver is None
+                and not ch.optimizing
+                and len(self._bridges.get(ch.bridge_id, ())) >= 2
+            ):
+                ch.call.leaver = ch.uid
             affected = self._calls_around(ch, (ch.bridge_id,))
             before = {call: self._bridged(call) for call in affected}
             self._detach(ch)

@@ -144,6 +144,14 @@ def test_cancelled_attended_transfer_is_back_with_the_first_agent() -> None:
     assert peers == {"Local/1001@agents"}
 
 
+def test_hangup_cause_17_is_the_calls_cause() -> None:
+    _, out, _ = replay("07-hangup-cause-17.txt")
+
+    end = only_call(out)
+    assert end.state is CallState.ENDED
+    assert (end.hangup_cause, end.hangup_cause_text) == (17, "User busy")
+
+
 def test_click_to_dial_is_one_call_bridged_with_the_dialed_number() -> None:
     _, out, _ = replay("08-click-to-dial.txt")
 
