@@ -376,6 +376,15 @@ class CallService:
                 "hold: this call was put on hold from the phone, not by Callwright; "
                 "take it off hold on the phone"
             )
+        if customer.bridge_id is not None or agent.bridge_id is not None:
+            # Not Callwright's hold (both legs out of any bridge), e.g. an
+            # attended transfer's consultation. Asterisk refuses the Bridge
+            # ("Unable to add Channel1 to bridge") but stops the customer's
+            # music on hold on the way.
+            raise InvalidRequest(
+                "hold: this call is not on Callwright's hold (is an attended transfer "
+                "in progress? complete or cancel it)"
+            )
         await self.ami.send(
             AmiAction.build(
                 "Bridge", {"Channel1": customer.name, "Channel2": agent.name, "Tone": "no"}

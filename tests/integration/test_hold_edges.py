@@ -1,8 +1,14 @@
-"""A call put on hold from the agent's phone (Asterisk's Hold event, the legs
-stay bridged) is not Callwright's CTI hold: un-holding it through Callwright
-must not send the Bridge action. On a real Asterisk 22.10.1, Bridge on two
-channels that already share a bridge answers "Unable to add Channel2 to
-bridge" and tears the call down (tests/fixtures/ami-real/)."""
+"""Callwright's hold (customer to music, agent parked) at its edges, as seen on
+a real Asterisk 22.10.1 (tests/fixtures/ami-real/):
+
+* a call put on hold from the agent's phone (a Hold event, the legs stay
+  bridged) is not Callwright's hold: the Bridge action on two channels that
+  already share a bridge answers "Unable to add Channel2 to bridge" and tears
+  the call down, so un-holding it is refused;
+* during an attended transfer's consultation, Bridge is refused by Asterisk
+  and stops the customer's music, so un-holding is refused too;
+* a customer who hangs up while held leaves the agent parked in Wait():
+  Callwright hangs the agent's leg up."""
 
 from __future__ import annotations
 
@@ -46,3 +52,25 @@ async def test_unhold_after_a_callwright_hold_bridges_the_legs_again(stack: Stac
         )
     )
     assert sum(a.name == "Bridge" for a in stack.sim.ami_actions_received) == 1
+
+
+async def test_unhold_during_an_attended_transfer_is_refused(stack: Stack) -> None:
+    call = await connect_inbound_to_agent(stack, "1001")
+    status, body = await stack.post(
+        f"/api/calls/{call['id']}/transfer",
+        {"target": "1003", "kind": "attended", "idempotency_key": "at-hold"},
+    )
+    assert status == 202, body
+    await stack.wait_calls(
+        lambda cs: any(
+            c["held"]
+            and any(ch["device"] == "PJSIP/1003" and ch["bridge_id"] for ch in c["channels"])
+            for c in cs
+        )
+    )
+
+    status, body = await stack.post(f"/api/calls/{call['id']}/hold", {"hold": False})
+
+    assert status == 400, body
+    assert "attended transfer" in body["message"]
+    assert not any(a.name == "Bridge" for a in stack.sim.ami_actions_received)
