@@ -30,7 +30,7 @@ from typing import Protocol
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
 from cti.calls.model import Call, CallEvent, ChannelInfo
 from cti.calls.tracker import CallTracker
-from cti.errors import CallControlError, InvalidRequest, LinkLost, UnknownCall
+from cti.errors import CallControlError, CtiError, InvalidRequest, LinkLost, UnknownCall
 
 __all__ = [
     "AmiClient",
@@ -155,6 +155,10 @@ class CallService:
         self._keys = _Idempotency()
         self.resyncs = 0
         self.subscriber_errors = 0
+        # Agent legs parked in the agent-hold context whose customer is gone.
+        self._released: set[str] = set()  # Uniqueids a Hangup was sent for
+        self._releases: set[asyncio.Task[None]] = set()
+        self.parked_released = 0
 
     # -- wiring ----------------------------------------------------------
 
@@ -172,6 +176,12 @@ class CallService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        releases, self._releases = self._releases, set()
+        for release in releases:
+            release.cancel()
+        for release in releases:
+            with contextlib.suppress(asyncio.CancelledError):
+                await release
 
     async def drain(self) -> None:
         """Wait until every domain event so far has reached every subscriber."""
@@ -183,6 +193,8 @@ class CallService:
             self._held_back.append(event)
             return
         self._publish(self.tracker.feed(event, self.clock()))
+        if event.name == "Hangup":
+            self._release_parked_agents()
 
     async def resync(self) -> None:
         """Rebuild the model from the PBX (the link's ready callback)."""
@@ -196,6 +208,7 @@ class CallService:
             for event in held:
                 self._publish(self.tracker.feed(event, now))
             self.resyncs += 1
+            self._release_parked_agents()
         finally:
             self._resyncing = False
             for event in self._held_back:
@@ -205,6 +218,52 @@ class CallService:
     def _publish(self, events: Sequence[CallEvent]) -> None:
         for event in events:
             self._queue.put_nowait(event)
+
+    def _release_parked_agents(self) -> None:
+        for call in self.tracker.calls():
+            if any(ch.context == self.dialplan.agent_hold_context for ch in call.channels):
+                self._release_parked_agent(call.id)
+
+    def _release_parked_agent(self, call_id: str) -> None:
+        """A customer who hangs up while on Callwright's hold leaves the agent's
+        leg in the agent-hold context (Wait, silence) with nothing to come
+        back to: on Asterisk 22 it would stay there until the agent hangs up.
+        When only parked agent legs (and their Local halves) are left, hang
+        them up."""
+        call = self.tracker.get(call_id)
+        if call is None or call.ended_at is not None:
+            return
+        parked = [
+            ch
+            for ch in call.channels
+            if ch.context == self.dialplan.agent_hold_context and ch.bridge_id is None
+        ]
+        if not parked:
+            return
+        halves = {_local_base(ch.name) for ch in parked} - {None}
+        if any(ch not in parked and _local_base(ch.name) not in halves for ch in call.channels):
+            return  # the customer (or someone else) is still there
+        try:
+            loop = asyncio.get_running_loop()
+        except RuntimeError:
+            return
+        for ch in parked:
+            if ch.uniqueid in self._released:
+                continue
+            self._released.add(ch.uniqueid)
+            if len(self._released) > 10000:
+                self._released.clear()
+            task = loop.create_task(self._release(ch.name), name="release-parked-agent")
+            self._releases.add(task)
+            task.add_done_callback(self._releases.discard)
+
+    async def _release(self, channel: str) -> None:
+        log.info("hanging up %s: parked on hold and its customer is gone", channel)
+        try:
+            await self.ami.send(AmiAction.build("Hangup", {"Channel": channel, "Cause": "16"}))
+            self.parked_released += 1
+        except CtiError as exc:  # gone already, or the link dropped: nothing to do
+            log.debug("releasing parked %s: %s", channel, exc)
 
     async def _consume(self) -> None:
         while True:
@@ -440,6 +499,13 @@ class CallService:
             raise
         future.set_result(result)
         return result
+
+
+def _local_base(name: str) -> str | None:
+    """ "Local/1001@agents-0000001b;1" -> "Local/1001@agents-0000001b" (None if not Local)."""
+    if name.startswith("Local/") and name[-2:] in (";1", ";2"):
+        return name[:-2]
+    return None
 
 
 def _repeated(result: OriginateResult | TransferResult) -> OriginateResult | TransferResult:

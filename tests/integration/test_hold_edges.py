@@ -74,3 +74,22 @@ async def test_unhold_during_an_attended_transfer_is_refused(stack: Stack) -> No
     assert status == 400, body
     assert "attended transfer" in body["message"]
     assert not any(a.name == "Bridge" for a in stack.sim.ami_actions_received)
+
+
+async def test_a_customer_hanging_up_on_hold_releases_the_parked_agent(stack: Stack) -> None:
+    call = await connect_inbound_to_agent(stack, "1001")
+    customer = next(ch for ch in stack.sim.channels() if ch.name.startswith("PJSIP/trunk-"))
+    status, body = await stack.post(f"/api/calls/{call['id']}/hold")
+    assert status == 202, body
+    await stack.sim.wait_for_channels(
+        lambda chans: any(ch.context == "callwright-agent-hold" for ch in chans)
+    )
+
+    await stack.sim.customer_hangup(customer.name)
+
+    await stack.sim.wait_for_channels(lambda chans: not chans, timeout=10)
+    await stack.wait_calls(lambda cs: all(c["id"] != call["id"] for c in cs))
+    hangups = [a for a in stack.sim.ami_actions_received if a.name == "Hangup"]
+    assert [a.get("Channel") for a in hangups] == [
+        next(ch["name"] for ch in call["channels"] if ch["device"] == "PJSIP/1001")
+    ]
