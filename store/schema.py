@@ -11,6 +11,7 @@ __all__ = ["load_all"]
 
 def load_all() -> MetaData:
     """Import every ``persistence`` module and return the now complete ``metadata``."""
+    import crm.mail.persistence  # noqa: F401
     import crm.persistence  # noqa: F401
     import cti.persistence  # noqa: F401
     import routing.persistence  # noqa: F401

@@ -23,6 +23,8 @@ EXPECTED_TABLES = {
     "customer_emails",
     "interactions",
     "call_records",
+    "email_messages",
+    "email_attachments",
 }
 
 
