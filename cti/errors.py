@@ -32,6 +32,7 @@ __all__ = [
     "ProtocolError",
     "RemoteProtocolError",
     "UnknownCall",
+    "WrongState",
 ]
 
 
@@ -87,4 +88,8 @@ class UnknownCall(CallControlError):
 
 
 class InvalidRequest(CallControlError):
+    pass
+
+
+class WrongState(CallControlError):
     pass

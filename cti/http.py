@@ -25,6 +25,7 @@ from cti.errors import (
     LocalProtocolError,
     NotConnected,
     UnknownCall,
+    WrongState,
 )
 
 __all__ = ["Authorize", "call_to_json", "error_response", "routes"]
@@ -87,6 +88,8 @@ def _map_error(exc: CtiError) -> web.Response:
         return error_response(400, "invalid_request", str(exc))
     if isinstance(exc, UnknownCall):
         return error_response(404, "unknown_call", str(exc))
+    if isinstance(exc, WrongState):
+        return error_response(409, "wrong_state", str(exc))
     if isinstance(exc, OutcomeUnknown):
         return error_response(409, "outcome_unknown", str(exc))
     if isinstance(exc, ActionFailed):

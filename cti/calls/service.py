@@ -30,7 +30,14 @@ from typing import Protocol
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
 from cti.calls.model import Call, CallEvent, ChannelInfo
 from cti.calls.tracker import CallTracker
-from cti.errors import CallControlError, CtiError, InvalidRequest, LinkLost, UnknownCall
+from cti.errors import (
+    CallControlError,
+    CtiError,
+    InvalidRequest,
+    LinkLost,
+    UnknownCall,
+    WrongState,
+)
 
 __all__ = [
     "AmiClient",
@@ -431,7 +438,7 @@ class CallService:
             # 22's Bridge action on two channels that already share a bridge
             # moves the first into a new bridge, answers "Unable to add
             # Channel2 to bridge" and the call falls apart (both legs hang up).
-            raise InvalidRequest(
+            raise WrongState(
                 "hold: this call was put on hold from the phone, not by Callwright; "
                 "take it off hold on the phone"
             )
@@ -440,7 +447,7 @@ class CallService:
             # attended transfer's consultation. Asterisk refuses the Bridge
             # ("Unable to add Channel1 to bridge") but stops the customer's
             # music on hold on the way.
-            raise InvalidRequest(
+            raise WrongState(
                 "hold: this call is not on Callwright's hold (is an attended transfer "
                 "in progress? complete or cancel it)"
             )

@@ -26,7 +26,7 @@ async def test_unhold_of_a_phone_hold_is_refused_and_keeps_the_call(stack: Stack
 
     status, body = await stack.post(f"/api/calls/{call['id']}/hold", {"hold": False})
 
-    assert status == 400, body
+    assert status == 409 and body["error"] == "wrong_state", body
     assert "from the phone" in body["message"]
     assert not any(a.name == "Bridge" for a in stack.sim.ami_actions_received)
     calls = await stack.calls()
@@ -71,7 +71,7 @@ async def test_unhold_during_an_attended_transfer_is_refused(stack: Stack) -> No
 
     status, body = await stack.post(f"/api/calls/{call['id']}/hold", {"hold": False})
 
-    assert status == 400, body
+    assert status == 409 and body["error"] == "wrong_state", body
     assert "attended transfer" in body["message"]
     assert not any(a.name == "Bridge" for a in stack.sim.ami_actions_received)
 
