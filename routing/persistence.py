@@ -9,10 +9,12 @@ from __future__ import annotations
 import builtins
 from collections.abc import Callable
 from dataclasses import dataclass
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from typing import Any, Final, Literal, cast
 
 from sqlalchemy import (
+    JSON,
     Boolean,
     CheckConstraint,
     Column,
@@ -20,6 +22,7 @@ from sqlalchemy import (
     String,
     Table,
     exc,
+    false,
     insert,
     select,
     update,
@@ -47,6 +50,11 @@ agents = Table(
     Column("role", String(16), nullable=False),
     Column("created_at", UtcDateTime(), nullable=False),
     Column("active", Boolean(create_constraint=False), nullable=False),
+    # Routing profile: {"billing": 7}, ["en", "fr"], {"voice": 1, "email": 3}.
+    Column("skills", JSON, nullable=False, server_default="{}"),
+    Column("languages", JSON, nullable=False, server_default="[]"),
+    Column("capacity", JSON, nullable=False, server_default='{"voice": 1, "email": 3}'),
+    Column("auto_accept", Boolean(create_constraint=False), nullable=False, server_default=false()),
     CheckConstraint("role IN ('agent', 'supervisor', 'admin')", name="role"),
 )
 
@@ -61,6 +69,10 @@ class Agent:
     role: Role
     created_at: datetime
     active: bool
+    skills: dict[str, int] = dataclass_field(default_factory=dict)
+    languages: tuple[str, ...] = ()
+    capacity: dict[str, int] = dataclass_field(default_factory=lambda: {"voice": 1, "email": 3})
+    auto_accept: bool = False
 
 
 def _agent(row: Row[Any]) -> Agent:
@@ -73,6 +85,10 @@ def _agent(row: Row[Any]) -> Agent:
         role=cast(Role, row.role),
         created_at=row.created_at,
         active=bool(row.active),
+        skills=dict(row.skills or {}),
+        languages=tuple(row.languages or ()),
+        capacity=dict(row.capacity or {}),
+        auto_accept=bool(row.auto_accept),
     )
 
 
@@ -89,7 +105,32 @@ def _clean(field: str, value: str) -> str:
     return value
 
 
-_UPDATABLE: Final = frozenset({"display_name", "extension", "email", "role", "active", "username"})
+_UPDATABLE: Final = frozenset(
+    {
+        "display_name",
+        "extension",
+        "email",
+        "role",
+        "active",
+        "username",
+        "skills",
+        "languages",
+        "capacity",
+        "auto_accept",
+    }
+)
+
+
+def _check_profile(values: dict[str, Any]) -> None:
+    """Skills are levels 1-10, capacities 0 or more: refuse anything else."""
+    for name, level in values.get("skills", {}).items():
+        if not isinstance(level, int) or isinstance(level, bool) or not 1 <= level <= 10:
+            raise ValueError(f"agent skills.{name}: expected a level 1-10, got {level!r}")
+    for channel, count in values.get("capacity", {}).items():
+        if not isinstance(count, int) or isinstance(count, bool) or count < 0:
+            raise ValueError(f"agent capacity.{channel}: expected 0 or more, got {count!r}")
+    if "languages" in values:
+        values["languages"] = sorted(str(lang) for lang in values["languages"])
 
 
 class AgentRepository:
@@ -106,8 +147,16 @@ class AgentRepository:
         email: str | None = None,
         role: str = "agent",
         active: bool = True,
+        skills: dict[str, int] | None = None,
+        languages: tuple[str, ...] | list[str] = (),
+        capacity: dict[str, int] | None = None,
+        auto_accept: bool = False,
     ) -> Agent:
         values: dict[str, Any] = {
+            "skills": dict(skills or {}),
+            "languages": list(languages),
+            "capacity": dict(capacity if capacity is not None else {"voice": 1, "email": 3}),
+            "auto_accept": auto_accept,
             "username": _clean("username", username),
             "display_name": _clean("display_name", display_name),
             "extension": _clean("extension", extension),
@@ -116,6 +165,7 @@ class AgentRepository:
             "created_at": self._clock(),
             "active": active,
         }
+        _check_profile(values)
         async with self._engine.begin() as conn:
             await self._refuse_duplicates(conn, values, exclude_id=None)
             try:
@@ -156,6 +206,7 @@ class AgentRepository:
             values["email"] = values["email"].strip().lower()
         if "active" in values:
             values["active"] = bool(values["active"])
+        _check_profile(values)
         async with self._engine.begin() as conn:
             await self._refuse_duplicates(conn, values, exclude_id=agent_id)
             query = update(agents).where(agents.c.id == agent_id)

@@ -11,9 +11,10 @@ __all__ = ["load_all"]
 
 def load_all() -> MetaData:
     """Import every ``persistence`` module and return the now complete ``metadata``."""
-    import crm.mail.persistence  # noqa: F401
+    import crm.mail.persistence
     import crm.persistence  # noqa: F401
     import cti.persistence  # noqa: F401
+    import routing.journal
     import routing.persistence  # noqa: F401
 
     return metadata

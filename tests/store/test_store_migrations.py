@@ -25,6 +25,10 @@ EXPECTED_TABLES = {
     "call_records",
     "email_messages",
     "email_attachments",
+    "routing_tasks",
+    "routing_agent_states",
+    "routing_events",
+    "routing_meta",
 }
 
 
