@@ -114,6 +114,7 @@ from routing.model import (
     AgentStateChanged,
     AgentView,
     CallbackOffered,
+    Channel,
     OfferCallback,
     Overflow,
     Presence,
@@ -236,16 +237,38 @@ class _Target:
 class _Group:
     """Agents and tasks of one target, one channel and one join key."""
 
-    __slots__ = ("agent_live", "agents", "buckets", "channel", "key", "queue", "target")
+    __slots__ = (
+        "agent_live",
+        "agents",
+        "bound",
+        "bound_arrived",
+        "buckets",
+        "channel",
+        "key",
+        "queue",
+        "rate",
+        "residual",
+        "target",
+        "uid",
+    )
+
+    _uids = itertools.count(1)
 
     def __init__(self, target: _Target, channel: str, key: Hashable) -> None:
         self.target = target
         self.queue = target.queue
+        self.rate = target.queue.rate
+        self.residual = target.residual
+        self.uid = next(self._uids)
         self.channel = channel
         self.key = key
-        self.agents: list[tuple[Any, ...]] = []  # (k0, k1, agent id, ticket, agent)
+        self.agents: list[tuple[float, float, str, int]] = []  # (k0, idle, agent id, ticket)
         self.agent_live = 0
         self.buckets: dict[Hashable, _Bucket] = {}
+        # (-(priority - aging * arrival), arrival) of the best waiting task, or lower
+        # (never higher): lets a pulling agent skip the group
+        self.bound = math.inf
+        self.bound_arrived = math.inf
 
 
 class _Bucket:
@@ -256,7 +279,7 @@ class _Bucket:
     def __init__(self, group: _Group, sig: Hashable) -> None:
         self.group = group
         self.sig = sig
-        self.tasks: list[tuple[float, float, int, _Task]] = []  # (-base, arrived, ticket, task)
+        self.tasks: list[tuple[float, float, int]] = []  # (-base, arrived, ticket)
         self.live = 0
 
 
@@ -275,8 +298,8 @@ class _Agent:
         "last_ended",
         "load",
         "phone_active",
+        "plan",
         "presence",
-        "pushed",
         "queue_ids",
         "reason",
         "reported",
@@ -287,7 +310,7 @@ class _Agent:
         "sticky",
         "targets",
         "tasks",
-        "ticket",
+        "tickets",
         "total_cap",
         "total_load",
         "wrapping",
@@ -311,11 +334,12 @@ class _Agent:
         self.email_block = 0
         self.tasks: dict[str, _Task] = {}
         self.reservations: dict[str, _Reservation] = {}
-        self.ticket = 0
-        self.pushed: list[_Group] = []
+        # channel -> ticket of its entries in the agent heaps (0: not there)
+        self.tickets: dict[str, int] = dict.fromkeys(CHANNELS, 0)
         self.sticky: dict[_Task, None] = {}
         self.targets: dict[_Target, frozenset[Hashable]] = {}
         self.groups: dict[str, list[_Group]] = {}
+        self.plan: dict[str, list[tuple[_Group, float | None]]] = {}
         self.queue_ids: tuple[str, ...] = ()
         self.reported: tuple[Any, ...] | None = None
 
@@ -366,6 +390,7 @@ class _Task:
         "excluded",
         "id",
         "language",
+        "orig_queue_id",
         "phone",
         "priority",
         "queue",
@@ -374,7 +399,6 @@ class _Task:
         "req_items",
         "required_skills",
         "reservation",
-        "spec",
         "state",
         "step",
         "sticky_agent",
@@ -387,9 +411,9 @@ class _Task:
     )
 
     def __init__(self, spec: TaskSpec, arrived_at: float, queue: _Queue) -> None:
-        self.spec = spec
+        self.orig_queue_id = spec.queue_id
         self.id = spec.id
-        self.channel: str = spec.channel
+        self.channel: Channel = spec.channel
         self.phone = spec.channel in PHONE_CHANNELS
         self.priority = int(spec.priority)
         self.arrived_at = arrived_at
@@ -607,10 +631,16 @@ class Router:
         self._tasks: dict[str, _Task] = {}
         self._reservations: dict[str, _Reservation] = {}
         self._closed_tasks: dict[str, TaskState] = {}
-        self._closed_res: dict[str, ReservationView] = {}
+        # closed reservations, as plain tuples (see _res_record)
+        self._closed_res: dict[str, tuple[Any, ...]] = {}
         self._closed_memory = closed_memory
         self._customer_agent: dict[str, str] = {}
-        self._deadlines: list[tuple[float, int, int, Any, int]] = []
+        # Heap entries hold only numbers and strings (so the garbage collector
+        # untracks them); tickets map back to the live objects:
+        self._deadlines: list[tuple[float, int, int]] = []  # (when, ticket, kind)
+        self._timers: dict[int, Any] = {}  # ticket -> task or reservation
+        self._bucketed: dict[int, _Task] = {}  # ticket -> task waiting in a bucket
+        self._indexed: dict[int, _Agent] = {}  # ticket -> free agent (one channel)
         self._seq: Callable[[], int] = itertools.count(1).__next__
         self._prefix = reservation_prefix
         self._next_res = 1
@@ -795,7 +825,7 @@ class Router:
         self._take_from_bucket(t)
         self._unstick(t)
         t.state = TaskState.CANCELED
-        t.timer = 0
+        self._disarm(t)
         self._forget_task(t)
         waited = now - t.queued_at
         out.append(
@@ -860,16 +890,18 @@ class Router:
         now = self._tick(now)
         out: list[RoutingEvent] = []
         heap = self._deadlines
+        timers = self._timers
         while heap and heap[0][0] <= now:
-            when, _, kind, obj, ver = heapq.heappop(heap)
-            if obj.timer != ver:
+            when, ticket, kind = heapq.heappop(heap)
+            obj = timers.pop(ticket, None)
+            if obj is None:
                 continue
+            obj.timer = 0
             if kind == _K_RES:
                 if obj.state is _PENDING:
                     self._refuse(obj, ReservationState.TIMED_OUT, when, out)
             elif kind == _K_TASK:
                 if obj.state is _WAITING:
-                    obj.timer = 0
                     self._settle(obj, when, out, reroute=False)
             elif obj.state is _WRAPPING:
                 a = obj.agent
@@ -880,14 +912,10 @@ class Router:
 
     def next_deadline(self) -> float | None:
         heap = self._deadlines
+        timers = self._timers
         while heap:
-            when, _, kind, obj, ver = heap[0]
-            if obj.timer == ver and (
-                (kind == _K_RES and obj.state is _PENDING)
-                or (kind == _K_TASK and obj.state is _WAITING)
-                or (kind == _K_WRAP and obj.state is _WRAPPING)
-            ):
-                return when
+            if heap[0][1] in timers:
+                return heap[0][0]
             heapq.heappop(heap)
         return None
 
@@ -943,7 +971,7 @@ class Router:
         closed = self._closed_res.get(reservation_id)
         if closed is None:
             raise UnknownReservation(reservation_id)
-        return closed
+        return _closed_view(reservation_id, closed)
 
     def tasks_in(self, queue_id: str) -> list[TaskView]:
         q = self._queues.get(queue_id)
@@ -970,19 +998,17 @@ class Router:
         )
         tasks = []
         for t in self._tasks.values():
-            spec = t.spec
-            if spec.arrived_at != t.arrived_at:
-                spec = TaskSpec(
-                    id=spec.id,
-                    queue_id=spec.queue_id,
-                    channel=spec.channel,
-                    priority=spec.priority,
-                    customer_id=spec.customer_id,
-                    language=spec.language,
-                    required_skills=dict(spec.required_skills),
-                    attributes=dict(spec.attributes),
-                    arrived_at=t.arrived_at,
-                )
+            spec = TaskSpec(
+                id=t.id,
+                queue_id=t.orig_queue_id,
+                channel=t.channel,
+                priority=t.priority,
+                customer_id=t.customer_id,
+                language=t.language,
+                required_skills=dict(t.required_skills),
+                attributes=dict(t.attributes),
+                arrived_at=t.arrived_at,
+            )
             res = t.reservation
             tasks.append(
                 TaskRecord(
@@ -1153,9 +1179,10 @@ class Router:
         closed = self._closed_res.get(rid)
         if closed is None:
             raise UnknownReservation(rid)
-        when = f" at {closed.closed_at:.3f}" if closed.closed_at is not None else ""
+        view = _closed_view(rid, closed)
+        when = f" at {view.closed_at:.3f}" if view.closed_at is not None else ""
         raise InvalidTransition(
-            f"reservation {rid!r} was {closed.state.value.replace('_', ' ')}{when}; "
+            f"reservation {rid!r} was {view.state.value.replace('_', ' ')}{when}; "
             f"it can no longer be {verb}"
         )
 
@@ -1216,11 +1243,25 @@ class Router:
 
     def _close_reservation(self, res: _Reservation, state: ReservationState, now: float) -> None:
         res.state = state
-        res.timer = 0
+        self._disarm(res)
         del self._reservations[res.id]
         res.agent.reservations.pop(res.id, None)
         res.task.reservation = None
-        self._remember(self._closed_res, res.id, self._res_view(res, now))
+        t = res.task
+        self._remember(
+            self._closed_res,
+            res.id,
+            (
+                state.value,
+                t.id,
+                res.agent.id,
+                t.queue_id,
+                t.channel,
+                res.offered_at,
+                res.expires_at,
+                now,
+            ),
+        )
 
     def _res_view(self, res: _Reservation, closed_at: float | None) -> ReservationView:
         t = res.task
@@ -1229,7 +1270,7 @@ class Router:
             task_id=t.id,
             agent_id=res.agent.id,
             queue_id=t.queue_id,
-            channel=t.spec.channel,
+            channel=t.channel,
             state=res.state,
             offered_at=res.offered_at,
             expires_at=res.expires_at,
@@ -1239,7 +1280,7 @@ class Router:
     def _task_view(self, t: _Task) -> TaskView:
         return TaskView(
             id=t.id,
-            channel=t.spec.channel,
+            channel=t.channel,
             queue_id=t.queue_id,
             priority=t.priority,
             arrived_at=t.arrived_at,
@@ -1261,9 +1302,16 @@ class Router:
         )
 
     def _arm(self, obj: Any, when: float, kind: int) -> None:
-        ver = self._seq()
-        obj.timer = ver
-        heapq.heappush(self._deadlines, (when, ver, kind, obj, ver))
+        if obj.timer:
+            self._timers.pop(obj.timer, None)
+        ticket = obj.timer = self._seq()
+        self._timers[ticket] = obj
+        heapq.heappush(self._deadlines, (when, ticket, kind))
+
+    def _disarm(self, obj: Any) -> None:
+        if obj.timer:
+            self._timers.pop(obj.timer, None)
+            obj.timer = 0
 
     # -- internals: agents --------------------------------------------------
 
@@ -1281,6 +1329,21 @@ class Router:
                 for k in keys:
                     lst.append(tg.group(c, k))
         a.groups = groups
+        # per channel: (group, static strategy key, or None for least_occupied)
+        a.plan = {
+            c: [
+                (
+                    g,
+                    0.0
+                    if g.queue.strategy == "longest_idle"
+                    else -float(a.skills.get(g.queue.skill, 0))
+                    if g.queue.strategy == "best_skill"
+                    else None,
+                )
+                for g in lst
+            ]
+            for c, lst in groups.items()
+        }
         a.queue_ids = tuple(sorted({tg.queue.id for tg in targets}))
 
     def _free_channels(self, a: _Agent) -> list[str]:
@@ -1295,42 +1358,47 @@ class Router:
                 out.append(c)
         return out
 
-    def _unindex(self, a: _Agent) -> None:
-        if a.pushed:
-            for g in a.pushed:
-                g.agent_live -= 1
-            a.pushed = []
-        a.ticket = 0
+    def _unindex(self, a: _Agent, channel: str | None = None) -> None:
+        """Invalidate the agent's heap entries (of one channel, or all)."""
+        tickets = a.tickets
+        for c in (channel,) if channel is not None else CHANNELS:
+            ticket = tickets[c]
+            if ticket:
+                tickets[c] = 0
+                del self._indexed[ticket]
+                for g in a.groups.get(c, ()):
+                    g.agent_live -= 1
 
     def _index(self, a: _Agent) -> None:
-        """Put a free agent into the agent heaps of its groups (after pulling)."""
-        self._unindex(a)
-        chans = self._free_channels(a)
-        if not chans:
-            return
-        ticket = a.ticket = self._seq()
-        pushed = a.pushed
-        push = heapq.heappush
-        for c in chans:
+        """Make the agent heaps agree with what the agent can take now: entries
+        for every channel it is free on (kept if already there: taking a task
+        never improves an agent's place), none for the others."""
+        free = self._free_channels(a)
+        tickets = a.tickets
+        for c in CHANNELS:
+            if c not in free:
+                if tickets[c]:
+                    self._unindex(a, c)
+                continue
+            if tickets[c]:
+                continue
+            ticket = tickets[c] = self._seq()
+            self._indexed[ticket] = a
             idle = a.last_ended.get(c, a.signed_in_at)
-            for g in a.groups[c]:
-                strategy = g.queue.strategy
-                if strategy == "longest_idle":
-                    k0: float = 0.0
-                elif strategy == "best_skill":
-                    k0 = -a.skills.get(g.queue.skill, 0)
-                else:
-                    k0 = a.total_load / a.total_cap if a.total_cap else 0.0
+            occupancy = a.total_load / a.total_cap if a.total_cap else 0.0
+            aid = a.id
+            push = heapq.heappush
+            for g, k0 in a.plan[c]:
                 heap = g.agents
-                push(heap, (k0, idle, a.id, ticket, a))
-                g.agent_live += 1
-                pushed.append(g)
-                if len(heap) > 2 * g.agent_live + 64:
-                    g.agents = [e for e in heap if e[4].ticket == e[3]]
+                push(heap, (occupancy if k0 is None else k0, idle, aid, ticket))
+                live = g.agent_live = g.agent_live + 1
+                if len(heap) > 2 * live + 64:
+                    indexed = self._indexed
+                    g.agents = [e for e in heap if e[3] in indexed]
                     heapq.heapify(g.agents)
 
     def _refresh(self, a: _Agent, now: float, out: list[RoutingEvent]) -> None:
-        """The agent may have become free: take work, then index what is left."""
+        """The agent may have become freer: take work, then index what is left."""
         self._unindex(a)
         self._pull(a, now, out)
         self._index(a)
@@ -1340,12 +1408,7 @@ class Router:
         residual = tg.residual
         if residual is not None and not residual(a, t):
             return False
-        if t.req_items:
-            skills = a.skills
-            for name, level in t.req_items:
-                if skills.get(name, 0) < level:
-                    return False
-        return True
+        return not t.req_items or _has_skills(a.skills, t.req_items)
 
     def _matches(self, a: _Agent, t: _Task, tg: _Target) -> bool:
         """The whole target, for one pair (used off the hot path)."""
@@ -1361,102 +1424,134 @@ class Router:
         return self._fits(a, tg, t)
 
     def _pull(self, a: _Agent, now: float, out: list[RoutingEvent]) -> None:
+        """Give a free agent the best matching waiting tasks, up to its capacity.
+
+        Groups are visited best bound first (``_Group.bound`` never understates
+        a group's best task), so the scan stops at the first group that cannot
+        beat the best task found so far."""
+        pop = heapq.heappop
+        aid = a.id
+        bucketed = self._bucketed
         while True:
             chans = self._free_channels(a)
             if not chans:
                 return
+            if len(chans) == 1:
+                groups = a.groups[chans[0]]
+            else:
+                groups = [g for c in chans for g in a.groups[c]]
+            cands = [
+                (g.bound - g.rate * now, g.bound_arrived, g.uid, g) for g in groups if g.buckets
+            ]
             best: _Task | None = None
-            b_neg = b_arr = 0.0
-            b_tie = 0
-            aid = a.id
-            for c in chans:
-                for g in a.groups[c]:
-                    buckets = g.buckets
-                    if not buckets:
-                        continue
-                    rate_now = g.queue.rate * now
-                    tg = g.target
-                    for b in buckets.values():
+            best_key: tuple[float, float, int] | None = None
+            if cands:
+                if len(cands) > 1:
+                    cands.sort()
+                for bound, bound_arrived, _, g in cands:
+                    if best_key is not None and (
+                        bound > best_key[0]
+                        or (bound == best_key[0] and bound_arrived > best_key[1])
+                    ):
+                        break
+                    rate_now = g.rate * now
+                    residual = g.residual
+                    exact: tuple[float, float, int] = (math.inf, math.inf, 0)
+                    for b in g.buckets.values():
                         heap = b.tasks
                         head = heap[0]
-                        while head[3].ticket != head[2]:
-                            heapq.heappop(heap)
+                        t = bucketed.get(head[2])
+                        while t is None:
+                            pop(heap)
                             head = heap[0]
-                        neg = head[0] - rate_now
-                        if best is not None and (
-                            neg > b_neg
-                            or (
-                                neg == b_neg
-                                and (head[1] > b_arr or (head[1] == b_arr and head[2] > b_tie))
-                            )
-                        ):
+                            t = bucketed.get(head[2])
+                        if head < exact:
+                            exact = head
+                        key = (head[0] - rate_now, head[1], head[2])
+                        if best_key is not None and key >= best_key:
                             continue
-                        if not self._fits(a, tg, head[3]):
+                        if residual is not None and not residual(a, t):
                             continue
-                        ex = head[3].excluded
-                        if ex is not None and aid in ex:
+                        if t.req_items and not _has_skills(a.skills, t.req_items):
+                            continue
+                        if t.excluded is not None and aid in t.excluded:
                             found = self._first_not_excluding(heap, aid)
                             if found is None:
                                 continue
-                            head = found
-                            neg = head[0] - rate_now
-                            if best is not None and (
-                                neg > b_neg
-                                or (
-                                    neg == b_neg
-                                    and (head[1] > b_arr or (head[1] == b_arr and head[2] > b_tie))
-                                )
-                            ):
+                            entry, t = found
+                            key = (entry[0] - rate_now, entry[1], entry[2])
+                            if best_key is not None and key >= best_key:
                                 continue
-                        best = head[3]
-                        b_neg, b_arr, b_tie = neg, head[1], head[2]
+                        best, best_key = t, key
+                    g.bound, g.bound_arrived = exact[0], exact[1]
             if a.sticky:
                 for t in a.sticky:
                     if t.state is not _WAITING or t.channel not in chans:
                         continue
                     if not self._fits(a, t.target, t):
                         continue
-                    neg = -t.base - t.queue.rate * now
-                    if best is None or neg < b_neg or (neg == b_neg and t.arrived_at < b_arr):
-                        best = t
-                        b_neg, b_arr, b_tie = neg, t.arrived_at, 0
+                    key = (-t.base - t.queue.rate * now, t.arrived_at, 0)
+                    if best_key is None or key < best_key:
+                        best, best_key = t, key
             if best is None:
                 return
             self._reserve(best, a, now, out)
 
-    @staticmethod
     def _first_not_excluding(
-        heap: list[tuple[float, float, int, _Task]], aid: str
-    ) -> tuple[float, float, int, _Task] | None:
+        self, heap: list[tuple[float, float, int]], aid: str
+    ) -> tuple[tuple[float, float, int], _Task] | None:
         """The best live entry, in heap order, whose task does not exclude ``aid``."""
+        bucketed = self._bucketed
         for entry in _heap_order(heap):
-            t = entry[3]
-            if t.ticket != entry[2]:
-                continue
-            if t.excluded is None or aid not in t.excluded:
-                found: tuple[float, float, int, _Task] = entry
-                return found
+            t = bucketed.get(entry[2])
+            if t is not None and (t.excluded is None or aid not in t.excluded):
+                return entry, t
         return None
 
     def _best_agent(self, g: _Group, t: _Task) -> _Agent | None:
+        """The free agent of the group the queue's strategy prefers for ``t``.
+
+        Entries of least_occupied groups may understate an agent's occupancy
+        (it took tasks since): such an entry is re-keyed when it reaches the top,
+        and while searching past the top an entry's key is only a lower bound."""
         heap = g.agents
-        while heap and heap[0][4].ticket != heap[0][3]:
-            heapq.heappop(heap)
-        if not heap:
+        indexed = self._indexed
+        least_occupied = g.queue.strategy == "least_occupied"
+        while heap:
+            entry = heap[0]
+            a = indexed.get(entry[3])
+            if a is None:
+                heapq.heappop(heap)
+                continue
+            if least_occupied:
+                k0 = a.total_load / a.total_cap if a.total_cap else 0.0
+                if k0 != entry[0]:
+                    heapq.heapreplace(heap, (k0, entry[1], entry[2], entry[3]))
+                    continue
+            break
+        else:
             return None
         tg = g.target
         ex = t.excluded
-        head = heap[0]
-        a: _Agent = head[4]
         if (ex is None or a.id not in ex) and self._fits(a, tg, t):
             return a
+        best: _Agent | None = None
+        best_key: tuple[float, float, str] | None = None
         for entry in _heap_order(heap):
-            a = entry[4]
-            if a.ticket != entry[3] or (ex is not None and a.id in ex):
+            if best_key is not None and (entry[0], entry[1], entry[2]) >= best_key:
+                break
+            a = indexed.get(entry[3])
+            if a is None or (ex is not None and a.id in ex) or not self._fits(a, tg, t):
                 continue
-            if self._fits(a, tg, t):
-                return a
-        return None
+            k0 = entry[0]
+            if least_occupied:
+                k0 = a.total_load / a.total_cap if a.total_cap else 0.0
+            key = (k0, entry[1], entry[2])
+            if best_key is None or key < best_key:
+                best, best_key = a, key
+            if not least_occupied:
+                break
+        return best
 
     # -- internals: tasks ---------------------------------------------------
 
@@ -1487,12 +1582,17 @@ class Router:
         if b is None:
             return
         t.bucket = None
+        del self._bucketed[t.ticket]
         t.ticket = 0
         b.live -= 1
         if b.live == 0:
-            del b.group.buckets[b.sig]
+            g = b.group
+            del g.buckets[b.sig]
+            if not g.buckets:
+                g.bound = g.bound_arrived = math.inf
         elif len(b.tasks) > 2 * b.live + 64:
-            b.tasks = [e for e in b.tasks if e[3].ticket == e[2]]
+            bucketed = self._bucketed
+            b.tasks = [e for e in b.tasks if e[2] in bucketed]
             heapq.heapify(b.tasks)
 
     def _settle(self, t: _Task, now: float, out: list[RoutingEvent], *, reroute: bool) -> None:
@@ -1511,9 +1611,7 @@ class Router:
                 reroute = True
             elif isinstance(step, OfferCallback):
                 out.append(
-                    CallbackOffered(
-                        now, t.id, q.id, t.spec.channel, t.customer_id, now - t.queued_at
-                    )
+                    CallbackOffered(now, t.id, q.id, t.channel, t.customer_id, now - t.queued_at)
                 )
             else:
                 new_q = self._queues[step.queue_id]
@@ -1528,7 +1626,7 @@ class Router:
                         now,
                         t.id,
                         new_q.id,
-                        t.spec.channel,
+                        t.channel,
                         t.priority,
                         t.arrived_at,
                         now,
@@ -1551,7 +1649,7 @@ class Router:
             if nxt is not None:
                 self._arm(t, nxt, _K_TASK)
             else:
-                t.timer = 0
+                self._disarm(t)
 
     def _route(self, t: _Task, now: float, out: list[RoutingEvent]) -> None:
         """Find a free agent for a waiting task (not in any bucket), else park it."""
@@ -1587,9 +1685,13 @@ class Router:
         if b is None:
             b = g.buckets[sig] = _Bucket(g, sig)
         ticket = t.ticket = self._seq()
-        heapq.heappush(b.tasks, (-t.base, t.arrived_at, ticket, t))
+        self._bucketed[ticket] = t
+        neg = -t.base
+        heapq.heappush(b.tasks, (neg, t.arrived_at, ticket))
         b.live += 1
         t.bucket = b
+        if neg < g.bound or (neg == g.bound and t.arrived_at < g.bound_arrived):
+            g.bound, g.bound_arrived = neg, t.arrived_at
 
     def _occupy(self, t: _Task, a: _Agent) -> None:
         c = t.channel
@@ -1628,9 +1730,8 @@ class Router:
     def _reserve(self, t: _Task, a: _Agent, now: float, out: list[RoutingEvent]) -> None:
         self._take_from_bucket(t)
         self._unstick(t)
-        t.timer = 0
+        self._disarm(t)
         self._occupy(t, a)
-        self._unindex(a)
         self._touched[a] = None
         rid = f"{self._prefix}{self._next_res}"
         self._next_res += 1
@@ -1644,7 +1745,7 @@ class Router:
         t.reservation = res
         t.state = _RESERVED
         self._arm(res, res.expires_at, _K_RES)
-        out.append(ReservationOffered(now, rid, t.id, a.id, q.id, t.spec.channel, res.expires_at))
+        out.append(ReservationOffered(now, rid, t.id, a.id, q.id, t.channel, res.expires_at))
 
     def _assign(
         self, t: _Task, a: _Agent, rid: str, now: float, out: list[RoutingEvent], *, auto: bool
@@ -1665,7 +1766,7 @@ class Router:
                 a.id,
                 rid,
                 q.id,
-                t.spec.channel,
+                t.channel,
                 waited,
                 now - t.arrived_at,
                 waited <= q.sl,
@@ -1674,11 +1775,7 @@ class Router:
         )
         if auto:
             self._remember(
-                self._closed_res,
-                rid,
-                ReservationView(
-                    rid, t.id, a.id, q.id, t.spec.channel, ReservationState.ACCEPTED, now, None, now
-                ),
+                self._closed_res, rid, ("accepted", t.id, a.id, q.id, t.channel, now, None, now)
             )
 
     def _refuse(
@@ -1715,7 +1812,7 @@ class Router:
         self._release(t, a)
         a.last_ended[t.channel] = now
         t.state = TaskState.COMPLETED
-        t.timer = 0
+        self._disarm(t)
         self._forget_task(t)
         out.append(
             TaskCompleted(
@@ -1723,11 +1820,33 @@ class Router:
                 t.id,
                 a.id,
                 t.queue_id,
-                t.spec.channel,
+                t.channel,
                 started - t.assigned_at,
                 now - started,
             )
         )
+
+
+def _closed_view(rid: str, rec: tuple[Any, ...]) -> ReservationView:
+    state, task_id, agent_id, queue_id, channel, offered_at, expires_at, closed_at = rec
+    return ReservationView(
+        rid,
+        task_id,
+        agent_id,
+        queue_id,
+        channel,
+        ReservationState(state),
+        offered_at,
+        expires_at,
+        closed_at,
+    )
+
+
+def _has_skills(skills: Mapping[str, int], required: tuple[tuple[str, int], ...]) -> bool:
+    for name, level in required:
+        if skills.get(name, 0) < level:
+            return False
+    return True
 
 
 def _sig_value(v: object) -> Hashable:
