@@ -241,6 +241,11 @@ def _date(msg: Message, seen: _Collector) -> datetime | None:
 
 
 def _text_content(part: Message, seen: _Collector) -> str:
+    """The part's text, line endings made ``\\n``."""
+    return _decoded_text(part, seen).replace("\r\n", "\n")
+
+
+def _decoded_text(part: Message, seen: _Collector) -> str:
     try:
         content = part.get_content()  # type: ignore[attr-defined]
         if isinstance(content, str):
