@@ -52,6 +52,7 @@ __all__ = [
     "AgiReplayServer",
     "Replay",
     "ReplayResult",
+    "compare_messages",
     "lab_simulator",
     "replay_files",
 ]
@@ -164,6 +165,9 @@ class ReplayResult:
 
     name: str
     problems: list[str] = field(default_factory=list)
+    # per replayed connection: what Asterisk sent, what the simulator sent
+    recorded: list[list[AmiMessage]] = field(default_factory=list)
+    received: list[list[AmiMessage]] = field(default_factory=list)
 
     @property
     def ok(self) -> bool:
@@ -173,6 +177,21 @@ class ReplayResult:
         if self.ok:
             return f"{self.name}: identical"
         return f"{self.name}: {len(self.problems)} difference(s)\n" + "\n".join(self.problems)
+
+    def window(
+        self,
+        start: str,
+        end: str | None = None,
+        *,
+        connection: int = 0,
+        variables: Iterable[str] = (),
+    ) -> list[str]:
+        """The differences in what came from the reply to action ``start``
+        up to (not including) the reply to action ``end`` (to the end when
+        None), on both sides; ``variables`` as in ``compare_messages``."""
+        want = _slice(self.recorded[connection], start, end)
+        got = _slice(self.received[connection], start, end)
+        return compare_messages(f"[{start}..{end or 'end'}]", want, got, variables=variables)
 
     def unexpected(self, allowed: Iterable[str] = ()) -> list[str]:
         """The problems no ``allowed`` regex matches (documented divergences)."""
@@ -294,12 +313,18 @@ class Replay:
         *,
         connections: Iterable[int] | None = None,
         hooks: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
+        after: Mapping[str, Callable[[], Awaitable[None]]] | None = None,
         seed: tuple[int, int] | None = None,
         skip: tuple[str, str] | None = None,
     ) -> ReplayResult:
         """Replay ``path``. ``hooks`` maps an ActionID to a coroutine run
         just before the action carrying it is sent (to make happen what an
-        unrecorded connection did during the recording). ``skip=(a, b)``
+        unrecorded connection did during the recording); what it makes the
+        simulator send is dropped. ``after`` maps an ActionID to a coroutine
+        run once the reply to that action (the whole list, for a list
+        action) arrived; what it makes the simulator send is kept and
+        compared (an unrecorded connection started calls the recorded one
+        saw: the lab user of tests/fixtures/ami-real/). ``skip=(a, b)``
         leaves out the actions from ActionID ``a`` up to (not including) ``b``
         and everything Asterisk sent meanwhile."""
         path = Path(path)
@@ -315,7 +340,7 @@ class Replay:
                 continue
             if skip is not None:
                 conn = _cut(conn, *skip)
-            await self._connection(conn, index, result, hooks or {})
+            await self._connection(conn, index, result, hooks or {}, after or {})
         return result
 
     def _seed(self, conns: list[Connection]) -> None:
@@ -340,6 +365,7 @@ class Replay:
         index: int,
         result: ReplayResult,
         hooks: Mapping[str, Callable[[], Awaitable[None]]],
+        after: Mapping[str, Callable[[], Awaitable[None]]],
     ) -> None:
         reader, writer = await asyncio.open_connection(self.sim.host, self.sim.port)
         received = bytearray()
@@ -370,12 +396,17 @@ class Replay:
                 await self._barrier(bytes(recorded), received, grew, closed)
                 if closed.is_set():
                     break
-                hook = hooks.get(_action_id(segment.data))
+                action_id = _action_id(segment.data)
+                hook = hooks.get(action_id)
                 if hook is not None:
                     await self._run_hook(hook, writer, received, grew)
                 data = self._rekey(segment.data, bytes(recorded), bytes(received))
                 writer.write(_map_bridges(data, bytes(recorded), bytes(received)))
                 await writer.drain()
+                later = after.get(action_id)
+                if later is not None:
+                    await self._await_reply(action_id, received, grew, closed)
+                    await later()
             await self._barrier(bytes(recorded), received, grew, closed)
             await asyncio.sleep(0.05)
         finally:
@@ -386,7 +417,32 @@ class Replay:
                 pass
             pump_task.cancel()
             await asyncio.gather(pump_task, return_exceptions=True)
-        self._compare(index, _parse(bytes(recorded)), _parse(bytes(received)), result)
+        want, got = _parse(bytes(recorded)), _parse(bytes(received))
+        result.recorded.append(want)
+        result.received.append(got)
+        self._compare(index, want, got, result)
+
+    async def _await_reply(
+        self, action_id: str, received: bytearray, grew: asyncio.Event, closed: asyncio.Event
+    ) -> None:
+        """Wait for the reply to ``action_id`` (and a list's Complete event)."""
+
+        def done() -> bool:
+            started = False
+            for msg in _parse(bytes(received)):
+                if msg.action_id != action_id:
+                    continue
+                if isinstance(msg, AmiResponse):
+                    if not msg.is_list_start:
+                        return True
+                    started = True
+                elif started and msg.get("EventList") == "Complete":
+                    return True
+            return False
+
+        while not done() and not closed.is_set():
+            grew.clear()
+            await asyncio.wait_for(grew.wait(), self.barrier_timeout)
 
     async def _run_hook(
         self,
@@ -469,56 +525,91 @@ class Replay:
         got_msgs: list[AmiMessage],
         result: ReplayResult,
     ) -> None:
-        wn, gn = _Normaliser(), _Normaliser()
-        want = [(m, wn.message(m)) for m in want_msgs if _compared(m)]
-        got = [(m, gn.message(m)) for m in got_msgs if _compared(m)]
-        prefix = f"[connection {index}]"
-        # 1. replies, in order; the items of one list as a multiset
-        want_replies = _group_lists([n for m, n in want if _is_reply(m)])
-        got_replies = _group_lists([n for m, n in got if _is_reply(m)])
-        for i, (w, g) in enumerate(zip(want_replies, got_replies, strict=False)):
-            if isinstance(w, tuple) and isinstance(g, tuple):
-                result.problems += _diff_message(f"{prefix} reply {i}", w, g)
-            elif w != g:
-                result.problems.append(
-                    f"{prefix} reply {i}: expected {_show(w)}\n    got {_show(g)}"
-                )
-        if len(want_replies) != len(got_replies):
-            rest = want_replies[len(got_replies) :] or got_replies[len(want_replies) :]
-            result.problems.append(
-                f"{prefix} {len(want_replies)} replies expected, {len(got_replies)} received;"
-                f" extra/missing: {[_show(x) for x in rest]}"
-            )
-        # 2. events: sequences per channel / bridge
-        want_seq: dict[str, list[Normalised]] = {}
-        got_seq: dict[str, list[Normalised]] = {}
-        want_global: Counter[Normalised] = Counter()
-        got_global: Counter[Normalised] = Counter()
-        for source, seqs, glob in ((want, want_seq, want_global), (got, got_seq, got_global)):
-            for msg, norm in source:
-                if _is_reply(msg):
-                    continue
-                if isinstance(msg, AmiEvent) and msg.name == "OriginateResponse":
-                    glob[norm] += 1
-                    continue
-                seqs.setdefault(_key(norm), []).append(norm)
-        for key in sorted(set(want_seq) | set(got_seq)):
-            ws, gs = want_seq.get(key, []), got_seq.get(key, [])
-            if ws == gs:
+        result.problems += compare_messages(f"[connection {index}]", want_msgs, got_msgs)
+
+
+def compare_messages(
+    prefix: str,
+    want_msgs: list[AmiMessage],
+    got_msgs: list[AmiMessage],
+    *,
+    variables: Iterable[str] = (),
+) -> list[str]:
+    """The differences between what Asterisk sent and what the simulator
+    sent (see the module docstring). ``variables``: Asterisk bookkeeping
+    variables (of ``INTERNAL_VARIABLES``) whose VarSet events are compared
+    too."""
+    keep = frozenset(variables)
+    problems: list[str] = []
+
+    def compared(msg: AmiMessage) -> bool:
+        if isinstance(msg, AmiEvent) and msg.name == "VarSet":
+            if (msg.get("Variable") or "") in keep:
+                return True
+        return _compared(msg)
+
+    wn, gn = _Normaliser(), _Normaliser()
+    want = [(m, wn.message(m)) for m in want_msgs if compared(m)]
+    got = [(m, gn.message(m)) for m in got_msgs if compared(m)]
+    # 1. replies, in order; the items of one list as a multiset
+    want_replies = _group_lists([n for m, n in want if _is_reply(m)])
+    got_replies = _group_lists([n for m, n in got if _is_reply(m)])
+    for i, (w, g) in enumerate(zip(want_replies, got_replies, strict=False)):
+        if isinstance(w, tuple) and isinstance(g, tuple):
+            problems += _diff_message(f"{prefix} reply {i}", w, g)
+        elif w != g:
+            problems.append(f"{prefix} reply {i}: expected {_show(w)}\n    got {_show(g)}")
+    if len(want_replies) != len(got_replies):
+        rest = want_replies[len(got_replies) :] or got_replies[len(want_replies) :]
+        problems.append(
+            f"{prefix} {len(want_replies)} replies expected, {len(got_replies)} received;"
+            f" extra/missing: {[_show(x) for x in rest]}"
+        )
+    # 2. events: sequences per channel / bridge
+    want_seq: dict[str, list[Normalised]] = {}
+    got_seq: dict[str, list[Normalised]] = {}
+    want_global: Counter[Normalised] = Counter()
+    got_global: Counter[Normalised] = Counter()
+    for source, seqs, glob in ((want, want_seq, want_global), (got, got_seq, got_global)):
+        for msg, norm in source:
+            if _is_reply(msg):
                 continue
-            where = f"{prefix} events about {key}"
-            for i in range(max(len(ws), len(gs))):
-                if i >= len(ws):
-                    result.problems.append(f"{where} #{i}: unexpected {_describe(gs[i])}")
-                elif i >= len(gs):
-                    result.problems.append(f"{where} #{i}: missing {_describe(ws[i])}")
-                else:
-                    result.problems += _diff_message(f"{where} #{i}", ws[i], gs[i])
-        if want_global != got_global:
-            for norm in want_global - got_global:
-                result.problems.append(f"{prefix} missing {_describe(norm)}: {dict(norm)}")
-            for norm in got_global - want_global:
-                result.problems.append(f"{prefix} unexpected {_describe(norm)}: {dict(norm)}")
+            if isinstance(msg, AmiEvent) and msg.name == "OriginateResponse":
+                glob[norm] += 1
+                continue
+            seqs.setdefault(_key(norm), []).append(norm)
+    for key in sorted(set(want_seq) | set(got_seq)):
+        ws, gs = want_seq.get(key, []), got_seq.get(key, [])
+        if ws == gs:
+            continue
+        where = f"{prefix} events about {key}"
+        for i in range(max(len(ws), len(gs))):
+            if i >= len(ws):
+                problems.append(f"{where} #{i}: unexpected {_describe(gs[i])}")
+            elif i >= len(gs):
+                problems.append(f"{where} #{i}: missing {_describe(ws[i])}")
+            else:
+                problems += _diff_message(f"{where} #{i}", ws[i], gs[i])
+    if want_global != got_global:
+        for norm in want_global - got_global:
+            problems.append(f"{prefix} missing {_describe(norm)}: {dict(norm)}")
+        for norm in got_global - want_global:
+            problems.append(f"{prefix} unexpected {_describe(norm)}: {dict(norm)}")
+    return problems
+
+
+def _slice(msgs: list[AmiMessage], start: str, end: str | None) -> list[AmiMessage]:
+    def reply_at(action_id: str) -> int | None:
+        for i, msg in enumerate(msgs):
+            if isinstance(msg, AmiResponse) and msg.action_id == action_id:
+                return i
+        return None
+
+    first = reply_at(start)
+    if first is None:
+        return []
+    last = reply_at(end) if end is not None else None
+    return msgs[first:last]
 
 
 def _cut(conn: Connection, start: str, end: str) -> Connection:

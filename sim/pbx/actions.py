@@ -672,6 +672,11 @@ async def bridge(session: AmiSession, action: AmiAction) -> None:
     if b is None:
         _error(session, action, f"Channel2 does not exist: {b_name}")
         return
+    for label, ch in (("Channel1", a), ("Channel2", b)):
+        if pbx.in_transfer_bridge(ch):
+            _error(session, action, f"Unable to add {label} to bridge: {ch.name}")
+            pbx.bridge_action_refused(ch)
+            return
     if a is b or pbx.bridge_shared(a, b):
         _error(session, action, f"Unable to add Channel2 to bridge: {b.name}")
         if a is not b:

@@ -17,6 +17,7 @@ __all__ = [
     "CALLWRIGHT",
     "DIALPLANS",
     "LAB",
+    "REAL_LAB",
     "Dialplan",
     "Step",
     "evaluate",
@@ -333,4 +334,59 @@ LAB = Dialplan(
     },
 )
 
-DIALPLANS: dict[str, Dialplan] = {"callwright": CALLWRIGHT, "lab": LAB}
+# The lab of tests/fixtures/ami-real/README.md (a real Asterisk 22.10.1 driven
+# by Callwright itself): docs/asterisk/extensions.conf with Local channels in
+# place of PJSIP. An inbound call is ``Originate Local/<DID>@trunk`` (its ;2
+# half is the trunk channel); agents' and customers' phones auto-answer.
+
+
+def _phone(who: str) -> tuple[Step, ...]:
+    return (S("NoOp", f"{who} phone ${{EXTEN}} answers"), S("Answer"), S("Wait", "3600"))
+
+
+_LAB_INBOUND = (
+    S("Answer"),
+    S("Set", "CALLWRIGHT_DID=${EXTEN}"),
+    S("NoOp", "AGI skipped in the lab"),
+    S("Goto", "callwright-hold,s,1"),
+)
+_LAB_OUTBOUND = (
+    S("NoOp", "Outbound call to ${EXTEN}"),
+    S("Dial", "Local/${EXTEN}@customers/n,60,T"),
+    S("Hangup"),
+)
+REAL_LAB = Dialplan(
+    name="real-lab",
+    device_context="agents",
+    trunk_context="trunk",
+    contexts={
+        "trunk": _ctx(
+            ("_X.", (S("Goto", "callwright-inbound,${EXTEN},1"),)),
+            ("_+X.", (S("Goto", "callwright-inbound,${EXTEN},1"),)),
+        ),
+        "agents": _ctx(
+            ("_X.", _phone("Agent")),
+        ),
+        "customers": _ctx(
+            ("_X.", _phone("Customer")),
+            ("_+X.", _phone("Customer")),
+        ),
+        "callwright-inbound": _ctx(("_X.", _LAB_INBOUND), ("_+X.", _LAB_INBOUND)),
+        "callwright-hold": CALLWRIGHT.contexts["callwright-hold"],
+        "callwright-agent": _ctx(
+            (
+                "_X.",
+                (
+                    S("NoOp", "Ring agent ${EXTEN}"),
+                    S("Dial", "Local/${EXTEN}@agents/n,30,t"),
+                    S("Hangup"),
+                ),
+            ),
+        ),
+        "callwright-outbound": _ctx(("_X.", _LAB_OUTBOUND), ("_+X.", _LAB_OUTBOUND)),
+        "callwright-onhold": CALLWRIGHT.contexts["callwright-onhold"],
+        "callwright-agent-hold": CALLWRIGHT.contexts["callwright-agent-hold"],
+    },
+)
+
+DIALPLANS: dict[str, Dialplan] = {"callwright": CALLWRIGHT, "lab": LAB, "real-lab": REAL_LAB}

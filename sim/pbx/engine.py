@@ -1165,6 +1165,27 @@ class Pbx:
         self.destroy_bridge(bridge)
         self._kick(a, 16)
 
+    def in_transfer_bridge(self, ch: SimChannel) -> bool:
+        """``ch`` is in a bridge an attended transfer holds (the transferee's
+        or the consultation bridge): Asterisk inhibits moving channels out
+        of those, so the Bridge action cannot take ``ch``."""
+        bridge = ch.bridge
+        if bridge is None:
+            return False
+        return any(
+            bridge is atx.transferee_bridge or bridge is atx.consult_bridge
+            for atx in self._atxfers.values()
+        )
+
+    def bridge_action_refused(self, ch: SimChannel) -> None:
+        """The Bridge action could not move ``ch`` out of its bridge (an
+        attended transfer is under way): the new bridge is created and
+        destroyed, ``ch``'s music on hold stops, nobody moves (Asterisk
+        22.10.1, tests/sim/fixtures/real-bridge-during-consultation.txt)."""
+        bridge = self.new_bridge()
+        self.moh_stop(ch)
+        self.destroy_bridge(bridge)
+
     def _yank(self, ch: SimChannel) -> None:
         """ast_channel_yank: a Surrogate channel takes over; the thread that
         ran the old channel ends on the ``<ZOMBIE>``."""

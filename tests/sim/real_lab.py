@@ -1,0 +1,66 @@
+"""Replaying Callwright's own AMI sessions against a real Asterisk 22.10.1
+(tests/fixtures/ami-real/, and the probes in tests/sim/fixtures/) on the
+simulator with the same lab dialplan ("real-lab"). The lab user that played
+the customers is not recorded: ``replay_real`` starts the inbound call it
+originated once the recorded connection's resync (CoreShowChannels) is done."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+
+from sim.pbx import PbxSimulator
+from sim.pbx.server import DEFAULT_USERS
+from sim.replay import Replay, ReplayResult
+
+TESTS = Path(__file__).resolve().parents[1]
+REAL = TESTS / "fixtures" / "ami-real"
+PROBES = Path(__file__).resolve().parent / "fixtures"
+SECRETS = {"callwright": "callwright-secret"}
+
+_ORIGINATE = re.compile(
+    r"<<< Event: OriginateResponse\n(?:<<< .*\n)*?<<< ActionID: (?P<aid>\S+)\n"
+    r"(?:<<< .*\n)*?<<< Channel: Local/(?P<did>[^@]+)@trunk-.*\n"
+    r"(?:<<< .*\n)*?<<< CallerIDNum: (?P<num>.*)\n<<< CallerIDName: (?P<name>.*)\n"
+)
+
+
+def real_lab_simulator() -> PbxSimulator:
+    return PbxSimulator(dialplan="real-lab", users=DEFAULT_USERS, login_failure_delay=0.0)
+
+
+def inbound_call(sim: PbxSimulator, path: Path) -> Callable[[], Awaitable[None]]:
+    """What the lab user did: ``Originate Local/<DID>@trunk Application=Wait
+    Data=3600 CallerID=...`` (Async, its own ActionID), as recorded in the
+    OriginateResponse the callwright user saw."""
+    found = _ORIGINATE.search(path.read_text())
+    assert found is not None, f"no inbound call in {path.name}"
+
+    async def start() -> None:
+        sim.pbx.spawn(
+            sim.pbx.originate(
+                tech="Local",
+                resource=f"{found['did']}@trunk",
+                context="",
+                exten="",
+                priority=1,
+                application="Wait",
+                app_data="3600",
+                cid_num=found["num"],
+                cid_name=found["name"],
+                variables=[],
+                timeout=30.0,
+                ids=(None, None),
+                action_id=found["aid"],
+                emit_response=True,
+            )
+        )
+
+    return start
+
+
+async def replay_real(sim: PbxSimulator, path: Path) -> ReplayResult:
+    """Replay a recorded session whose call came in after the resync."""
+    replay = Replay(sim, secrets=SECRETS)
+    return await replay.run(path, after={"cw1-3": inbound_call(sim, path)})
