@@ -27,12 +27,13 @@ Where it knowingly differs from a real Asterisk:
   ``answer_delay``; busy gives DialEnd BUSY (cause 17), unreachable
   CHANUNAVAIL (cause 20); an endpoint that does not exist fails Dial without
   creating a channel; an unanswered Dial times out with NOANSWER.
-* Not recorded, from reading Asterisk's source: the Bridge action
-  (``Surrogate/...`` Newchannel, ``...<ZOMBIE>`` hangup, after-bridge goto one
-  priority on; on a pair that already shares a bridge it answers "Unable to
-  add Channel2 to bridge" and the call is torn down, as reported from a real
-  22.10.1) and a Redirect of a bridged Dial() caller (lands on the given
-  priority). A transferer hanging up before the attended-transfer target
+* The Bridge action follows a real 22.10.1 (tests/sim/test_sim_real_sessions.py):
+  no surrogate channel in the events, after-bridge goto one priority on,
+  BRIDGEPEER and connected-line updates; refused during an attended
+  transfer ("Unable to add Channel1 to bridge"); on a pair that already
+  shares a bridge it answers "Unable to add Channel2 to bridge" and the
+  call is torn down. Not recorded: a Redirect of a bridged Dial() caller
+  (lands on the given priority). A transferer hanging up before the attended-transfer target
   answered cancels the transfer here (Asterisk connects the transferee to
   the ringing target).
 * No sound files: STREAM FILE, GET DATA, SAY DIGITS "play" at once, except

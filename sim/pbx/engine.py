@@ -767,6 +767,16 @@ class Pbx:
         ch.kicked = False
         extra = [("SwapUniqueid", swap.uniqueid)] if swap is not None else []
         self.ev("BridgeEnter", "call", [*bridge_headers(bridge), *channel_headers(ch), *extra])
+        self._bridge_peers(bridge)
+
+    def _bridge_peers(self, bridge: Bridge) -> None:
+        """A two-party bridge sets each party's BRIDGEPEER to the other's
+        name (in the order they are in the bridge)."""
+        if len(bridge.channels) != 2:
+            return
+        first, second = bridge.channels
+        self.set_var(first, "BRIDGEPEER", second.name)
+        self.set_var(second, "BRIDGEPEER", first.name)
 
     def bridge_leave(self, ch: SimChannel, *, dissolve: bool = True) -> None:
         bridge = ch.bridge
@@ -1144,6 +1154,11 @@ class Pbx:
             if ch.state_code != UP:
                 self.answer(ch)
             self.bridge_enter(bridge, ch)
+        # Each party's connected line becomes the other's caller id.
+        for ch, other in ((a, b), (b, a)):
+            if (ch.connected_num, ch.connected_name) != (other.caller_num, other.caller_name):
+                self._set_connected(ch, other.caller_num, other.caller_name)
+                self._propagate_connected(ch)
 
     @staticmethod
     def bridge_shared(a: SimChannel, b: SimChannel) -> bool:
@@ -1187,44 +1202,27 @@ class Pbx:
         self.destroy_bridge(bridge)
 
     def _yank(self, ch: SimChannel) -> None:
-        """ast_channel_yank: a Surrogate channel takes over; the thread that
-        ran the old channel ends on the ``<ZOMBIE>``."""
-        surrogate = SimChannel(
-            name=f"Surrogate/{ch.name}",
-            uniqueid=self._uniqueid(),
-            linkedid=ch.linkedid,
-            tech="Surrogate",
-            context=ch.context,
-            exten=ch.exten,
-            priority=ch.priority,
-        )
-        self.ev_chan("Newchannel", surrogate)
+        """ast_channel_yank: the channel leaves what it was running (its PBX
+        thread ends) and, after the bridge, goes on one priority later. The
+        channel keeps its name and Uniqueid and Asterisk 22.10.1 publishes
+        no event for the surrogate it uses (no ``Surrogate/...`` Newchannel,
+        no ``<ZOMBIE>`` Hangup: tests/fixtures/ami-real/02-hold-unhold.txt);
+        its snapshot already shows the after-bridge priority."""
         had_pbx = ch.has_pbx
-        in_app = ch.task is not None
         ch.after_goto = (ch.context, ch.exten, ch.priority + 1 if had_pbx else ch.priority)
-        if in_app:
+        ch.priority = ch.after_goto[2]
+        if ch.task is not None:
             ch.yanked = True
             ch.wake()
             task = ch.task
             ch.task = None
             ch.has_pbx = False
-            self.spawn(self._bury_zombie(ch, surrogate, task, had_pbx))
-        else:
-            surrogate.name = f"{ch.name}<ZOMBIE>"
-            self.ev_chan("Hangup", surrogate, [("Cause", "0"), ("Cause-txt", "Unknown")])
+            self.spawn(self._end_yanked(ch, task))
 
-    async def _bury_zombie(
-        self, ch: SimChannel, surrogate: SimChannel, task: asyncio.Task[Any] | None, had_pbx: bool
-    ) -> None:
-        if task is not None:
-            await asyncio.gather(task, return_exceptions=True)
+    async def _end_yanked(self, ch: SimChannel, task: asyncio.Task[Any]) -> None:
+        await asyncio.gather(task, return_exceptions=True)
         ch.yanked = False
         ch.kicked = False
-        surrogate.name = f"{ch.name}<ZOMBIE>"
-        surrogate.application, surrogate.app_data = ch.application, ch.app_data
-        if had_pbx:
-            self.ev_chan("SoftHangupRequest", surrogate, [("Cause", "16")])
-        self.ev_chan("Hangup", surrogate, [("Cause", "0"), ("Cause-txt", "Unknown")])
 
     # ------------------------------------------------------------ transfers
 

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from real_lab import PROBES, real_lab_simulator, replay_real
+from real_lab import PROBES, REAL, real_lab_simulator, replay_real
 
 from sim.pbx import PbxSimulator
 
@@ -38,3 +38,16 @@ async def test_bridge_during_a_consultation_is_refused_and_moves_nobody(
     assert customer is not None and transferer is not None and consult is not None
     assert customer.bridge is not None and customer.bridge.channels == [customer]
     assert transferer.bridge is not None and transferer.bridge is consult.bridge
+
+
+async def test_unhold_bridge_sends_what_asterisk_sends_without_a_surrogate_channel(
+    lab: PbxSimulator,
+) -> None:
+    result = await replay_real(lab, REAL / "02-hold-unhold.txt")
+
+    # cw1-6: Bridge Channel1=customer Channel2=agent (unhold), up to the Hangup
+    assert result.window("cw1-6", "cw1-7", variables=("BRIDGEPEER",)) == []
+    names = {
+        msg.get("Channel") for received in result.received for msg in received if msg.get("Channel")
+    }
+    assert not {n for n in names if n and ("Surrogate/" in n or "<ZOMBIE>" in n)}
