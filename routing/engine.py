@@ -50,9 +50,11 @@ already seen is treated as the latest seen, so logical time never goes back):
 * ``next_deadline() -> float | None``.
 * ``snapshot() -> RouterSnapshot`` and ``Router.restore(queues, snapshot,
   now) -> (router, events)``: waiting tasks keep their arrival, priority,
-  queue and step; open reservations are offered again to the same agent
-  (``ReservationOffered(reoffer=True)``, new timeout); steps and wrap-ups that
-  fell due meanwhile are applied at ``now``.
+  queue, step, excluded agents and sticky wait; open reservations are offered
+  again to the same agent (same id, ``ReservationOffered(reoffer=True)``, a
+  new timeout); steps that fell due meanwhile apply at ``now``; wrap-ups that
+  ended meanwhile complete at their scheduled end. ``TaskQueued`` is not
+  repeated. Reservation ids continue from the snapshot's counter.
 * Views: ``task(id)``, ``agent(id)``, ``reservation(id)``, ``tasks_in(queue)``
   (waiting and offered, best first), ``task_state(id)`` (also for recently
   finished tasks), ``agent_ids()``, ``queue_ids()``.
@@ -1064,6 +1066,7 @@ class Router:
         r._customer_agent = dict(snapshot.last_agent_of_customer)
         r._next_res = snapshot.next_reservation
         waiting: list[_Task] = []
+        reoffers: list[RoutingEvent] = []
         for rec_t in snapshot.tasks:
             spec = rec_t.spec
             arrived = spec.arrived_at if spec.arrived_at is not None else rec_t.queued_at
@@ -1086,7 +1089,7 @@ class Router:
                 t.reservation = res
                 t.state = _RESERVED
                 r._arm(res, res.expires_at, _K_RES)
-                out.append(
+                reoffers.append(
                     ReservationOffered(
                         now, rid, t.id, agent.id, q.id, spec.channel, res.expires_at, True
                     )
@@ -1112,6 +1115,12 @@ class Router:
                     t.sticky_until = rec_t.sticky_until
                     sticky.sticky[t] = None
                 waiting.append(t)
+        # wrap-ups that ended while stopped end at their scheduled time
+        overdue = [t for t in r._tasks.values() if t.state is _WRAPPING and t.wrap_until <= now]  # type: ignore[operator]
+        for t in sorted(overdue, key=lambda t: (t.wrap_until, t.id)):
+            assert t.wrap_until is not None
+            r._finish(t, t.wrap_until, out)
+        out.extend(reoffers)
         for a in r._agents.values():
             r._index(a)
         waiting.sort(key=lambda t: (-(t.base + t.queue.rate * now), t.arrived_at, t.id))
