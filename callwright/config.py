@@ -16,6 +16,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from routing.engine import Router
+from routing.errors import RoutingConfigError
+from routing.model import OfferCallback, Overflow, QueueConfig, Step, Widen
+
 __all__ = [
     "AmiConfig",
     "ApiConfig",
@@ -116,6 +120,25 @@ class DemoConfig:
     hold_seconds: float = 40.0  # a simulated caller hangs up after this long
 
 
+DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
+    QueueConfig(
+        id="support",
+        name="Support",
+        target='"support" in agent.skills',
+        service_level_seconds=20.0,
+        reservation_timeout_seconds=15.0,
+        wrap_up_seconds=10.0,
+    ),
+)
+
+
+@dataclass(frozen=True)
+class RoutingConfig:
+    queues: tuple[QueueConfig, ...] = DEFAULT_QUEUES
+    voice_queue: str = "support"  # where calls at the holding point go
+    email_queue: str = "support"  # where inbound email goes
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -124,6 +147,7 @@ class Config:
     pbx: PbxConfig = field(default_factory=PbxConfig)
     api: ApiConfig = field(default_factory=ApiConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
+    routing: RoutingConfig = field(default_factory=RoutingConfig)
     log_level: str = "INFO"
 
 
@@ -225,7 +249,7 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-SECTIONS = ("server", "store", "ami", "pbx", "api", "demo", "log")
+SECTIONS = ("server", "store", "ami", "pbx", "api", "demo", "routing", "log")
 
 
 def parse_config(
@@ -310,11 +334,111 @@ def parse_config(
     )
     s.finish()
 
+    routing = _routing(source, data.get("routing"))
+
     s = _Section(source, "log", data.get("log"))
     level = s.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
     s.finish()
 
-    return Config(server=server, store=store, ami=ami, pbx=pbx, api=api, demo=demo, log_level=level)
+    return Config(
+        server=server,
+        store=store,
+        ami=ami,
+        pbx=pbx,
+        api=api,
+        demo=demo,
+        routing=routing,
+        log_level=level,
+    )
+
+
+STRATEGIES = ("longest_idle", "least_occupied", "best_skill")
+
+
+def _routing(source: str, table: Any) -> RoutingConfig:
+    s = _Section(source, "routing", table)
+    raw_queues = s.get("queues", None, lambda v: v if isinstance(v, list) else None, "a list")
+    queues = DEFAULT_QUEUES
+    if raw_queues is not None:
+        parsed: list[QueueConfig] = []
+        for index, raw in enumerate(raw_queues):
+            name = raw.get("id") if isinstance(raw, Mapping) else None
+            where = f"routing.queues[{name if isinstance(name, str) else index}]"
+            q = _Section(source, where, raw)
+            strategy = q.choice("strategy", "longest_idle", STRATEGIES)
+            queue = QueueConfig(
+                id=q.string("id", ""),
+                name=q.string("name", "", allow_empty=True) or None,
+                target=q.string("target", ""),
+                steps=_steps(source, where, q),
+                strategy=strategy,  # type: ignore[arg-type]
+                strategy_skill=q.string("strategy_skill", "", allow_empty=True) or None,
+                aging_per_second=q.number("aging_per_second", 0.0, 0, 1000),
+                sticky_agent_seconds=q.number("sticky_agent_seconds", 0.0, 0, 3600),
+                service_level_seconds=q.number("service_level_seconds", 20.0, 0, 86400),
+                reservation_timeout_seconds=q.number("reservation_timeout_seconds", 30.0, 1, 3600),
+                wrap_up_seconds=q.number("wrap_up_seconds", 0.0, 0, 3600),
+                email_blocks_voice=q.get(
+                    "email_blocks_voice",
+                    False,
+                    lambda v: v if isinstance(v, bool) else None,
+                    "true or false",
+                ),
+            )
+            for key in ("id", "target"):
+                if not q.table.get(key):
+                    raise ConfigError(f"{source}: {where}.{key}: expected a non-empty string")
+            q.finish()
+            parsed.append(queue)
+        queues = tuple(parsed)
+    ids = [q.id for q in queues]
+    voice_queue = s.string("voice_queue", ids[0] if ids else "support")
+    email_queue = s.string("email_queue", ids[0] if ids else "support")
+    s.finish()
+    if not queues:
+        raise ConfigError(f"{source}: routing.queues: expected at least one queue")
+    try:
+        Router(queues)
+    except RoutingConfigError as exc:
+        raise ConfigError(f"{source}: routing.queues: {exc}") from None
+    for key, value in (("voice_queue", voice_queue), ("email_queue", email_queue)):
+        if value not in ids:
+            raise ConfigError(
+                f"{source}: routing.{key}: expected one of the queues ({', '.join(ids)}), "
+                f"got {value!r}"
+            )
+    return RoutingConfig(queues=queues, voice_queue=voice_queue, email_queue=email_queue)
+
+
+def _steps(source: str, where: str, q: _Section) -> tuple[Step, ...]:
+    raw = q.get("steps", [], lambda v: v if isinstance(v, list) else None, "a list of tables")
+    steps: list[Step] = []
+    for index, item in enumerate(raw):
+        st = _Section(source, f"{where}.steps[{index}]", item)
+        after = st.number("after", -1.0, 0, 86400)
+        widen = st.string("widen", "", allow_empty=True)
+        overflow = st.string("overflow", "", allow_empty=True)
+        callback = st.get(
+            "callback", False, lambda v: v if isinstance(v, bool) else None, "true or false"
+        )
+        st.finish()
+        if after < 0:
+            raise ConfigError(f"{source}: {where}.steps[{index}].after: expected seconds")
+        chosen = [
+            k for k, v in (("widen", widen), ("overflow", overflow), ("callback", callback)) if v
+        ]
+        if len(chosen) != 1:
+            raise ConfigError(
+                f"{source}: {where}.steps[{index}]: expected exactly one of widen, overflow, "
+                f"callback, got {len(chosen)}"
+            )
+        if widen:
+            steps.append(Widen(after, widen))
+        elif overflow:
+            steps.append(Overflow(after, overflow))
+        else:
+            steps.append(OfferCallback(after))
+    return tuple(steps)
 
 
 def load_config(path: str | Path, env: Mapping[str, str] | None = None) -> Config:

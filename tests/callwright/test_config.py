@@ -112,3 +112,65 @@ def test_invalid_toml_is_reported_with_its_position(tmp_path: Path) -> None:
     result = run_cli("db", "upgrade", "--config", str(bad))
     assert result.returncode == 2
     assert "not valid TOML" in result.stderr and "line 1" in result.stderr
+
+
+@pytest.mark.parametrize(
+    ("routing", "message"),
+    [
+        (
+            {"queues": [{"id": "billing", "target": "agent.skills.billing >= "}]},
+            "routing.queues: queue 'billing': expression: expected a value after '>='",
+        ),
+        (
+            {"queues": [{"id": "b", "target": "true", "steps": [{"after": 9, "overflow": "x"}]}]},
+            "routing.queues: queue 'b': step 1 (overflow after 9 s): unknown queue 'x'",
+        ),
+        (
+            {"queues": [{"id": "b", "target": "true", "steps": [{"after": 9}]}]},
+            "routing.queues[b].steps[0]: expected exactly one of widen, overflow, callback",
+        ),
+        (
+            {"queues": [{"id": "b", "target": "true"}], "voice_queue": "sales"},
+            "routing.voice_queue: expected one of the queues (b), got 'sales'",
+        ),
+        ({"queues": [{"id": "b"}]}, "routing.queues[b].target: expected a non-empty string"),
+        (
+            {"queues": [{"id": "b", "target": "true", "strategy": "random"}]},
+            "routing.queues[b].strategy: expected one of 'longest_idle'",
+        ),
+    ],
+)
+def test_bad_queues_are_refused_naming_the_queue(routing: dict, message: str) -> None:
+    with pytest.raises(ConfigError) as info:
+        parse_config({"ami": {"secret": "s"}, "routing": routing}, env={})
+    assert message in str(info.value)
+
+
+def test_queues_with_steps_load() -> None:
+    config = parse_config(
+        {
+            "ami": {"secret": "s"},
+            "routing": {
+                "voice_queue": "billing",
+                "queues": [
+                    {
+                        "id": "billing",
+                        "target": '"billing" in agent.skills and agent.skills.billing >= 5',
+                        "steps": [
+                            {"after": 30, "widen": "agent.skills.billing >= 3"},
+                            {"after": 120, "overflow": "general"},
+                        ],
+                    },
+                    {
+                        "id": "general",
+                        "target": "true",
+                        "steps": [{"after": 300, "callback": True}],
+                    },
+                ],
+            },
+        },
+        env={},
+    )
+    billing = config.routing.queues[0]
+    assert [type(s).__name__ for s in billing.steps] == ["Widen", "Overflow"]
+    assert config.routing.voice_queue == "billing" and config.routing.email_queue == "billing"
