@@ -411,7 +411,9 @@ def _routing(source: str, table: Any) -> RoutingConfig:
 
 
 def _steps(source: str, where: str, q: _Section) -> tuple[Step, ...]:
-    raw = q.get("steps", [], lambda v: v if isinstance(v, list) else None, "a list of tables")
+    raw: list[Any] = q.get(
+        "steps", [], lambda v: v if isinstance(v, list) else None, "a list of tables"
+    )
     steps: list[Step] = []
     for index, item in enumerate(raw):
         st = _Section(source, f"{where}.steps[{index}]", item)
