@@ -129,6 +129,7 @@ class MailListener:
                 enable_SMTPUTF8=True,
                 decode_data=False,
                 hostname=self._hostname,
+                ident="Callwright ESMTP",
                 timeout=self._session_timeout,
                 loop=loop,
             )
