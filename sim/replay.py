@@ -185,13 +185,17 @@ class ReplayResult:
         *,
         connection: int = 0,
         variables: Iterable[str] = (),
+        keys: Iterable[str] | None = None,
     ) -> list[str]:
         """The differences in what came from the reply to action ``start``
         up to (not including) the reply to action ``end`` (to the end when
-        None), on both sides; ``variables`` as in ``compare_messages``."""
+        None), on both sides; ``variables`` and ``keys`` as in
+        ``compare_messages``."""
         want = _slice(self.recorded[connection], start, end)
         got = _slice(self.received[connection], start, end)
-        return compare_messages(f"[{start}..{end or 'end'}]", want, got, variables=variables)
+        return compare_messages(
+            f"[{start}..{end or 'end'}]", want, got, variables=variables, keys=keys
+        )
 
     def unexpected(self, allowed: Iterable[str] = ()) -> list[str]:
         """The problems no ``allowed`` regex matches (documented divergences)."""
@@ -534,12 +538,15 @@ def compare_messages(
     got_msgs: list[AmiMessage],
     *,
     variables: Iterable[str] = (),
+    keys: Iterable[str] | None = None,
 ) -> list[str]:
     """The differences between what Asterisk sent and what the simulator
     sent (see the module docstring). ``variables``: Asterisk bookkeeping
     variables (of ``INTERNAL_VARIABLES``) whose VarSet events are compared
-    too."""
+    too. ``keys``: compare only the events about these channels (names,
+    as the recording has them) besides the replies; None: all."""
     keep = frozenset(variables)
+    only = frozenset(keys) if keys is not None else None
     problems: list[str] = []
 
     def compared(msg: AmiMessage) -> bool:
@@ -579,6 +586,8 @@ def compare_messages(
                 continue
             seqs.setdefault(_key(norm), []).append(norm)
     for key in sorted(set(want_seq) | set(got_seq)):
+        if only is not None and key not in only:
+            continue
         ws, gs = want_seq.get(key, []), got_seq.get(key, [])
         if ws == gs:
             continue

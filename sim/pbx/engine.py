@@ -197,6 +197,7 @@ class Pbx:
         self.ev(name, cls, [*channel_headers(ch), *extra])
 
     def _newexten(self, ch: SimChannel) -> None:
+        ch.shown_cep = (ch.context, ch.exten, ch.priority)
         self.ev_chan(
             "Newexten",
             ch,
@@ -433,7 +434,8 @@ class Pbx:
                 if step.app == "AGI" and self.dialplan.name == "callwright" and self.agi_url:
                     data = self.agi_url
                 ch.application, ch.app_data = step.app, data
-                self._newexten(ch)
+                if ch.shown_cep != (ch.context, ch.exten, ch.priority):
+                    self._newexten(ch)
                 outcome = await self._run_app(ch, step.app, data)
                 if ch.hungup or ch.yanked:
                     return
@@ -1085,7 +1087,21 @@ class Pbx:
     # ---------------------------------------------------- redirect, bridge
 
     def redirect(self, ch: SimChannel, context: str, exten: str, priority: int) -> None:
-        """Asterisk's ast_async_goto."""
+        """Asterisk's ast_async_goto. A bridged channel first clears its
+        BRIDGEPEER and moves to the target while still in the bridge: a
+        Newexten for the target that names the application it was running
+        (Dial, AppDial); the application at the target priority then gets no
+        Newexten of its own (tests/fixtures/ami-real/02-hold-unhold.txt)."""
+        if ch.bridge is not None:
+            self.set_var(ch, "BRIDGEPEER", "")
+            self._goto_in_bridge(ch, context, exten, priority)
+        self._async_goto(ch, context, exten, priority)
+
+    def _goto_in_bridge(self, ch: SimChannel, context: str, exten: str, priority: int) -> None:
+        ch.context, ch.exten, ch.priority = context, exten, priority
+        self._newexten(ch)
+
+    def _async_goto(self, ch: SimChannel, context: str, exten: str, priority: int) -> None:
         if ch.task is not None and ch.has_pbx:
             ch.async_goto = (context, exten, priority)
             ch.wake()
@@ -1121,10 +1137,23 @@ class Pbx:
         target_a: tuple[str, str, int],
         target_b: tuple[str, str, int],
     ) -> None:
+        """Redirect with ExtraChannel (Callwright's hold). Of two bridged
+        channels, both clear BRIDGEPEER and show their targets (Newexten)
+        before either leaves the bridge (tests/fixtures/ami-real/02-hold-unhold.txt;
+        which of the two leaves first varies on a real Asterisk)."""
         a.leaving = True
         b.leaving = True
-        self.redirect(a, *target_a)
-        self.redirect(b, *target_b)
+        for ch in (a, b):
+            if ch.bridge is not None:
+                self.set_var(ch, "BRIDGEPEER", "")
+        for ch, target in ((b, target_b), (a, target_a)):
+            if ch.bridge is not None:
+                self._goto_in_bridge(ch, *target)
+        for ch in (a, b):
+            if ch.bridge is not None:
+                self.bridge_leave(ch)
+        self._async_goto(a, *target_a)
+        self._async_goto(b, *target_b)
         self.spawn(self._clear_leaving(a, b))
 
     async def _clear_leaving(self, *chans: SimChannel) -> None:

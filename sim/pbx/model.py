@@ -168,6 +168,9 @@ class SimChannel:
     hangup_requested: bool = False  # a soft hangup or a queued hangup frame
     softhangup_emitted: bool = False
     async_goto: tuple[str, str, int] | None = None
+    # context, exten, priority of the last Newexten: Asterisk publishes one
+    # only when they change (not when only the application does)
+    shown_cep: tuple[str, str, int] | None = None
     after_goto: tuple[str, str, int] | None = None  # Bridge action's after-bridge goto
     moh_class: str | None = None
     on_hold: bool = False

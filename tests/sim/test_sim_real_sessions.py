@@ -12,6 +12,7 @@ from collections.abc import AsyncIterator
 import pytest
 from real_lab import PROBES, REAL, real_lab_simulator, replay_real
 
+from cti.ami.messages import AmiEvent, AmiMessage, AmiResponse
 from sim.pbx import PbxSimulator
 
 
@@ -51,3 +52,39 @@ async def test_unhold_bridge_sends_what_asterisk_sends_without_a_surrogate_chann
         msg.get("Channel") for received in result.received for msg in received if msg.get("Channel")
     }
     assert not {n for n in names if n and ("Surrogate/" in n or "<ZOMBIE>" in n)}
+
+
+async def test_hold_redirect_shows_the_targets_before_the_legs_leave_their_bridge(
+    lab: PbxSimulator,
+) -> None:
+    result = await replay_real(lab, REAL / "02-hold-unhold.txt")
+
+    # cw1-5: Redirect customer -> callwright-onhold, ExtraChannel agent ->
+    # callwright-agent-hold. (The agent phone's own Wait comes 0.5 s after
+    # its Answer on the lab's media-less Local channels: not compared.)
+    customer, agent = "Local/5000@trunk-000000b0;2", "Local/1001@agents-000000b1;1"
+    assert result.window("cw1-5", "cw1-6", keys=(customer, agent), variables=("BRIDGEPEER",)) == []
+    seen = [
+        (m.name, m.get("Channel"), m.get("Priority"), m.get("Application"))
+        for m in _between(result.received[0], "cw1-5", "cw1-6")
+        if m.name in ("Newexten", "BridgeLeave") and m.get("Channel") == customer
+    ]
+    assert seen == [
+        ("Newexten", customer, "1", "Dial"),
+        ("BridgeLeave", customer, "1", None),
+        ("Newexten", customer, "2", "MusicOnHold"),
+    ]
+
+
+def _between(messages: list[AmiMessage], start: str, end: str) -> list[AmiEvent]:
+    """The events after the reply to ``start`` and before the reply to ``end``."""
+    out: list[AmiEvent] = []
+    inside = False
+    for msg in messages:
+        if isinstance(msg, AmiResponse):
+            if msg.action_id == end:
+                break
+            inside = inside or msg.action_id == start
+        elif inside and isinstance(msg, AmiEvent):
+            out.append(msg)
+    return out
