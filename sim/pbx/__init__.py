@@ -34,9 +34,10 @@ Where it knowingly differs from a real Asterisk:
   shares a bridge it answers "Unable to add Channel2 to bridge" and the
   call is torn down. A Redirect of a bridged channel (Callwright's hold)
   shows the target with the old application before the bridge is left, as
-  recorded; which leg leaves first varies on a real Asterisk, not here. A transferer hanging up before the attended-transfer target
-  answered cancels the transfer here (Asterisk connects the transferee to
-  the ringing target).
+  recorded; which leg leaves first varies on a real Asterisk, not here.
+  A transferer hanging up before the attended-transfer target answered
+  cancels the transfer here (Asterisk connects the transferee to the
+  ringing target).
 * No sound files: STREAM FILE, GET DATA, SAY DIGITS "play" at once, except
   file names starting with ``no-such`` (a missing file). Caller key presses
   come from ``send_dtmf``.

@@ -1358,11 +1358,19 @@ class Pbx:
             self._atxfer_restore(transferer, bridge)
             return
         self._local_bridge(one, two, optimize=True)
-        self.start_pbx(two, ctx, exten, 1)
         self._set_connected(one, transferer.caller_num, transferer.caller_name)
         consult = self.new_bridge()
         atx.consult_bridge = consult
         self.bridge_enter(consult, one)
+        # The transferer moves into the consultation bridge at once, before
+        # the target is dialled (tests/fixtures/ami-real/04: BridgeLeave,
+        # BridgeEnter, NewConnectedLine, then the target's Newexten/Dial).
+        transferer.leaving = True
+        self.bridge_leave(transferer, dissolve=False)
+        transferer.leaving = False
+        self.bridge_enter(consult, transferer)
+        self._set_connected(transferer, one.caller_num, one.caller_name)
+        self.start_pbx(two, ctx, exten, 1)
         try:
             await asyncio.wait_for(one.answer_event.wait(), 30.0)
         except TimeoutError:
@@ -1378,12 +1386,8 @@ class Pbx:
                 self._atxfer_restore(transferer, bridge)
             return
         self._dial_end(None, one, "ANSWER")
-        # The transferer talks to the target in the consultation bridge.
-        transferer.leaving = True
-        self.bridge_leave(transferer, dissolve=False)
-        transferer.leaving = False
-        self.bridge_enter(consult, transferer)
-        self._set_connected(transferer, two.connected_num, two.connected_name)
+        if one.bridge is consult:
+            self._bridge_peers(consult)
 
     def _atxfer_restore(self, transferer: SimChannel, bridge: Bridge) -> None:
         if transferer.bridge is not bridge and not bridge.destroyed:

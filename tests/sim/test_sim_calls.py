@@ -406,7 +406,10 @@ async def test_attended_transfer_completed_by_the_transferer_hanging_up(
     await ami.event("Hold", Channel=agent.name)
     await ami.event("MusicOnHoldStart", Channel=customer.name)
     target = await ami.event("DialBegin", DialString="1002")
+    # The transferer is in the consultation bridge before the target rings;
+    # the transfer completes once the target answered.
     await ami.event("BridgeEnter", Channel=agent.name, BridgeNumChannels="2", timeout=5)
+    await ami.event("DialEnd", DestChannel=target["DestChannel"], DialStatus="ANSWER")
     await sim.device_hangup("1001")
     done = await ami.event("AttendedTransfer")
     assert done["Result"] == "Success"

@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import AsyncIterator
 
 import pytest
-from real_lab import PROBES, REAL, real_lab_simulator, replay_real
+from real_lab import PROBES, REAL, real_lab_simulator, replay_real, without_phone_answer_delay
 
 from cti.ami.messages import AmiEvent, AmiMessage, AmiResponse
 from sim.pbx import PbxSimulator
@@ -88,3 +88,21 @@ def _between(messages: list[AmiMessage], start: str, end: str) -> list[AmiEvent]
         elif inside and isinstance(msg, AmiEvent):
             out.append(msg)
     return out
+
+
+async def test_attended_transfer_moves_the_transferer_before_the_target_is_dialled(
+    lab: PbxSimulator,
+) -> None:
+    result = await replay_real(lab, REAL / "04-attended-transfer-complete.txt")
+
+    # cw1-5: Atxfer of the agent's channel to callwright-agent,1003
+    problems = result.window("cw1-5", "cw1-6", variables=("BRIDGEPEER",))
+    assert without_phone_answer_delay(problems) == []
+    transferer = "Local/1001@agents-000000ca;1"
+    consult_two = "Local/1003@callwright-agent-000000cb;2"
+    order = [
+        (m.name, m.get("Channel"))
+        for m in _between(result.received[0], "cw1-5", "cw1-6")
+        if (m.name, m.get("Channel")) in (("BridgeEnter", transferer), ("DialBegin", consult_two))
+    ]
+    assert order == [("BridgeEnter", transferer), ("DialBegin", consult_two)]
