@@ -382,8 +382,11 @@ class CallService:
 
         async def run() -> TransferResult:
             name = "BlindTransfer" if kind == "blind" else "Atxfer"
+            # Atxfer: '#' ends Asterisk's transfer digits at once (else it
+            # waits transferdigittimeout, as "1003" could still grow).
+            exten = target if kind == "blind" else f"{target}#"
             await self.ami.send(
-                AmiAction.build(name, {"Channel": agent.name, "Context": context, "Exten": target})
+                AmiAction.build(name, {"Channel": agent.name, "Context": context, "Exten": exten})
             )
             return TransferResult(key, call.id, kind, target)
 

@@ -1343,6 +1343,10 @@ class Pbx:
             self.moh_start(other)
         for digit in exten:
             self._dtmf(transferer, digit)
+        # '#' ends the transfer digits (Asterisk dials at once instead of
+        # waiting transferdigittimeout for more digits); the target is what
+        # came before it. This simulator dials at once either way.
+        exten = exten.partition("#")[0]
         ctx = context or transferer.context
         one, two = self.new_local_pair(exten, ctx, linkedid=transferer.linkedid)
         atx = _Atxfer(transferer, bridge, None, one, two, ctx, exten)

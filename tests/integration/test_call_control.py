@@ -143,6 +143,8 @@ async def test_attended_transfer_completed(stack: Stack) -> None:
             for c in cs
         )
     )
+    atxfers = [a for a in stack.sim.ami_actions_received if a.name == "Atxfer"]
+    assert [a.get("Exten") for a in atxfers] == ["1003#"]  # '#': dial without digit timeout
     status, body = await stack.post(f"/api/calls/{call['id']}/transfer/complete")
     assert status == 202, body
     await stack.wait_calls(

@@ -428,6 +428,22 @@ async def test_attended_transfer_completed_by_the_transferer_hanging_up(
     assert target["DestChannel"] in {c.name for c in sim.channels()}
 
 
+async def test_attended_transfer_digits_ending_in_hash_dial_the_digits_before_it(
+    ami: AmiClient, sim: PbxSimulator
+) -> None:
+    customer, agent = await connect_to_agent(ami, sim, "1001")
+    response = await ami.request(
+        "Atxfer", {"Channel": agent.name, "Context": "callwright-agent", "Exten": "1002#"}
+    )
+    assert response.message == "Atxfer successfully queued"
+    consult = await ami.event("Newchannel", Context="callwright-agent", Exten="1002")
+    assert consult["Channel"].startswith("Local/1002@callwright-agent-")
+    target = await ami.event("DialBegin", DialString="1002")
+    await ami.event("DialEnd", DestChannel=target["DestChannel"], DialStatus="ANSWER")
+    assert not ami.events("Newchannel", Exten="1002#")
+    assert agent.bridge_id != customer.bridge_id
+
+
 async def test_attended_transfer_cancelled_returns_to_the_customer(
     ami: AmiClient, sim: PbxSimulator
 ) -> None:
