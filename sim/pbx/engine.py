@@ -14,8 +14,8 @@ produce them are written next to the code that applies them:
   (``HangupRequest`` with the first half's cause);
 * when one party of a two-party bridge leaves (hangup, single Redirect,
   transfer), the bridge dissolves: the others are kicked out; a kicked channel
-  with no PBX hangs up (cause 16), a kicked channel running Dial continues its
-  dialplan;
+  with no PBX hangs up (cause 16), a kicked channel running Dial ends its
+  dialplan there (SoftHangupRequest, Hangup) unless Dial had option g;
 * a Redirect lands on the given priority; a blind-transferred channel that
   was running Dial lands on priority 2 of the target (06-transfers.txt).
 """
@@ -631,7 +631,14 @@ class Pbx:
             await ch.wait(None)
         if ch.bridge is bridge:
             self.bridge_leave(ch)
-        return HANGUP if ch.hangup_requested else CONTINUE
+        if ch.hangup_requested or (ch.async_goto is None and "g" not in options):
+            # The bridge ended (the callee hung up): without option g Dial
+            # ends the caller's dialplan here, the next priority does not
+            # run (tests/fixtures/ami-real/08-click-to-dial.txt).
+            if ch.hangup_cause == 0:
+                ch.hangup_cause = peer.hangup_cause or 16
+            return HANGUP
+        return CONTINUE
 
     def _dial_target(self, caller: SimChannel, target: str) -> _Outgoing | None:
         tech, _, resource = target.partition("/")

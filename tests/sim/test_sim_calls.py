@@ -174,14 +174,16 @@ async def test_customer_hangup_ends_both_legs_with_cause_16(
     assert sim.channels() == []
 
 
-async def test_agent_hangup_ends_the_call_through_the_dialplan(
+async def test_agent_hangup_ends_the_callers_dialplan_at_dial(
     ami: AmiClient, sim: PbxSimulator
 ) -> None:
     customer, _agent = await connect_to_agent(ami, sim)
     await sim.device_hangup("1001")
     hangup = await ami.event("Hangup", Channel=customer.name)
     assert hangup["Cause"] == "16"
-    assert ami.events("Newexten", Channel=customer.name)[-1]["Application"] == "Hangup"
+    # Dial without option g: the next priority (Hangup()) does not run.
+    assert ami.events("Newexten", Channel=customer.name)[-1]["Application"] == "Dial"
+    assert ami.events("SoftHangupRequest", Channel=customer.name)[-1]["Cause"] == "16"
     assert sim.channels() == []
 
 

@@ -106,3 +106,19 @@ async def test_attended_transfer_moves_the_transferer_before_the_target_is_diall
         if (m.name, m.get("Channel")) in (("BridgeEnter", transferer), ("DialBegin", consult_two))
     ]
     assert order == [("BridgeEnter", transferer), ("DialBegin", consult_two)]
+
+
+async def test_dial_caller_whose_callee_hangs_up_does_not_run_the_next_priority(
+    lab: PbxSimulator,
+) -> None:
+    result = await replay_real(lab, REAL / "08-click-to-dial.txt")
+
+    # cw1-5: Hangup of the dialed customer leg; the agent's leg ran
+    # Dial(...,60,T) (no option g): SoftHangupRequest and Hangup, no Hangup().
+    assert result.window("cw1-5") == []
+    agent = "Local/1002@agents-000000bf;1"
+    assert [
+        m.name
+        for m in _between(result.received[0], "cw1-5", "")
+        if m.get("Channel") == agent and m.name in ("Newexten", "SoftHangupRequest", "Hangup")
+    ] == ["SoftHangupRequest", "Hangup"]
