@@ -18,9 +18,10 @@ CommandId):
   interleaving changing from run to run (e.g. where OriginateResponse lands),
   so OriginateResponse is compared as a multiset only.
 
-Not compared (the simulator does not produce them): ``DeviceStateChange``,
-queue events, and VarSet of Asterisk's bookkeeping variables (DIALSTATUS,
-BRIDGEPEER, DIALEDPEERNUMBER ...; see ``INTERNAL_VARIABLES``).
+Not compared: ``DeviceStateChange``, queue events, and VarSet of Asterisk's
+bookkeeping variables (DIALSTATUS, BRIDGEPEER, DIALEDPEERNUMBER ...; see
+``INTERNAL_VARIABLES``) unless asked for (``compare_messages(variables=)``,
+``ReplayResult.window``): the simulator sets some of them, not all.
 
 ``AgiReplayServer`` plays the server side of ``11-fastagi.txt`` so that the
 simulator's FastAGI client can be compared too. Not replayed: 07 (queues are

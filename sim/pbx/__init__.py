@@ -19,10 +19,12 @@ Where it knowingly differs from a real Asterisk:
   queues (Queue() just waits; QueueAdd/QueuePause only check parameters), no
   parking, no CDR/CEL; Command knows ``core show version``, ``core show
   uptime``, ``manager show connected``.
-* VarSet only for variables someone sets (Originate Variable, Set(),
-  Setvar, AGI), MIXMONITOR_FILENAME, the MixMonitor i() variable,
-  TRANSFER_CONTEXT and AGISTATUS; not Asterisk's bookkeeping variables
-  (DIALSTATUS, BRIDGEPEER, DIALEDPEERNUMBER, ANSWEREDTIME ...).
+* VarSet for variables someone sets (Originate Variable, Set(), Setvar,
+  AGI), MIXMONITOR_FILENAME, the MixMonitor i() variable, TRANSFER_CONTEXT,
+  AGISTATUS, and Asterisk's BRIDGEPEER, DIALSTATUS, DIALEDPEERNAME,
+  DIALEDPEERNUMBER, BLINDTRANSFER, ATTENDEDTRANSFER, TRANSFERERNAME where a
+  real 22.10.1 sets them; not the *TIME / *TIME_MS ones, CHANLOCALSTATUS or
+  BRIDGEPVTCALLID.
 * PJSIP is not SIP: a phone rings (Newstate Ringing) and answers after
   ``answer_delay``; busy gives DialEnd BUSY (cause 17), unreachable
   CHANUNAVAIL (cause 20); an endpoint that does not exist fails Dial without

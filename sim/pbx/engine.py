@@ -581,12 +581,17 @@ class Pbx:
     async def _app_dial(self, ch: SimChannel, data: str) -> Outcome:
         args = data.split(",")
         timeout = _float(args[1], 0.0) if len(args) > 1 else 0.0
+        # app_dial clears its result variables first (and the *TIME ones,
+        # not simulated).
+        for name in ("DIALSTATUS", "DIALEDPEERNUMBER", "DIALEDPEERNAME"):
+            self.set_var(ch, name, "")
         outs: list[_Outgoing] = []
         for target in args[0].split("&"):
             out = self._dial_target(ch, target.strip())
             if out is not None:
                 outs.append(out)
         if not outs:
+            self.set_var(ch, "DIALSTATUS", "CHANUNAVAIL")
             return CONTINUE
         loop = asyncio.get_running_loop()
         deadline = loop.time() + timeout if timeout > 0 else None
@@ -608,8 +613,12 @@ class Pbx:
         for out in outs:
             self._outgoing.pop(out.chan, None)
         if winner is None:
+            self.set_var(ch, "DIALSTATUS", _dial_status(outs, ch.interrupted))
             return HANGUP if ch.hangup_requested else CONTINUE
         peer = winner.chan
+        self.set_var(ch, "DIALSTATUS", "ANSWER")
+        self.set_var(ch, "DIALEDPEERNAME", peer.name)
+        self.set_var(ch, "DIALEDPEERNUMBER", winner.dialstring)
         if ch.interrupted or peer.hungup:
             self._dial_end(ch, peer, "ANSWER")
             return HANGUP if ch.hangup_requested else CONTINUE
@@ -631,6 +640,8 @@ class Pbx:
             await ch.wait(None)
         if ch.bridge is bridge:
             self.bridge_leave(ch)
+        if not ch.yanked and not ch.hungup:
+            self.set_var(ch, "DIALSTATUS", "ANSWER")
         if ch.hangup_requested or (ch.async_goto is None and "g" not in options):
             # The bridge ended (the callee hung up): without option g Dial
             # ends the caller's dialplan here, the next priority does not
@@ -657,6 +668,7 @@ class Pbx:
         one, two = self.new_local_pair(exten, context, linkedid=linkedid)
         out = _Outgoing(one, caller, dialstring=resource)
         self._outgoing[one] = out
+        self.set_var(one, "DIALEDPEERNUMBER", resource)
         one.application, one.app_data = "AppDial", "(Outgoing Line)"
         if caller is not None:
             one.exten = caller.exten  # app_dial: "Inherit context and extension"
@@ -668,6 +680,7 @@ class Pbx:
         if caller is not None:
             self._set_callerid(one, one.caller_num, one.caller_name)
             self._set_connected(one, one.connected_num, one.connected_name)
+            self.set_var(two, "DIALEDPEERNUMBER", resource)
             two.caller_num, two.caller_name = one.connected_num, one.connected_name
             two.connected_num, two.connected_name = one.caller_num, one.caller_name
             self._set_callerid(two, two.caller_num, two.caller_name)
@@ -701,6 +714,7 @@ class Pbx:
         chan = self.new_pjsip(endpoint, state=DOWN, context=context, exten="s", linkedid=linkedid)
         out = _Outgoing(chan, caller, dialstring=resource)
         self._outgoing[chan] = out
+        self.set_var(chan, "DIALEDPEERNUMBER", resource)
         chan.application, chan.app_data = "AppDial", "(Outgoing Line)"
         if caller is not None:
             chan.exten = caller.exten
@@ -776,7 +790,16 @@ class Pbx:
         ch.kicked = False
         extra = [("SwapUniqueid", swap.uniqueid)] if swap is not None else []
         self.ev("BridgeEnter", "call", [*bridge_headers(bridge), *channel_headers(ch), *extra])
+        for name in ("ATTENDEDTRANSFER", "BLINDTRANSFER"):
+            if ch.variables.get(name):
+                # set by a transfer, cleared once the channel is bridged
+                # again (tests/fixtures/ami-real/03, 04)
+                self.set_var(ch, name, "")
         self._bridge_peers(bridge)
+
+    def _clear_bridgepeer(self, ch: SimChannel) -> None:
+        if ch.variables.get("BRIDGEPEER"):
+            self.set_var(ch, "BRIDGEPEER", "")
 
     def _bridge_peers(self, bridge: Bridge) -> None:
         """A two-party bridge sets each party's BRIDGEPEER to the other's
@@ -787,10 +810,20 @@ class Pbx:
         self.set_var(first, "BRIDGEPEER", second.name)
         self.set_var(second, "BRIDGEPEER", first.name)
 
-    def bridge_leave(self, ch: SimChannel, *, dissolve: bool = True) -> None:
+    def bridge_leave(self, ch: SimChannel, *, dissolve: bool = True, moving: bool = False) -> None:
+        """``moving``: ``ch`` goes straight into another bridge (transfers)."""
         bridge = ch.bridge
         if bridge is None:
             return
+        # The channel's BRIDGEPEER is cleared (not when it moves to another
+        # bridge), and so is that of the ones the dissolving bridge will
+        # push out (02, 08: before BridgeLeave).
+        if not moving:
+            self._clear_bridgepeer(ch)
+        if dissolve:
+            for other in bridge.channels:
+                if other is not ch and not other.leaving:
+                    self._clear_bridgepeer(other)
         bridge.channels.remove(ch)
         ch.bridge = None
         if ch.hangup_requested and ch.hangup_cause == 0:
@@ -1283,6 +1316,9 @@ class Pbx:
         if transferer.on_hold:
             transferer.on_hold = False
         self.ev_chan("Unhold", transferer)
+        self.set_var(transferee, "BLINDTRANSFER", transferer.name)
+        self.set_var(transferer, "BLINDTRANSFER", transferee.name)
+        self._clear_bridgepeer(transferer)
         self.ev(
             "BlindTransfer",
             "call",
@@ -1296,6 +1332,7 @@ class Pbx:
                 ("Extension", exten),
             ],
         )
+        self._clear_bridgepeer(transferee)
         # The transferer leaves and hangs up; the transferee goes to the target.
         transferer.leaving = True
         transferee.leaving = True
@@ -1356,6 +1393,10 @@ class Pbx:
         exten = exten.partition("#")[0]
         ctx = context or transferer.context
         one, two = self.new_local_pair(exten, ctx, linkedid=transferer.linkedid)
+        self.set_var(one, "TRANSFERERNAME", transferer.name)
+        self.set_var(one, "ATTENDEDTRANSFER", transferer.name)
+        self.set_var(two, "ATTENDEDTRANSFER", transferer.name)
+        self.set_var(two, "TRANSFERERNAME", transferer.name)
         atx = _Atxfer(transferer, bridge, None, one, two, ctx, exten)
         self._atxfers[transferer] = atx
         out = _Outgoing(one, None, dialstring=f"{exten}@{ctx}")
@@ -1377,7 +1418,7 @@ class Pbx:
         # the target is dialled (tests/fixtures/ami-real/04: BridgeLeave,
         # BridgeEnter, NewConnectedLine, then the target's Newexten/Dial).
         transferer.leaving = True
-        self.bridge_leave(transferer, dissolve=False)
+        self.bridge_leave(transferer, dissolve=False, moving=True)
         transferer.leaving = False
         self.bridge_enter(consult, transferer)
         self._set_connected(transferer, one.caller_num, one.caller_name)
@@ -1404,7 +1445,7 @@ class Pbx:
         if transferer.bridge is not bridge and not bridge.destroyed:
             if transferer.bridge is not None:
                 transferer.leaving = True
-                self.bridge_leave(transferer, dissolve=False)
+                self.bridge_leave(transferer, dissolve=False, moving=True)
                 transferer.leaving = False
             self.bridge_enter(bridge, transferer)
         for other in bridge.channels:
@@ -1456,7 +1497,7 @@ class Pbx:
         )
         if one.bridge is consult:
             one.leaving = True
-            self.bridge_leave(one, dissolve=False)
+            self.bridge_leave(one, dissolve=False, moving=True)
             one.leaving = False
         transferees = list(main.channels)
         for other in transferees:
@@ -1539,7 +1580,7 @@ class Pbx:
             ],
         )
         target.leaving = True
-        self.bridge_leave(target, dissolve=False)
+        self.bridge_leave(target, dissolve=False, moving=True)
         target.leaving = False
         one.leaving = True
         self.bridge_leave(one, dissolve=False)
@@ -1599,6 +1640,9 @@ class Pbx:
         if match:
             self.set_var(ch, match.group(1), rec.id)
         self.ev_chan("MixMonitorStart", ch)
+        if ch.bridge is not None:
+            # the bridge re-evaluates itself with the new audiohook (09)
+            self._bridge_peers(ch.bridge)
         return rec
 
     def mixmonitor_stop(self, ch: SimChannel, mixmonitor_id: str | None) -> bool:
@@ -1750,6 +1794,17 @@ def _format_cid(name: str | None, num: str | None) -> str:
     if num:
         return f"<{num}>"
     return name or ""
+
+
+def _dial_status(outs: list[_Outgoing], cancelled: bool) -> str:
+    """DIALSTATUS of a Dial nobody answered."""
+    if cancelled:
+        return "CANCEL"
+    statuses = {o.status for o in outs}
+    for status in ("BUSY", "NOANSWER", "CONGESTION"):
+        if status in statuses:
+            return status
+    return "CHANUNAVAIL"
 
 
 def _first_other_num(bridge: Bridge, ch: SimChannel) -> str | None:

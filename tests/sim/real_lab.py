@@ -10,6 +10,7 @@ import re
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 
+from cti.ami.messages import AmiEvent, AmiMessage
 from sim.pbx import PbxSimulator
 from sim.pbx.server import DEFAULT_USERS
 from sim.replay import Replay, ReplayResult
@@ -80,3 +81,27 @@ def without_phone_answer_delay(problems: list[str]) -> list[str]:
     Local channels (no media) Answer() waits 500 ms for a first frame, so
     that Newexten lands in a later window than on the simulator."""
     return [p for p in problems if not _PHONE_WAIT.match(p)]
+
+
+def variable_problems(
+    result: ReplayResult, variables: tuple[str, ...], skip: tuple[str, ...] = ()
+) -> list[str]:
+    """Per channel, the VarSet events of ``variables`` (name and value, in
+    order) that differ between the recording and the simulator."""
+
+    def per_channel(messages: list[AmiMessage]) -> dict[str, list[tuple[str, str]]]:
+        out: dict[str, list[tuple[str, str]]] = {}
+        for msg in messages:
+            if isinstance(msg, AmiEvent) and msg.name == "VarSet":
+                name = msg.get("Variable") or ""
+                if name in variables:
+                    channel = msg.get("Channel") or ""
+                    out.setdefault(channel, []).append((name, msg.get("Value") or ""))
+        return out
+
+    want, got = per_channel(result.recorded[0]), per_channel(result.received[0])
+    return [
+        f"{channel}:\n  want {want.get(channel)}\n  got  {got.get(channel)}"
+        for channel in sorted(set(want) | set(got))
+        if channel not in skip and want.get(channel) != got.get(channel)
+    ]

@@ -8,9 +8,17 @@ window of events that follows one action's reply."""
 from __future__ import annotations
 
 from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
-from real_lab import PROBES, REAL, real_lab_simulator, replay_real, without_phone_answer_delay
+from real_lab import (
+    PROBES,
+    REAL,
+    real_lab_simulator,
+    replay_real,
+    variable_problems,
+    without_phone_answer_delay,
+)
 
 from cti.ami.messages import AmiEvent, AmiMessage, AmiResponse
 from sim.pbx import PbxSimulator
@@ -122,3 +130,44 @@ async def test_dial_caller_whose_callee_hangs_up_does_not_run_the_next_priority(
         for m in _between(result.received[0], "cw1-5", "")
         if m.get("Channel") == agent and m.name in ("Newexten", "SoftHangupRequest", "Hangup")
     ] == ["SoftHangupRequest", "Hangup"]
+
+
+BOOKKEEPING = (
+    "BRIDGEPEER",
+    "DIALSTATUS",
+    "DIALEDPEERNAME",
+    "DIALEDPEERNUMBER",
+    "BLINDTRANSFER",
+    "ATTENDEDTRANSFER",
+    "TRANSFERERNAME",
+)
+
+
+@pytest.mark.parametrize(
+    ("path", "skip"),
+    [
+        (REAL / "02-hold-unhold.txt", ()),
+        (REAL / "03-blind-transfer.txt", ()),
+        # The simulator optimises the consultation Local channel away after
+        # the transfer (as Asterisk does with media); the lab's media-less
+        # Local channels stay: the target's and the customer's BRIDGEPEER
+        # then name different channels.
+        (
+            REAL / "04-attended-transfer-complete.txt",
+            ("Local/1003@agents-000000cc;1", "Local/5000@trunk-000000c9;2"),
+        ),
+        (REAL / "06-attended-transfer-cancel.txt", ()),
+        (REAL / "07-hangup-cause-17.txt", ()),
+        (REAL / "08-click-to-dial.txt", ()),
+        (REAL / "09-mixmonitor.txt", ()),
+        (REAL / "10-bridge-already-bridged.txt", ()),
+        (PROBES / "real-bridge-during-consultation.txt", ()),
+    ],
+    ids=lambda v: v.name if isinstance(v, Path) else "",
+)
+async def test_asterisk_bookkeeping_variables_are_set_as_on_a_real_asterisk(
+    lab: PbxSimulator, path: Path, skip: tuple[str, ...]
+) -> None:
+    result = await replay_real(lab, path)
+
+    assert variable_problems(result, BOOKKEEPING, skip) == []
