@@ -343,6 +343,10 @@ class PbxSimulator:
     "lab" (the transcripts' lab dialplan, Local channels). ``recordings_dir``:
     MixMonitor writes short silent WAV files there. ``login_failure_delay``:
     Asterisk sleeps 1 s before refusing a Login.
+    ``transfer_target_missing``: the share (0 to 1) of AttendedTransfer
+    events sent without their TransferTarget* headers, as a real Asterisk
+    22.10.1 does about one time in four (a race: tests/fixtures/ami-real/05);
+    0 (the default) always sends them, 1 never does.
     """
 
     def __init__(
@@ -355,6 +359,7 @@ class PbxSimulator:
         dialplan: str = "callwright",
         recordings_dir: str | None = None,
         login_failure_delay: float = 1.0,
+        transfer_target_missing: float = 0.0,
     ) -> None:
         if dialplan not in DIALPLANS:
             raise ValueError(f"unknown dialplan {dialplan!r}; use one of {sorted(DIALPLANS)}")
@@ -368,6 +373,7 @@ class PbxSimulator:
             agi_url=agi_url,
             recordings_dir=recordings_dir,
         )
+        self.pbx.transfer_target_missing = transfer_target_missing
         self.host = ""
         self.port = 0
         self.ami_actions_received: list[AmiAction] = []

@@ -7,9 +7,16 @@ import asyncio
 import wave
 from pathlib import Path
 
-from simtest_support import AmiClient
+from simtest_support import USERS, AmiClient
 
+from cti.ami.framing import CLOSED, NEED_DATA, AmiConnection, Role
+from cti.ami.messages import AmiEvent
+from cti.calls.model import CallTransferred
+from cti.calls.tracker import CallTracker
 from sim.pbx import PbxSimulator, SimChannel
+from sim.transcripts import read_transcript
+
+REAL = Path(__file__).resolve().parents[1] / "fixtures" / "ami-real"
 
 CHANNEL_SNAPSHOT = [
     "Channel",
@@ -468,3 +475,50 @@ async def test_attended_transfer_cancelled_returns_to_the_customer(
         } and agent.bridge_id == customer.bridge_id
 
     await sim.wait_for_channels(back)
+
+
+def _real_event(fixture: str, name: str) -> AmiEvent:
+    codec = AmiConnection(Role.CLIENT)
+    codec.receive_data(read_transcript(REAL / fixture)[0].received())
+    while (message := codec.next_message()) not in (NEED_DATA, CLOSED):
+        if isinstance(message, AmiEvent) and message.name == name:
+            return message
+    raise AssertionError(f"no {name} in {fixture}")
+
+
+async def test_attended_transfer_without_target_headers_still_names_the_target() -> None:
+    """transfer_target_missing=1: every AttendedTransfer leaves out the
+    TransferTarget* headers, as a real Asterisk 22.10.1 does about one time
+    in four; the call tracker still finds the target."""
+    sim = PbxSimulator(
+        users=USERS, answer_delay=0.01, login_failure_delay=0.0, transfer_target_missing=1.0
+    )
+    await sim.start()
+    reader, writer = await asyncio.open_connection(sim.host, sim.port)
+    ami = AmiClient(reader, writer)
+    try:
+        await ami.wait_banner()
+        login = {"Username": "callwright", "Secret": USERS["callwright"].secret}
+        assert (await ami.request("Login", login)).ok
+        _customer, agent = await connect_to_agent(ami, sim, "1001")
+        await ami.request(
+            "Atxfer", {"Channel": agent.name, "Context": "callwright-agent", "Exten": "1002#"}
+        )
+        target = await ami.event("DialBegin", DialString="1002")
+        await ami.event("DialEnd", DestChannel=target["DestChannel"], DialStatus="ANSWER")
+        await sim.device_hangup("1001")
+        done = await ami.event("AttendedTransfer")
+
+        real = _real_event("05-attended-transfer-no-target.txt", "AttendedTransfer")
+        assert names(done) == names(real)
+        assert not any(k.startswith("TransferTarget") for k in names(done))
+        tracker = CallTracker()
+        out = [e for m in ami.events() for e in tracker.feed(m, 1.0)]
+        transfer = next(e for e in out if isinstance(e, CallTransferred))
+        assert transfer.kind == "attended"
+        assert transfer.target is not None
+        assert transfer.target.startswith("Local/1002@callwright-agent-")
+        assert tracker.stats.internal_errors == 0
+    finally:
+        await ami.close()
+        await sim.stop()
