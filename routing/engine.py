@@ -91,6 +91,7 @@ from __future__ import annotations
 import heapq
 import itertools
 import math
+from collections import OrderedDict
 from collections.abc import Callable, Hashable, Iterable, Iterator, Mapping, Sequence
 from typing import Any, Final
 
@@ -632,9 +633,10 @@ class Router:
         self._agents: dict[str, _Agent] = {}
         self._tasks: dict[str, _Task] = {}
         self._reservations: dict[str, _Reservation] = {}
-        self._closed_tasks: dict[str, TaskState] = {}
-        # closed reservations, as plain tuples (see _res_record)
-        self._closed_res: dict[str, tuple[Any, ...]] = {}
+        # recently finished tasks and closed reservations, for accurate errors
+        # (bounded: the oldest are forgotten first)
+        self._closed_tasks: OrderedDict[str, TaskState] = OrderedDict()
+        self._closed_res: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._closed_memory = closed_memory
         self._customer_agent: dict[str, str] = {}
         # Heap entries hold only numbers and strings (so the garbage collector
@@ -1240,10 +1242,10 @@ class Router:
             )
         self._touched.clear()
 
-    def _remember(self, memory: dict[str, Any], key: str, value: Any) -> None:
+    def _remember(self, memory: OrderedDict[str, Any], key: str, value: Any) -> None:
         memory[key] = value
         if len(memory) > self._closed_memory:
-            del memory[next(iter(memory))]
+            memory.popitem(last=False)
 
     def _forget_task(self, t: _Task) -> None:
         del self._tasks[t.id]
@@ -1435,12 +1437,9 @@ class Router:
     def _pull(self, a: _Agent, now: float, out: list[RoutingEvent]) -> None:
         """Give a free agent the best matching waiting tasks, up to its capacity.
 
-        Groups are visited best bound first (``_Group.bound`` never understates
-        a group's best task), so the scan stops at the first group that cannot
-        beat the best task found so far."""
-        pop = heapq.heappop
-        aid = a.id
-        bucketed = self._bucketed
+        ``_Group.bound`` never understates a group's best task. The group with
+        the best bound is scanned first; the others only if their bound could
+        beat the best task found (bounds are made exact by each scan)."""
         while True:
             chans = self._free_channels(a)
             if not chans:
@@ -1449,50 +1448,45 @@ class Router:
                 groups = a.groups[chans[0]]
             else:
                 groups = [g for c in chans for g in a.groups[c]]
-            cands = [
-                (g.bound - g.rate * now, g.bound_arrived, g.uid, g) for g in groups if g.buckets
-            ]
+            first: _Group | None = None
+            first_bound = first_arrived = math.inf
+            others = 0
+            for g in groups:
+                if g.buckets:
+                    others += 1
+                    bound = g.bound - g.rate * now
+                    if bound < first_bound or (
+                        bound == first_bound and g.bound_arrived < first_arrived
+                    ):
+                        first, first_bound, first_arrived = g, bound, g.bound_arrived
             best: _Task | None = None
             best_key: tuple[float, float, int] | None = None
-            if cands:
-                if len(cands) > 1:
-                    cands.sort()
-                for bound, bound_arrived, _, g in cands:
-                    if best_key is not None and (
-                        bound > best_key[0]
-                        or (bound == best_key[0] and bound_arrived > best_key[1])
-                    ):
-                        break
-                    rate_now = g.rate * now
-                    residual = g.residual
-                    exact: tuple[float, float, int] = (math.inf, math.inf, 0)
-                    for b in g.buckets.values():
-                        heap = b.tasks
-                        head = heap[0]
-                        t = bucketed.get(head[2])
-                        while t is None:
-                            pop(heap)
-                            head = heap[0]
-                            t = bucketed.get(head[2])
-                        if head < exact:
-                            exact = head
-                        key = (head[0] - rate_now, head[1], head[2])
-                        if best_key is not None and key >= best_key:
-                            continue
-                        if residual is not None and not residual(a, t):
-                            continue
-                        if t.req_items and not _has_skills(a.skills, t.req_items):
-                            continue
-                        if t.excluded is not None and aid in t.excluded:
-                            found = self._first_not_excluding(heap, aid)
-                            if found is None:
-                                continue
-                            entry, t = found
-                            key = (entry[0] - rate_now, entry[1], entry[2])
-                            if best_key is not None and key >= best_key:
-                                continue
-                        best, best_key = t, key
-                    g.bound, g.bound_arrived = exact[0], exact[1]
+            if first is not None:
+                best, best_key = self._scan(first, a, now, None, None)
+                if others > 1:
+                    if best_key is None:
+                        # the best group had nothing for this agent: best bound first
+                        ranked = sorted(
+                            (g.bound - g.rate * now, g.bound_arrived, g.uid, g)
+                            for g in groups
+                            if g.buckets and g is not first
+                        )
+                        for bound, arrived, _, g in ranked:
+                            if best_key is not None and (
+                                bound > best_key[0]
+                                or (bound == best_key[0] and arrived > best_key[1])
+                            ):
+                                break
+                            best, best_key = self._scan(g, a, now, best, best_key)
+                    else:
+                        for g in groups:
+                            if g.buckets and g is not first:
+                                bound = g.bound - g.rate * now
+                                if bound < best_key[0] or (
+                                    bound == best_key[0] and g.bound_arrived <= best_key[1]
+                                ):
+                                    found = self._scan(g, a, now, best, best_key)
+                                    best, best_key = found[0], found[1] or best_key
             if a.sticky:
                 for t in a.sticky:
                     if t.state is not _WAITING or t.channel not in chans:
@@ -1505,6 +1499,50 @@ class Router:
             if best is None:
                 return
             self._reserve(best, a, now, out)
+
+    def _scan(
+        self,
+        g: _Group,
+        a: _Agent,
+        now: float,
+        best: _Task | None,
+        best_key: tuple[float, float, int] | None,
+    ) -> tuple[_Task | None, tuple[float, float, int] | None]:
+        """The best task of the group for the agent if it beats ``best_key``;
+        makes the group's bound exact on the way."""
+        bucketed = self._bucketed
+        pop = heapq.heappop
+        rate_now = g.rate * now
+        residual = g.residual
+        exact: tuple[float, float, int] = (math.inf, math.inf, 0)
+        for b in g.buckets.values():
+            heap = b.tasks
+            head = heap[0]
+            t = bucketed.get(head[2])
+            while t is None:
+                pop(heap)
+                head = heap[0]
+                t = bucketed.get(head[2])
+            if head < exact:
+                exact = head
+            key = (head[0] - rate_now, head[1], head[2])
+            if best_key is not None and key >= best_key:
+                continue
+            if residual is not None and not residual(a, t):
+                continue
+            if t.req_items and not _has_skills(a.skills, t.req_items):
+                continue
+            if t.excluded is not None and a.id in t.excluded:
+                found = self._first_not_excluding(heap, a.id)
+                if found is None:
+                    continue
+                entry, t = found
+                key = (entry[0] - rate_now, entry[1], entry[2])
+                if best_key is not None and key >= best_key:
+                    continue
+            best, best_key = t, key
+        g.bound, g.bound_arrived = exact[0], exact[1]
+        return best, best_key
 
     def _first_not_excluding(
         self, heap: list[tuple[float, float, int]], aid: str
@@ -1591,18 +1629,27 @@ class Router:
         if b is None:
             return
         t.bucket = None
-        del self._bucketed[t.ticket]
+        bucketed = self._bucketed
+        del bucketed[t.ticket]
         t.ticket = 0
         b.live -= 1
+        g = b.group
         if b.live == 0:
-            g = b.group
             del g.buckets[b.sig]
-            if not g.buckets:
-                g.bound = g.bound_arrived = math.inf
         elif len(b.tasks) > 2 * b.live + 64:
-            bucketed = self._bucketed
             b.tasks = [e for e in b.tasks if e[2] in bucketed]
             heapq.heapify(b.tasks)
+        if g.bound == -t.base and g.bound_arrived == t.arrived_at:
+            # it was the group's best task: make the bound exact again
+            bound = arrived = math.inf
+            for other in g.buckets.values():
+                heap = other.tasks
+                while heap[0][2] not in bucketed:
+                    heapq.heappop(heap)
+                head = heap[0]
+                if head[0] < bound or (head[0] == bound and head[1] < arrived):
+                    bound, arrived = head[0], head[1]
+            g.bound, g.bound_arrived = bound, arrived
 
     def _settle(self, t: _Task, now: float, out: list[RoutingEvent], *, reroute: bool) -> None:
         """Apply what fell due for a waiting task (end of sticky wait, steps), route

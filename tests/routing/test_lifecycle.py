@@ -390,3 +390,14 @@ def test_reservation_ids_use_the_configured_prefix() -> None:
     d.router.add_agent(AgentConfig("ann"), d.now)
     d.router.set_agent_state("ann", "available", d.now)
     assert one(d.submit("t1", "q"), ReservationOffered).reservation_id == "res:1"
+
+
+def test_finished_tasks_are_remembered_for_a_bounded_while() -> None:
+    d = Desk(QueueConfig("q", "true"), closed_memory=2)
+    for n in range(3):
+        d.submit(f"t{n}", "q")
+        d.do("cancel", f"t{n}")
+    assert d.router.task_state("t2") is TaskState.CANCELED
+    assert d.router.task_state("t1") is TaskState.CANCELED
+    with pytest.raises(UnknownTask):
+        d.router.task_state("t0")
