@@ -193,7 +193,8 @@ CALLWRIGHT = Dialplan(
                 (
                     S("NoOp", "Ring agent ${EXTEN}"),
                     S("Dial", "PJSIP/${EXTEN},30,t"),
-                    S("Hangup"),
+                    # a failed Dial returns the caller to the holding point
+                    S("Goto", "callwright-hold,s,1"),
                 ),
             ),
         ),

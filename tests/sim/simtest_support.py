@@ -136,6 +136,15 @@ class AmiClient:
         found: list[AmiEvent] = await self._wait(lambda: self.events(name, **match), timeout)
         return found[0]
 
+    async def nth_event(
+        self, name: str, n: int, timeout: float = TIMEOUT, **match: str
+    ) -> AmiEvent:
+        """The ``n``-th (from 1) event ``name`` with these header values."""
+        found: list[AmiEvent] = await self._wait(
+            lambda: self.events(name, **match)[n - 1 : n], timeout
+        )
+        return found[0]
+
     async def close(self) -> None:
         self.writer.close()
         try:

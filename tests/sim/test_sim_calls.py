@@ -104,23 +104,9 @@ async def test_redirect_to_an_agent_dials_and_bridges(ami: AmiClient, sim: PbxSi
     assert customer.bridge_id == agent.bridge_id != ""
 
 
-async def test_busy_agent_gives_dialend_busy_and_the_dialplan_hangs_up(
+async def test_unreachable_agent_gives_chanunavail_and_the_caller_waits_again(
     ami: AmiClient, sim: PbxSimulator
 ) -> None:
-    sim.set_device("1002", busy=True)
-    customer = await sim.inbound_call("5550001")
-    await ami.request(
-        "Redirect",
-        {"Channel": customer.name, "Context": "callwright-agent", "Exten": "1002", "Priority": "1"},
-    )
-    end = await ami.event("DialEnd", Channel=customer.name)
-    assert end["DialStatus"] == "BUSY"
-    hangup = await ami.event("Hangup", Channel=customer.name)
-    assert hangup["Cause"] == "16"
-    assert ami.events("Newexten", Channel=customer.name)[-1]["Application"] == "Hangup"
-
-
-async def test_unreachable_agent_gives_chanunavail(ami: AmiClient, sim: PbxSimulator) -> None:
     sim.set_device("1003", reachable=False)
     customer = await sim.inbound_call("5550001")
     await ami.request(
@@ -129,7 +115,8 @@ async def test_unreachable_agent_gives_chanunavail(ami: AmiClient, sim: PbxSimul
     )
     end = await ami.event("DialEnd", Channel=customer.name)
     assert end["DialStatus"] == "CHANUNAVAIL"
-    await ami.event("Hangup", Channel=customer.name)
+    await ami.event("Newexten", Channel=customer.name, Context="callwright-hold", Priority="2")
+    assert not ami.events("Hangup", Channel=customer.name)
 
 
 async def test_agent_declining_a_ringing_call_gives_dialend_busy(
@@ -192,6 +179,28 @@ async def test_agent_hangup_ends_the_callers_dialplan_at_dial(
     assert ami.events("Newexten", Channel=customer.name)[-1]["Application"] == "Dial"
     assert ami.events("SoftHangupRequest", Channel=customer.name)[-1]["Cause"] == "16"
     assert sim.channels() == []
+
+
+async def test_redirect_to_a_busy_agent_returns_the_caller_to_the_holding_point(
+    ami: AmiClient, sim: PbxSimulator
+) -> None:
+    sim.set_device("1002", busy=True)
+    customer = await sim.inbound_call("+15551234567", "Jane Roe", "5000")
+    await ami.event("MusicOnHoldStart", Channel=customer.name)
+    response = await ami.request(
+        "Redirect",
+        {"Channel": customer.name, "Context": "callwright-agent", "Exten": "1002", "Priority": "1"},
+    )
+    assert response.message == "Redirect successful"
+
+    await ami.event("DialEnd", Channel=customer.name, DialStatus="BUSY")
+    await ami.event("VarSet", Channel=customer.name, Variable="DIALSTATUS", Value="BUSY")
+    await ami.event("Newexten", Channel=customer.name, Application="Goto")
+
+    again = await ami.nth_event("MusicOnHoldStart", 2, Channel=customer.name)
+    assert (again["Context"], again["Exten"]) == ("callwright-hold", "s")
+    assert not ami.events("Hangup", Channel=customer.name)
+    assert sim.channel(customer.name) is not None
 
 
 async def test_hangup_action_with_a_cause(ami: AmiClient, sim: PbxSimulator) -> None:

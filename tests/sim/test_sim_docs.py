@@ -59,3 +59,29 @@ def test_manager_conf_grants_the_simulators_default_user_classes() -> None:
 def test_features_conf_sets_the_atxfer_code() -> None:
     text = (DOCS / "features.conf").read_text()
     assert re.search(r"^atxfer => \*2$", text, re.M)
+
+
+def test_features_conf_has_no_transfer_prompt_and_a_short_digit_timeout() -> None:
+    text = (DOCS / "features.conf").read_text()
+    # Without the pbx-transfer sound Asterisk 22.10.1 drops every Atxfer.
+    assert re.search(r"^transferannouncesound =\s*$", text, re.M)
+    assert re.search(r"^transferdigittimeout = 1$", text, re.M)
+
+
+def test_musiconhold_conf_defines_the_default_class_from_files() -> None:
+    text = (DOCS / "musiconhold.conf").read_text()
+    section = text.split("[default]", 1)[1]
+    settings = {
+        k.strip(): v.split(";", 1)[0].strip()
+        for k, _, v in (line.partition("=") for line in section.splitlines())
+        if v and not k.strip().startswith(";")
+    }
+    assert settings["mode"] == "files" and settings["directory"]
+
+
+def test_a_failed_agent_dial_returns_the_caller_to_the_holding_point() -> None:
+    documented = parse_extensions((DOCS / "extensions.conf").read_text())
+    [(_, steps)] = documented["callwright-agent"]
+    assert steps[0][0] == "NoOp"
+    assert steps[1] == ("Dial", "PJSIP/${EXTEN},30,t")
+    assert steps[2] == ("Goto", "callwright-hold,s,1")
