@@ -41,6 +41,9 @@ already seen is treated as the latest seen, so logical time never goes back):
 * ``complete(task_id, now)``: handling done -> ``TaskWrapping`` (the queue's
   wrap-up seconds; the task keeps its capacity slot) or ``TaskCompleted``.
 * ``end_wrap_up(agent_id, now)``: end every wrap-up of the agent now.
+* ``requeue(task_id, now, reason)``: an assigned task whose caller never
+  reached the agent goes back to waiting -> ``TaskRequeued``; the agent is
+  released and excluded for that task.
 * ``advance(now)``: fire every deadline <= now, in time order, each at its own
   time: reservation timeouts (``ReservationTimedOut``, then the next agent),
   queue steps (``TaskTargetChanged``, ``TaskOverflowed`` + ``TaskQueued``,
@@ -55,6 +58,9 @@ already seen is treated as the latest seen, so logical time never goes back):
   new timeout); steps that fell due meanwhile apply at ``now``; wrap-ups that
   ended meanwhile complete at their scheduled end. ``TaskQueued`` is not
   repeated. Reservation ids continue from the snapshot's counter.
+* Records for a shell that stores state as it changes: ``task_record(id)``,
+  ``agent_record(id)``, ``next_reservation_number()``,
+  ``last_agent_of_customer()`` (a snapshot is made of exactly these).
 * Views: ``task(id)``, ``agent(id)``, ``reservation(id)``, ``tasks_in(queue)``
   (waiting and offered, best first), ``task_state(id)`` (also for recently
   finished tasks), ``agent_ids()``, ``queue_ids()``.
@@ -138,6 +144,7 @@ from routing.model import (
     TaskOverflowed,
     TaskQueued,
     TaskRecord,
+    TaskRequeued,
     TaskSpec,
     TaskState,
     TaskTargetChanged,
@@ -890,6 +897,37 @@ class Router:
         self._flush(now, out)
         return out
 
+    def requeue(
+        self, task_id: str, now: float, reason: str = "agent_no_answer"
+    ) -> list[RoutingEvent]:
+        """An assigned task goes back to waiting in its queue (the agent's phone
+        did not answer, connecting the caller failed, ...): ``TaskRequeued``.
+        The task keeps its arrival, queue entry time and step; the agent is
+        released and never offered this task again."""
+        t = self._live_task(task_id)
+        if t.state is not _ASSIGNED:
+            raise InvalidTransition(
+                f"task {task_id!r} is {t.state.value}; only an assigned task can be requeued"
+                + (" (reject the reservation instead)" if t.state is _RESERVED else "")
+            )
+        now = self._tick(now)
+        out: list[RoutingEvent] = []
+        a = t.agent
+        assert a is not None
+        out.append(TaskRequeued(now, t.id, a.id, t.queue_id, t.assignment_id or "", reason))
+        if t.excluded is None:
+            t.excluded = set()
+        t.excluded.add(a.id)
+        self._release(t, a)
+        t.state = _WAITING
+        t.assignment_id = None
+        t.assigned_at = None
+        t.queue.tasks[t.id] = t
+        self._settle(t, now, out, reroute=True)
+        self._refresh(a, now, out)
+        self._flush(now, out)
+        return out
+
     def advance(self, now: float) -> list[RoutingEvent]:
         now = self._tick(now)
         out: list[RoutingEvent] = []
@@ -987,59 +1025,74 @@ class Router:
     # -- snapshot / restore -------------------------------------------------
 
     def snapshot(self) -> RouterSnapshot:
-        agents = tuple(
-            AgentRecord(
-                config=a.config(),
-                presence=a.presence,
-                reason=a.reason,
-                state=a.state(),
-                state_since=a.state_since,
-                external_busy=a.external_busy,
-                last_ended=tuple(sorted(a.last_ended.items())),
-                signed_in_at=a.signed_in_at,
-            )
-            for a in self._agents.values()
-        )
-        tasks = []
-        for t in self._tasks.values():
-            spec = TaskSpec(
-                id=t.id,
-                queue_id=t.orig_queue_id,
-                channel=t.channel,
-                priority=t.priority,
-                customer_id=t.customer_id,
-                language=t.language,
-                required_skills=dict(t.required_skills),
-                attributes=dict(t.attributes),
-                arrived_at=t.arrived_at,
-            )
-            res = t.reservation
-            tasks.append(
-                TaskRecord(
-                    spec=spec,
-                    queue_id=t.queue_id,
-                    queued_at=t.queued_at,
-                    state=t.state,
-                    step=t.step,
-                    excluded_agents=tuple(sorted(t.excluded or ())),
-                    agent_id=None if t.agent is None else t.agent.id,
-                    reservation=None
-                    if res is None
-                    else ReservationRecord(res.id, res.offered_at, res.expires_at),
-                    assignment_id=t.assignment_id,
-                    assigned_at=t.assigned_at,
-                    wrap_started_at=t.wrap_started_at,
-                    wrap_up_until=t.wrap_until,
-                    sticky_agent_id=None if t.sticky_agent is None else t.sticky_agent.id,
-                    sticky_until=t.sticky_until,
-                )
-            )
         return RouterSnapshot(
             taken_at=self._now,
-            agents=agents,
-            tasks=tuple(tasks),
-            last_agent_of_customer=tuple(sorted(self._customer_agent.items())),
+            agents=tuple(self._agent_record(a) for a in self._agents.values()),
+            tasks=tuple(self._task_record(t) for t in self._tasks.values()),
+            last_agent_of_customer=self.last_agent_of_customer(),
             next_reservation=self._next_res,
+        )
+
+    # The pieces of a snapshot, for a shell that stores them as they change
+    # (a snapshot is these records, the customer map and the counter).
+
+    def task_record(self, task_id: str) -> TaskRecord:
+        """The snapshot record of a live task (waiting, reserved, assigned, wrapping)."""
+        return self._task_record(self._live_task(task_id))
+
+    def agent_record(self, agent_id: str) -> AgentRecord:
+        return self._agent_record(self._agent(agent_id))
+
+    def next_reservation_number(self) -> int:
+        return self._next_res
+
+    def last_agent_of_customer(self) -> tuple[tuple[str, str], ...]:
+        return tuple(sorted(self._customer_agent.items()))
+
+    @staticmethod
+    def _agent_record(a: _Agent) -> AgentRecord:
+        return AgentRecord(
+            config=a.config(),
+            presence=a.presence,
+            reason=a.reason,
+            state=a.state(),
+            state_since=a.state_since,
+            external_busy=a.external_busy,
+            last_ended=tuple(sorted(a.last_ended.items())),
+            signed_in_at=a.signed_in_at,
+        )
+
+    @staticmethod
+    def _task_record(t: _Task) -> TaskRecord:
+        spec = TaskSpec(
+            id=t.id,
+            queue_id=t.orig_queue_id,
+            channel=t.channel,
+            priority=t.priority,
+            customer_id=t.customer_id,
+            language=t.language,
+            required_skills=dict(t.required_skills),
+            attributes=dict(t.attributes),
+            arrived_at=t.arrived_at,
+        )
+        res = t.reservation
+        return TaskRecord(
+            spec=spec,
+            queue_id=t.queue_id,
+            queued_at=t.queued_at,
+            state=t.state,
+            step=t.step,
+            excluded_agents=tuple(sorted(t.excluded or ())),
+            agent_id=None if t.agent is None else t.agent.id,
+            reservation=None
+            if res is None
+            else ReservationRecord(res.id, res.offered_at, res.expires_at),
+            assignment_id=t.assignment_id,
+            assigned_at=t.assigned_at,
+            wrap_started_at=t.wrap_started_at,
+            wrap_up_until=t.wrap_until,
+            sticky_agent_id=None if t.sticky_agent is None else t.sticky_agent.id,
+            sticky_until=t.sticky_until,
         )
 
     @classmethod

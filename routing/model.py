@@ -55,6 +55,7 @@ __all__ = [
     "TaskOverflowed",
     "TaskQueued",
     "TaskRecord",
+    "TaskRequeued",
     "TaskSpec",
     "TaskState",
     "TaskTargetChanged",
@@ -373,6 +374,19 @@ class TaskAssigned:
 
 
 @dataclass(frozen=True, slots=True)
+class TaskRequeued:
+    """An assigned task went back to waiting (the caller never reached the
+    agent); the agent is excluded for it. Statistics undo its answer."""
+
+    at: float
+    task_id: str
+    agent_id: str
+    queue_id: str
+    reservation_id: str  # the assignment that failed
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
 class TaskCanceled:
     at: float
     task_id: str
@@ -416,6 +430,7 @@ RoutingEvent = Union[  # noqa: UP007
     ReservationTimedOut,
     ReservationCanceled,
     TaskAssigned,
+    TaskRequeued,
     TaskCanceled,
     TaskWrapping,
     TaskCompleted,

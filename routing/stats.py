@@ -12,7 +12,9 @@ Definitions (per queue):
 * offered: tasks that entered the queue (``TaskQueued``: submitted, or
   overflowed in from another queue).
 * answered: tasks assigned to an agent from this queue (``TaskAssigned``).
-  Wait = time from entering this queue to the assignment.
+  Wait = time from entering this queue to the assignment. A task requeued
+  because the caller never reached the agent (``TaskRequeued``) is taken out
+  of answered again and waits on (``requeued`` counts these).
 * abandoned: tasks canceled with reason ``caller_hangup`` while waiting or
   offered, with their wait. ``short_abandoned`` are those that waited less than
   ``short_abandon_seconds`` (5 s by default): reported apart and left out of
@@ -50,6 +52,7 @@ from routing.model import (
     TaskCompleted,
     TaskOverflowed,
     TaskQueued,
+    TaskRequeued,
 )
 
 __all__ = ["SERVICE_LEVEL_FORMULAS", "QueueFigures", "QueueStats"]
@@ -74,6 +77,7 @@ class QueueFigures:
     short_abandoned: int
     abandoned_within_threshold: int
     canceled: int  # canceled for another reason than the caller leaving
+    requeued: int  # answers undone: the caller never reached the agent
     overflowed: int
     callbacks_offered: int
     handled: int
@@ -97,6 +101,7 @@ class _Acc:
         "handled",
         "offered",
         "overflowed",
+        "requeued",
         "short_abandoned",
         "total_wait",
         "waiting",
@@ -112,6 +117,7 @@ class _Acc:
         self.abandoned_within = 0
         self.abandon_wait = 0.0
         self.canceled = 0
+        self.requeued = 0
         self.overflowed = 0
         self.callbacks = 0
         self.handled = 0
@@ -138,6 +144,8 @@ class QueueStats:
         self.short_abandon_seconds = float(short_abandon_seconds)
         self._queues: dict[str, _Acc] = {q: _Acc() for q in queues}
         self._agents: dict[str, tuple[str, tuple[str, ...]]] = {}
+        # answered and not completed yet: task -> (queue, wait, within threshold, entered)
+        self._answered: dict[str, tuple[str, float, bool, float]] = {}
 
     @classmethod
     def fold(
@@ -173,7 +181,24 @@ class QueueStats:
             acc.total_wait += event.waited
             if event.within_threshold:
                 acc.answered_within += 1
-            acc.waiting.pop(event.task_id, None)
+            entered = acc.waiting.pop(event.task_id, event.at - event.waited)
+            self._answered[event.task_id] = (
+                event.queue_id,
+                event.waited,
+                event.within_threshold,
+                entered,
+            )
+        elif isinstance(event, TaskRequeued):
+            answered = self._answered.pop(event.task_id, None)
+            if answered is not None:
+                queue_id, waited, within, entered = answered
+                acc = self._acc(queue_id)
+                acc.answered -= 1
+                acc.total_wait -= waited
+                if within:
+                    acc.answered_within -= 1
+                acc.requeued += 1
+                acc.waiting[event.task_id] = entered
         elif isinstance(event, TaskCanceled):
             acc = self._acc(event.queue_id)
             acc.waiting.pop(event.task_id, None)
@@ -191,6 +216,7 @@ class QueueStats:
             acc.overflowed += 1
             acc.waiting.pop(event.task_id, None)
         elif isinstance(event, TaskCompleted):
+            self._answered.pop(event.task_id, None)
             acc = self._acc(event.queue_id)
             acc.handled += 1
             acc.handle_time += event.talk_time + event.wrap_time
@@ -230,6 +256,7 @@ class QueueStats:
             short_abandoned=acc.short_abandoned,
             abandoned_within_threshold=acc.abandoned_within,
             canceled=acc.canceled,
+            requeued=acc.requeued,
             overflowed=acc.overflowed,
             callbacks_offered=acc.callbacks,
             handled=acc.handled,

@@ -33,6 +33,7 @@ from routing.model import (
     TaskCanceled,
     TaskCompleted,
     TaskQueued,
+    TaskRequeued,
     TaskSpec,
     TaskState,
     TaskWrapping,
@@ -401,3 +402,35 @@ def test_finished_tasks_are_remembered_for_a_bounded_while() -> None:
     assert d.router.task_state("t1") is TaskState.CANCELED
     with pytest.raises(UnknownTask):
         d.router.task_state("t0")
+
+
+def test_requeue_puts_an_assigned_task_back_and_never_offers_it_to_that_agent() -> None:
+    d = desk()
+    d.agent("ann", skills={"billing": 5}, auto_accept=True)
+    d.submit("t1", "billing")
+    d.clock.advance(8)
+    d.agent("bob", skills={"billing": 5})
+    events = d.do("requeue", "t1", reason="agent_no_answer")
+    requeued = one(events, TaskRequeued)
+    assert (requeued.agent_id, requeued.reason, requeued.reservation_id) == (
+        "ann",
+        "agent_no_answer",
+        "r-1",
+    )
+    offer = one(events, ReservationOffered)
+    assert offer.agent_id == "bob"
+    view = d.router.task("t1")
+    assert (view.excluded_agents, view.queued_at, view.arrived_at) == ({"ann"}, T0, T0)
+    assert d.router.agent("ann").state is AgentState.AVAILABLE
+    d.do("reject", offer.reservation_id)
+    assert d.router.task("t1").state is TaskState.WAITING  # ann is never asked again
+
+
+def test_only_an_assigned_task_can_be_requeued() -> None:
+    d = desk()
+    d.submit("t1", "billing")
+    with pytest.raises(InvalidTransition, match="task 't1' is waiting; only an assigned"):
+        d.do("requeue", "t1", reason="connect_failed")
+    d.agent("ann", skills={"billing": 5})
+    with pytest.raises(InvalidTransition, match=r"reject the reservation instead"):
+        d.do("requeue", "t1", reason="connect_failed")

@@ -10,7 +10,8 @@ after every step the machine checks:
 * a phone task (voice, callback) reserved or assigned to an agent blocks
   every other offer to that agent; no phone offer goes to an agent busy with
   an outside call or holding an email of an ``email_blocks_voice`` queue;
-* an agent who rejected a task or let it time out is never offered it again;
+* an agent who rejected a task, let it time out or never answered it
+  (requeue) is never offered it again;
 * a canceled task is never assigned, a finished task never comes back;
 * work-conserving: no waiting task has a free agent that matches it (checked
   by brute force with the plain expression evaluator, not the router's
@@ -46,6 +47,7 @@ from routing.model import (
     TaskCompleted,
     TaskOverflowed,
     TaskQueued,
+    TaskRequeued,
     TaskSpec,
     TaskWrapping,
     Widen,
@@ -180,6 +182,11 @@ class RouterMachine(RuleBasedStateMachine):
                 del self.holder[e.task_id]
                 if not isinstance(e, ReservationCanceled):
                     self.excluded.setdefault(e.task_id, set()).add(e.agent_id)
+            elif isinstance(e, TaskRequeued):
+                assert self.state[e.task_id] == "assigned"
+                assert self.holder.pop(e.task_id) == e.agent_id
+                self.state[e.task_id] = "waiting"
+                self.excluded.setdefault(e.task_id, set()).add(e.agent_id)
             elif isinstance(e, TaskCanceled):
                 assert self.state[e.task_id] == "waiting"
                 self.state[e.task_id] = "canceled"
@@ -309,6 +316,12 @@ class RouterMachine(RuleBasedStateMachine):
     def complete(self, n: int) -> None:
         task = self.pick(self.tasks_in("assigned"), n)
         self.apply(self.router.complete(task, self.clock.now()))
+
+    @precondition(lambda self: self.tasks_in("assigned"))
+    @rule(n=st.integers(0, 99))
+    def phone_not_answered(self, n: int) -> None:
+        task = self.pick(self.tasks_in("assigned"), n)
+        self.apply(self.router.requeue(task, self.clock.now(), "agent_no_answer"))
 
     @precondition(lambda self: self.tasks_in("wrapping"))
     @rule(n=st.integers(0, 99))

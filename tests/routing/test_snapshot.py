@@ -172,3 +172,12 @@ def test_restoring_into_a_configuration_without_the_task_queue_is_refused() -> N
         "longer has",
     ):
         Router.restore([QueueConfig("general", "true")], d.router.snapshot(), T0 + 12)
+
+
+def test_a_snapshot_is_made_of_records_a_shell_can_store_as_they_change() -> None:
+    d = running_desk()
+    snap = d.router.snapshot()
+    assert snap.tasks == tuple(d.router.task_record(t) for t in d.router.task_ids())
+    assert snap.agents == tuple(d.router.agent_record(a) for a in d.router.agent_ids())
+    assert snap.next_reservation == d.router.next_reservation_number() == 3
+    assert snap.last_agent_of_customer == d.router.last_agent_of_customer() == (("c2", "bob"),)

@@ -137,3 +137,21 @@ def test_agents_are_counted_in_every_queue_their_attributes_admit() -> None:
     assert stats.figures("billing", d.now).agents_by_state == {"available": 1, "busy": 1}
     assert stats.figures("general", d.now).agents_by_state == {"busy": 1}
     assert d.router.agent("bob").state is AgentState.BUSY
+
+
+def test_a_requeued_task_is_not_answered_until_it_really_is() -> None:
+    d = Desk(*QUEUES)
+    d.agent("ann", skills={"billing": 5}, auto_accept=True)
+    d.submit("t1", "billing")  # answered by ann at once...
+    d.clock.advance(10)
+    d.do("requeue", "t1", reason="agent_no_answer")  # ...but her phone never answered
+    stats = QueueStats.fold(d.log)
+    f = stats.figures("billing", d.now)
+    assert (f.answered, f.requeued, f.waiting, f.service_level) == (0, 1, 1, None)
+    assert f.longest_wait == pytest.approx(10.0)
+    d.clock.advance(15)
+    d.agent("bob", skills={"billing": 5}, auto_accept=True)
+    f = QueueStats.fold(d.log).figures("billing", d.now)
+    assert (f.answered, f.answered_within_threshold, f.waiting) == (1, 0, 0)
+    assert f.average_speed_of_answer == pytest.approx(25.0)
+    assert f.service_level == pytest.approx(0.0)
