@@ -22,10 +22,10 @@ from __future__ import annotations
 
 import enum
 import re
-from collections import deque
 from dataclasses import dataclass
+from typing import cast
 
-from cti.ami.messages import AmiAction, AmiEvent, AmiMessage, AmiResponse, Banner
+from cti.ami.messages import AmiAction, AmiEvent, AmiMessage, AmiResponse, Banner, Headers
 from cti.errors import LocalProtocolError
 
 __all__ = [
@@ -61,10 +61,11 @@ _BANNER_END = re.compile(rb"\r?\n")
 
 DEFAULT_MAX_MESSAGE_BYTES = 256 * 1024
 
-# Client role: parsed header lines are kept by their text. Asterisk repeats the
+# Client role: parsed header lines are kept by their bytes. Asterisk repeats the
 # same lines (each event carries its channel's snapshot: Channel, Uniqueid,
 # Linkedid, CallerIDNum...), so most lines skip parsing and share one tuple.
-# Bounded: at most _HEADER_CACHE_SIZE lines of up to _CACHED_LINE_MAX characters.
+# Bounded: at most _HEADER_CACHE_SIZE lines of up to _CACHED_LINE_MAX bytes, kept
+# as bytes (a cached line is never decoded).
 _HEADER_CACHE_SIZE = 2048
 _CACHED_LINE_MAX = 128
 
@@ -93,10 +94,14 @@ class AmiConnection:
         # The client reads the banner line first; the server sends it.
         self._want_banner = role is Role.CLIENT
         self._discarding = False
-        # Whole messages decoded together by _take_batch, not yet parsed.
-        self._ready: deque[str] = deque()
         self._fresh = False  # bytes arrived since the last _take_batch
-        self._header_cache: dict[str, tuple[str, str]] = {}  # line -> header
+        # The lines of the whole messages _take_batch framed together, each
+        # message ended by an empty line; those from _pos on are not returned yet.
+        self._lines: list[bytes] = []
+        self._pos = 0
+        self._client = role is Role.CLIENT
+        self._header_cache: dict[bytes, tuple[str, str]] = {}  # client: line -> header
+        self._cached = self._header_cache.get
 
     # -- receiving -------------------------------------------------------
 
@@ -111,10 +116,37 @@ class AmiConnection:
     @property
     def buffered(self) -> int:
         """Bytes received and not yet returned as messages."""
-        return len(self._buf) + sum(len(text.encode("utf-8")) + 4 for text in self._ready)
+        if self._pos >= len(self._lines):
+            return len(self._buf)
+        # The batch was its lines joined by CRLF, plus a final CRLF.
+        return len(self._buf) + len(b"\r\n".join(self._lines[self._pos :])) + 2
 
     def next_message(self) -> Parsed | Sentinel:
         """The next whole message, ``NEED_DATA``, or ``CLOSED`` after EOF."""
+        # A batch's messages come first (no banner or discard is pending then).
+        lines = self._lines
+        pos = self._pos
+        if pos < len(lines):
+            if self._client:
+                # Inlined for the usual case: an event whose lines are all cached.
+                end = lines.index(b"", pos)
+                self._pos = end + 1
+                if end > pos:
+                    part = lines[pos:end]
+                    cached = tuple(map(self._cached, part))
+                    if all(cached):
+                        hdrs = cast(Headers, cached)
+                        if hdrs[0][0] == "Event":
+                            self.stats.messages += 1
+                            return AmiEvent(hdrs)
+                    else:
+                        hdrs = self._parse_missed(part, cached)
+                    parsed = self._classify(hdrs)
+                    if parsed is not None:
+                        return parsed
+            message = self._next_ready()
+            if message is not None:
+                return message
         while True:
             if self._want_banner:
                 match = _BANNER_END.search(self._buf)
@@ -135,14 +167,12 @@ class AmiConnection:
                 self._discarding = False
                 continue
 
-            if self._ready:
-                message = self._parse_text(self._ready.popleft())
-                if message is not None:
-                    return message
-                continue
             if self._fresh:
                 self._fresh = False
                 if self._take_batch():
+                    message = self._next_ready()
+                    if message is not None:
+                        return message
                     continue
 
             found = _message_end(self._buf)
@@ -170,28 +200,95 @@ class AmiConnection:
     def _need_data(self) -> Sentinel:
         return CLOSED if self._eof else NEED_DATA
 
+    # -- batches: every whole message in the buffer at once ----------------
+
     def _take_batch(self) -> bool:
-        """Frame every whole message in the buffer with one decode and one split,
+        """Frame every whole message in the buffer with one split into lines,
         when that gives exactly what framing them one by one gives: only CRLF
-        line endings and valid UTF-8 (Asterisk's stream); anything else goes one
-        by one. Taking at most ``max_message_bytes`` leaves no message too large."""
+        line endings and valid UTF-8 (Asterisk's stream); anything else goes
+        one by one. Taking at most ``max_message_bytes`` leaves no message too
+        large. Lines stay bytes (split on ASCII CRLF, each is valid UTF-8): a
+        cached line is never decoded."""
         buf = self._buf
         last = buf.rfind(b"\r\n\r\n", 0, self.max_message_bytes + 4)
         if last <= 0:
             return False
-        region = buf[: last + 4]
-        if region.count(b"\n") != region.count(b"\r\n"):
-            return False
+        region = bytes(buf[: last + 4])
         try:
-            text = region.decode("utf-8")
+            region.decode("utf-8")
         except UnicodeDecodeError:
             return False
-        blocks = text.split("\r\n\r\n")
-        if blocks.pop():  # "" unless the last CRLF CRLF overlaps an earlier one
+        lines = region.split(b"\r\n")
+        n = len(lines)
+        if region.count(b"\n") != n - 1:
+            return False  # a bare LF
+        # The region ends in a run of CRLFs; framing pairs them from the left,
+        # so an odd run leaves a CRLF that belongs to the next message.
+        empty = 2
+        while empty < n and not lines[-empty - 1]:
+            empty += 1
+        if (empty if empty < n else empty - 1) % 2:
             return False
         del buf[: last + 4]
-        self._ready.extend(blocks)
+        lines.pop()  # after the final CRLF: now every message ends with an empty line
+        self._lines = lines
+        self._pos = 0
         return True
+
+    def _next_ready(self) -> Parsed | None:
+        """The batch's next message; None once they are all returned. Extra
+        empty lines make empty messages, skipped like the blank lines they are."""
+        lines = self._lines
+        pos = self._pos
+        message: Parsed | None
+        while pos < len(lines):
+            end = lines.index(b"", pos)
+            self._pos = end + 1
+            if end > pos:
+                message = self._parse_lines(lines[pos:end])
+                if message is not None:
+                    return message
+            pos = end + 1
+        self._lines = []
+        self._pos = 0
+        return None
+
+    def _parse_lines(self, lines: list[bytes]) -> Parsed | None:
+        if not self._client:
+            return self._parse_action([line.decode("utf-8") for line in lines])
+        # Most lines are in the cache: look them all up at once.
+        found = tuple(map(self._cached, lines))
+        if all(found):
+            return self._classify(cast(Headers, found))
+        return self._classify(self._parse_missed(lines, found))
+
+    def _parse_missed(
+        self, lines: list[bytes], found: tuple[tuple[str, str] | None, ...]
+    ) -> Headers:
+        """Client role: the headers of ``lines`` when the cache lacked some
+        (``found[i]`` is None): those are parsed and cached; a line without a
+        name and colon is dropped (and counted unless blank)."""
+        cache = self._header_cache
+        headers: list[tuple[str, str]] = []
+        for raw, header in zip(lines, found, strict=True):
+            if header is None:
+                line = raw.decode("utf-8")
+                name, sep, value = line.partition(":")
+                if not sep or not name:
+                    if line.strip():
+                        self.stats.malformed_lines += 1
+                    continue
+                # Asterisk writes "Name: value"; further blanks belong to the
+                # value ("Output:    Members:" keeps its indentation).
+                header = (name, value[1:] if value[:1] == " " else value)
+                if len(raw) <= _CACHED_LINE_MAX:
+                    if len(cache) >= _HEADER_CACHE_SIZE:
+                        cache.clear()
+                    cache[raw] = header
+            headers.append(header)
+        return tuple(headers)
+
+    # -- one message at a time ----------------------------------------------
 
     def _parse(self, block: bytes) -> Parsed | None:
         try:
@@ -199,49 +296,30 @@ class AmiConnection:
         except UnicodeDecodeError:
             self.stats.invalid_utf8 += 1
             text = block.decode("utf-8", "replace")
-        return self._parse_text(text)
-
-    def _parse_text(self, text: str) -> Parsed | None:
         # Asterisk ends every line in CRLF: then a plain split does what the regex does.
         lines = text.split("\r\n")
         if len(lines) != text.count("\n") + 1:
             lines = _LINE_END.split(text)
-        headers: list[tuple[str, str]] = []
-        append = headers.append
         if self.role is Role.SERVER:
-            for line in lines:
-                name, sep, value = line.partition(":")
-                if sep and name:
-                    # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
-                    append((name.strip(), value.lstrip(" \t")))
-                elif line.strip():
+            return self._parse_action(lines)
+        headers: list[tuple[str, str]] = []
+        for line in lines:
+            name, sep, value = line.partition(":")
+            if not sep or not name:
+                if line.strip():
                     self.stats.malformed_lines += 1
-        else:
-            cache = self._header_cache
-            cached = cache.get
-            for line in lines:
-                header = cached(line)
-                if header is None:
-                    name, sep, value = line.partition(":")
-                    if not sep or not name:
-                        if line.strip():
-                            self.stats.malformed_lines += 1
-                        continue
-                    # Asterisk writes "Name: value"; further blanks belong to the
-                    # value ("Output:    Members:" keeps its indentation).
-                    header = (name, value[1:] if value[:1] == " " else value)
-                    if len(line) <= _CACHED_LINE_MAX:
-                        if len(cache) >= _HEADER_CACHE_SIZE:
-                            cache.clear()
-                        cache[line] = header
-                append(header)
-        if not headers:
+                continue
+            headers.append((name, value[1:] if value[:1] == " " else value))
+        return self._classify(tuple(headers))
+
+    def _classify(self, hdrs: Headers) -> AmiEvent | AmiResponse | None:
+        if not hdrs:
             return None
         self.stats.messages += 1
-        hdrs = tuple(headers)
-        if self.role is Role.SERVER:
-            return AmiAction(hdrs)
-        first = hdrs[0][0].lower()
+        name = hdrs[0][0]
+        if name == "Event":
+            return AmiEvent(hdrs)
+        first = name.lower()
         if first == "event":
             return AmiEvent(hdrs)
         if first == "response":
@@ -253,6 +331,21 @@ class AmiConnection:
             return AmiResponse(hdrs)
         self.stats.unclassified += 1
         return None
+
+    def _parse_action(self, lines: list[str]) -> AmiAction | None:
+        headers: list[tuple[str, str]] = []
+        append = headers.append
+        for line in lines:
+            name, sep, value = line.partition(":")
+            if sep and name:
+                # Asterisk skips the blanks after the colon ("Action:Ping" is fine).
+                append((name.strip(), value.lstrip(" \t")))
+            elif line.strip():
+                self.stats.malformed_lines += 1
+        if not headers:
+            return None
+        self.stats.messages += 1
+        return AmiAction(tuple(headers))
 
     # -- sending ---------------------------------------------------------
 
