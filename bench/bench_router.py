@@ -44,6 +44,7 @@ from __future__ import annotations
 
 import argparse
 import datetime
+import gc
 import json
 import os
 import platform
@@ -516,6 +517,7 @@ class _Driver:
 
 
 def _timed(res: PhaseResult, body: Callable[[], None]) -> None:
+    gc.collect()  # each phase starts clean: it pays for the collections its own work causes
     start = time.perf_counter()
     body()
     res.seconds = time.perf_counter() - start
@@ -528,6 +530,7 @@ def run(
     steady: int,
     arrivals: int,
     tick: float = TICK,
+    gc_freeze: bool = False,
 ) -> tuple[list[PhaseResult], dict[str, float]]:
     """Run the four phases on one router; return the phases and setup timings."""
     name = "naive" if naive else "router"
@@ -554,6 +557,9 @@ def run(
             drv.command(router.submit, spec)
 
     _timed(backlog, submit_all)
+    if gc_freeze:
+        gc.collect()
+        gc.freeze()  # what a service can do once its state is loaded
 
     signin = drv.phase("sign-in", n_agents, n_tasks)
     order = [a.id for a in scenario.agents]
@@ -585,6 +591,9 @@ def run(
     drv2.now = drv.now
     for agent in scenario.agents:
         router2.add_agent(agent, drv2.now)
+    if gc_freeze:
+        gc.collect()
+        gc.freeze()
     arr = drv2.phase("arrivals", n_agents, arrivals)
     for aid in order:
         drv2.command(router2.set_agent_state, aid, "available")
@@ -674,6 +683,11 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
     p.add_argument(
         "--tick", type=float, default=TICK, help="logical seconds per call (default %(default)s)"
     )
+    p.add_argument(
+        "--gc-freeze",
+        action="store_true",
+        help="gc.freeze() once the backlog is loaded (moves old objects out of GC passes)",
+    )
     p.add_argument("--skip-naive", action="store_true")
     p.add_argument("--json", action="store_true")
     return p.parse_args(argv)
@@ -705,7 +719,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         ]
     for label, n_agents, n_tasks, steady, arrivals, naive in configs:
         scenario = build_scenario(n_agents, n_tasks, args.queues, args.seed)
-        phases, setup = run(scenario, naive=naive, steady=steady, arrivals=arrivals, tick=args.tick)
+        phases, setup = run(
+            scenario,
+            naive=naive,
+            steady=steady,
+            arrivals=arrivals,
+            tick=args.tick,
+            gc_freeze=args.gc_freeze,
+        )
+        if args.gc_freeze:
+            gc.unfreeze()
         results.extend(phases)
         runs.append(
             {

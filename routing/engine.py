@@ -349,7 +349,7 @@ class _Agent:
         self.sticky: dict[_Task, None] = {}
         self.targets: dict[_Target, frozenset[Hashable]] = {}
         self.groups: dict[str, list[_Group]] = {}
-        self.plan: dict[str, list[tuple[_Group, float | None]]] = {}
+        self.plan: dict[str, list[float | None]] = {}
         self.queue_ids: tuple[str, ...] = ()
         self.reported: tuple[Any, ...] | None = None
 
@@ -1393,17 +1393,16 @@ class Router:
                 for k in keys:
                     lst.append(tg.group(c, k))
         a.groups = groups
-        # per channel: (group, static strategy key, or None for least_occupied)
+        # per channel, in the order of a.groups[c]: the agent's strategy key in
+        # each group when it does not change with load (None: least_occupied).
+        # Plain lists, no (group, key) tuples: fewer objects for the GC to scan.
         a.plan = {
             c: [
-                (
-                    g,
-                    0.0
-                    if g.queue.strategy == "longest_idle"
-                    else -float(a.skills.get(g.queue.skill, 0))
-                    if g.queue.strategy == "best_skill"
-                    else None,
-                )
+                0.0
+                if g.queue.strategy == "longest_idle"
+                else -float(a.skills.get(g.queue.skill, 0))
+                if g.queue.strategy == "best_skill"
+                else None
                 for g in lst
             ]
             for c, lst in groups.items()
@@ -1452,7 +1451,7 @@ class Router:
             occupancy = a.total_load / a.total_cap if a.total_cap else 0.0
             aid = a.id
             push = heapq.heappush
-            for g, k0 in a.plan[c]:
+            for g, k0 in zip(a.groups[c], a.plan[c], strict=True):
                 heap = g.agents
                 push(heap, (occupancy if k0 is None else k0, idle, aid, ticket))
                 live = g.agent_live = g.agent_live + 1
