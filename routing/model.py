@@ -259,10 +259,12 @@ class ReservationView:
 # -- events ---------------------------------------------------------------------
 # Every event carries ``at`` (the logical time it happened) and whatever the
 # statistics fold (routing/stats.py) needs, so one stored log answers both the
-# live wallboard and the historical report.
+# live wallboard and the historical report. Events are frozen dataclasses
+# without __slots__: on CPython 3.11 a frozen slotted dataclass takes twice as
+# long to build, and several events are built per assignment.
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class AgentStateChanged:
     at: float
     agent_id: str
@@ -273,7 +275,7 @@ class AgentStateChanged:
     queues: tuple[str, ...]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskQueued:
     at: float
     task_id: str
@@ -286,7 +288,7 @@ class TaskQueued:
     via: Literal["submit", "overflow"]
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskTargetChanged:
     at: float
     task_id: str
@@ -295,7 +297,7 @@ class TaskTargetChanged:
     target: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskOverflowed:
     at: float
     task_id: str
@@ -304,7 +306,7 @@ class TaskOverflowed:
     waited: float  # in from_queue
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class CallbackOffered:
     at: float
     task_id: str
@@ -314,7 +316,7 @@ class CallbackOffered:
     waited: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReservationOffered:
     at: float
     reservation_id: str
@@ -326,7 +328,7 @@ class ReservationOffered:
     reoffer: bool = False  # re-offered after a restart
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReservationRejected:
     at: float
     reservation_id: str
@@ -335,7 +337,7 @@ class ReservationRejected:
     queue_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReservationTimedOut:
     at: float
     reservation_id: str
@@ -344,7 +346,7 @@ class ReservationTimedOut:
     queue_id: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class ReservationCanceled:
     """The offer was withdrawn: ``caller_hangup`` (with ``TaskCanceled``),
     ``agent_offline``, ``agent_break``, ``external_busy``, ``agent_removed``."""
@@ -357,7 +359,7 @@ class ReservationCanceled:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskAssigned:
     """The reservation was accepted (or auto-accepted): the task is the agent's."""
 
@@ -373,7 +375,7 @@ class TaskAssigned:
     auto_accepted: bool
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskRequeued:
     """An assigned task went back to waiting (the caller never reached the
     agent); the agent is excluded for it. Statistics undo its answer."""
@@ -386,7 +388,7 @@ class TaskRequeued:
     reason: str
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskCanceled:
     at: float
     task_id: str
@@ -398,7 +400,7 @@ class TaskCanceled:
     was_offered: bool  # a reservation was open when it was canceled
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskWrapping:
     at: float
     task_id: str
@@ -408,7 +410,7 @@ class TaskWrapping:
     wrap_up_until: float
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(frozen=True)
 class TaskCompleted:
     at: float
     task_id: str
