@@ -17,10 +17,17 @@ from aiohttp import web
 
 from callwright.app import TokenAuthenticator, build_app
 from callwright.config import Config
+from crm.repository import CustomerRepository, InteractionRepository
 from cti.calls.model import Call, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
+from routing import model as routing_model
+from routing.http import routes as routing_routes
+from routing.journal import RoutingJournal
+from routing.persistence import AgentRepository
+from routing.service import RoutingService
+from routing.voice import CustomerMatch, VoiceRouting
 from store import make_engine, ping
 from store.migrate import upgrade
 
@@ -47,6 +54,42 @@ def call_record(call: Call) -> CallRecord:
         channels=tuple(ch.name for ch in call.channels),
         interaction_id=None,
         updated_at=datetime.now(UTC),
+    )
+
+
+class VoiceInteractions:
+    """Interactions for routed calls, in the CRM."""
+
+    def __init__(self, repo: InteractionRepository) -> None:
+        self.repo = repo
+
+    async def voice_started(self, call: Call, customer: CustomerMatch | None, queue_id: str) -> int:
+        interaction = await self.repo.create(
+            channel="voice",
+            direction="inbound",
+            customer_id=None if customer is None else customer.id,
+            call_id=call.id,
+            queue=queue_id,
+            started_at=_dt(call.started_at) or datetime.now(UTC),
+        )
+        return interaction.id
+
+    async def voice_assigned(self, interaction_id: int, agent_id: str) -> None:
+        await self.repo.update(
+            interaction_id, agent_id=int(agent_id), answered_at=datetime.now(UTC)
+        )
+
+    async def voice_ended(self, interaction_id: int, call: Call) -> None:
+        await self.repo.update(interaction_id, ended_at=_dt(call.ended_at) or datetime.now(UTC))
+
+
+def agent_config(agent: Any) -> routing_model.AgentConfig:
+    return routing_model.AgentConfig(
+        id=str(agent.id),
+        skills=dict(agent.skills),
+        languages=frozenset(agent.languages),
+        capacity=dict(agent.capacity),
+        auto_accept=agent.auto_accept,
     )
 
 
@@ -92,8 +135,47 @@ class Runtime:
             call_service=self.calls,
             authenticator=TokenAuthenticator(config.api.token.reveal()),
         )
+        self.customers = CustomerRepository(
+            self.engine, default_region=config.pbx.default_region or None
+        )
+        self.interactions = InteractionRepository(self.engine)
+        self.agents = AgentRepository(self.engine)
+        self.routing: RoutingService | None = None
+        self.voice: VoiceRouting | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    async def _lookup_customer(self, number: str) -> CustomerMatch | None:
+        customer = await self.customers.find_by_phone(number)
+        return None if customer is None else CustomerMatch(customer.id, customer.name)
+
+    async def _open_routing(self) -> None:
+        """The router from the journal, its agents from the store, and voice
+        routing between it and the call service."""
+        agents = await self.agents.list()
+        routing, _ = await RoutingService.open(
+            self.config.routing.queues,
+            RoutingJournal(self.engine),
+            [agent_config(a) for a in agents],
+            clock=time.time,
+        )
+        self.routing = routing
+        pbx = self.config.pbx
+        self.voice = VoiceRouting(
+            routing,
+            self.calls,
+            lookup_customer=self._lookup_customer,
+            interactions=VoiceInteractions(self.interactions),
+            extensions={str(a.id): a.extension for a in agents},
+            holding_context=pbx.holding_context,
+            agent_context=pbx.agent_context,
+            default_queue=self.config.routing.voice_queue,
+            active_calls=self.calls.calls,
+        )
+        await self.voice.restore()
+        routing.subscribe(self.voice.on_routing_events)
+        self.calls.subscribe(self.voice.on_call_event)
+        self.app.add_routes(routing_routes(routing))
 
     async def _store_call(self, event: CallEvent) -> None:
         # Stored before any later subscriber announces it.
@@ -123,6 +205,9 @@ class Runtime:
         if not self.config.api.token:
             log.warning("no API token configured ([api] token_env): /api/ refuses every request")
         await upgrade(self.config.store.effective_url)
+        await self._open_routing()
+        assert self.routing is not None
+        self.routing.start()
         self.calls.start()
         self.link.start()
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -142,6 +227,8 @@ class Runtime:
             await self._runner.cleanup()
             self._runner = None
         await self.link.close()
+        if self.routing is not None:
+            await self.routing.stop()
         try:
             # Let what the PBX already told us reach the store.
             await asyncio.wait_for(self.calls.drain(), 5)

@@ -1,0 +1,216 @@
+"""HTTP routes for routing: tasks, queues with live statistics, agent state,
+reservations. Thin: parse, call the service, dump. Authentication is the
+composition root's middleware; ``authorize(request, action, subject)`` is the
+seam for roles (the desk issue)."""
+
+from __future__ import annotations
+
+import json
+import uuid
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+from aiohttp import web
+
+from routing import model
+from routing.codec import to_json
+from routing.errors import (
+    Duplicate,
+    InvalidRequest,
+    InvalidTransition,
+    NotFound,
+    RoutingError,
+)
+from routing.service import RoutingService
+from routing.stats import QueueStats
+
+__all__ = ["routes"]
+
+Authorize = Callable[[web.Request, str, str | None], Awaitable[None]]
+Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+API_CHANNELS = ("callback", "chat", "email", "voice")
+AGENT_STATES = ("available", "break", "offline")
+
+
+async def _allow(request: web.Request, action: str, subject: str | None) -> None:
+    return None
+
+
+def _error(status: int, code: str, message: str) -> web.Response:
+    return web.json_response({"error": code, "message": message}, status=status)
+
+
+async def _body(request: web.Request) -> dict[str, Any]:
+    if not request.can_read_body:
+        return {}
+    try:
+        data = await request.json()
+    except json.JSONDecodeError as exc:
+        raise InvalidRequest(f"body: expected JSON ({exc.msg} at position {exc.pos})") from None
+    except UnicodeDecodeError:
+        raise InvalidRequest("body: expected UTF-8 JSON") from None
+    if not isinstance(data, dict):
+        raise InvalidRequest("body: expected a JSON object")
+    return data
+
+
+def _field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -> Any:
+    if name not in body:
+        if default is ...:
+            raise InvalidRequest(f"{name}: required")
+        return default
+    value = body[name]
+    if kind is int and (isinstance(value, bool) or not isinstance(value, int)):
+        raise InvalidRequest(f"{name}: expected an integer")
+    if not isinstance(value, kind):
+        raise InvalidRequest(f"{name}: expected {kind.__name__}")
+    return value
+
+
+def task_json(view: model.TaskView) -> dict[str, Any]:
+    data = to_json(view)
+    assert isinstance(data, dict)
+    return data
+
+
+def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.RouteDef]:
+    def guarded(fn: Handler) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            try:
+                return await fn(request)
+            except NotFound as exc:
+                return _error(404, f"unknown_{exc.kind}", str(exc))
+            except (InvalidRequest, Duplicate) as exc:
+                return _error(400, "invalid_request", str(exc))
+            except InvalidTransition as exc:
+                return _error(409, "invalid_transition", str(exc))
+            except RoutingError as exc:
+                return _error(400, "routing_error", str(exc))
+
+        return handler
+
+    async def create_task(request: web.Request) -> web.StreamResponse:
+        body = await _body(request)
+        await authorize(request, "tasks.create", None)
+        channel = _field(body, "channel", str)
+        if channel not in API_CHANNELS:
+            raise InvalidRequest(f"channel: expected one of {', '.join(API_CHANNELS)}")
+        queue_id = _field(body, "queue", str)
+        if queue_id not in service.queues:
+            raise InvalidRequest(f"queue: unknown queue {queue_id!r}")
+        attributes = _field(body, "attributes", dict, default={})
+        for key, value in attributes.items():
+            if not isinstance(value, str | int | float | bool) or len(str(value)) > 1000:
+                raise InvalidRequest(f"attributes.{key}: expected a short string, number or bool")
+        customer = _field(body, "customer_id", int, default=None)
+        spec = model.TaskSpec(
+            id=f"t-{uuid.uuid4().hex[:12]}",
+            queue_id=queue_id,
+            channel=channel,
+            priority=_field(body, "priority", int, default=0),
+            customer_id=None if customer is None else str(customer),
+            language=_field(body, "language", str, default=None),
+            attributes=attributes,
+        )
+        await service.submit(spec)
+        return web.json_response(task_json(service.router.task(spec.id)), status=201)
+
+    async def get_task(request: web.Request) -> web.StreamResponse:
+        task_id = request.match_info["task_id"]
+        await authorize(request, "tasks.read", task_id)
+        return web.json_response(task_json(service.router.task(task_id)))
+
+    async def complete_task(request: web.Request) -> web.StreamResponse:
+        task_id = request.match_info["task_id"]
+        await authorize(request, "tasks.complete", task_id)
+        await service.complete(task_id)
+        return web.json_response({"task_id": task_id, "state": service.router.task_state(task_id)})
+
+    async def list_queues(request: web.Request) -> web.StreamResponse:
+        await authorize(request, "queues.read", None)
+        now = service.clock()
+        return web.json_response(
+            {
+                "queues": [
+                    {
+                        "id": q.id,
+                        "name": q.name or q.id,
+                        "service_level_seconds": q.service_level_seconds,
+                        "statistics": to_json(service.stats.figures(q.id, now)),
+                    }
+                    for q in service.queues.values()
+                ]
+            }
+        )
+
+    async def queue_report(request: web.Request) -> web.StreamResponse:
+        await authorize(request, "reports.read", None)
+        try:
+            since = float(request.query.get("since", "0"))
+            until = float(request.query["until"]) if "until" in request.query else None
+        except ValueError:
+            raise InvalidRequest("since/until: expected epoch seconds") from None
+        events = await service.journal.events(since=since, until=until)
+        folded = QueueStats.fold(events, queues=list(service.queues))
+        at = until if until is not None else service.clock()
+        return web.json_response(
+            {
+                "since": since,
+                "until": until,
+                "queues": {q: to_json(folded.figures(q, at)) for q in service.queues},
+            }
+        )
+
+    async def set_agent_state(request: web.Request) -> web.StreamResponse:
+        agent_id = request.match_info["agent_id"]
+        body = await _body(request)
+        await authorize(request, "agents.state", agent_id)
+        state = _field(body, "state", str)
+        if state not in AGENT_STATES:
+            raise InvalidRequest(f"state: expected one of {', '.join(AGENT_STATES)}")
+        reason = _field(body, "reason", str, default=None)
+        await service.set_agent_state(agent_id, state, reason)
+        view = service.router.agent(agent_id)
+        return web.json_response(to_json(view))
+
+    async def end_wrap_up(request: web.Request) -> web.StreamResponse:
+        agent_id = request.match_info["agent_id"]
+        await authorize(request, "agents.state", agent_id)
+        await service.end_wrap_up(agent_id)
+        return web.json_response(to_json(service.router.agent(agent_id)))
+
+    async def get_agent(request: web.Request) -> web.StreamResponse:
+        agent_id = request.match_info["agent_id"]
+        await authorize(request, "agents.read", agent_id)
+        return web.json_response(to_json(service.router.agent(agent_id)))
+
+    def reservation_action(verb: str) -> Handler:
+        async def handler(request: web.Request) -> web.StreamResponse:
+            rid = request.match_info["reservation_id"]
+            view = service.router.reservation(rid)
+            await authorize(request, f"reservations.{verb}", view.agent_id)
+            if verb == "accept":
+                await service.accept(rid)
+            else:
+                await service.reject(rid)
+            return web.json_response(to_json(service.router.reservation(rid)))
+
+        return handler
+
+    return [
+        web.post("/api/tasks", guarded(create_task)),
+        web.get("/api/tasks/{task_id}", guarded(get_task)),
+        web.post("/api/tasks/{task_id}/complete", guarded(complete_task)),
+        web.get("/api/queues", guarded(list_queues)),
+        web.get("/api/reports/queues", guarded(queue_report)),
+        web.get("/api/agents/{agent_id}", guarded(get_agent)),
+        web.post("/api/agents/{agent_id}/state", guarded(set_agent_state)),
+        web.post("/api/agents/{agent_id}/wrap-up/end", guarded(end_wrap_up)),
+        web.post(
+            "/api/reservations/{reservation_id}/accept", guarded(reservation_action("accept"))
+        ),
+        web.post(
+            "/api/reservations/{reservation_id}/reject", guarded(reservation_action("reject"))
+        ),
+    ]

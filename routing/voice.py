@@ -1,0 +1,225 @@
+"""Voice into routing: calls at the holding point become tasks; assignments
+connect the caller to the agent's phone.
+
+It listens to both sides:
+
+* call events (``cti``): a caller alone at the holding context with no live
+  task gets an interaction (customer looked up by caller ID) and a task; a
+  caller back at the holding context while assigned (the agent's phone did not
+  answer: the dialplan returns failed Dials there) is requeued; a call that
+  ends cancels a waiting task (abandoned) or completes an assigned one; an
+  agent's phone busy on a call Callwright did not route marks the agent
+  ``external_busy`` so no voice is offered meanwhile.
+* routing events: ``TaskAssigned`` on a voice task redirects the caller to
+  ``<agent_context>,<extension>``, which rings the agent's device.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from collections.abc import Awaitable, Callable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from cti.calls.model import Call, CallEnded, CallEvent
+from cti.errors import CtiError, UnknownCall
+from routing import model
+from routing.errors import RoutingError
+from routing.service import RoutingService
+
+__all__ = ["CustomerMatch", "VoiceRouting"]
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class CustomerMatch:
+    id: int
+    name: str
+
+
+class CallControl(Protocol):
+    async def redirect(self, call_id: str, context: str, exten: str, priority: int = 1) -> None: ...
+
+
+class Interactions(Protocol):
+    async def voice_started(
+        self, call: Call, customer: CustomerMatch | None, queue_id: str
+    ) -> int: ...
+
+    async def voice_assigned(self, interaction_id: int, agent_id: str) -> None: ...
+
+    async def voice_ended(self, interaction_id: int, call: Call) -> None: ...
+
+
+CustomerLookup = Callable[[str], Awaitable[CustomerMatch | None]]
+
+LIVE = {"waiting", "reserved", "assigned"}
+
+
+class VoiceRouting:
+    def __init__(
+        self,
+        routing: RoutingService,
+        calls: CallControl,
+        *,
+        lookup_customer: CustomerLookup,
+        interactions: Interactions,
+        extensions: Mapping[str, str],  # agent id -> PJSIP extension
+        holding_context: str,
+        agent_context: str,
+        default_queue: str,
+        active_calls: Callable[[], Sequence[Call]],
+    ) -> None:
+        self.routing = routing
+        self.calls = calls
+        self.lookup_customer = lookup_customer
+        self.interactions = interactions
+        self.extensions = dict(extensions)
+        self.agent_of_device = {f"PJSIP/{ext}": aid for aid, ext in extensions.items()}
+        self.holding_context = holding_context
+        self.agent_context = agent_context
+        self.default_queue = default_queue
+        self.active_calls = active_calls
+        self._task_of_call: dict[str, str] = {}
+        self._call_of_task: dict[str, str] = {}
+        self._interaction_of_task: dict[str, int] = {}
+        self._external_busy: set[str] = set()
+
+    async def restore(self) -> None:
+        """After a restart: re-link the live voice tasks to their calls."""
+        for task_id in self.routing.router.task_ids():
+            link = await self.routing.journal.task(task_id)
+            if link is not None and link.call_id is not None:
+                self._link(task_id, link.call_id, link.interaction_id)
+
+    def _link(self, task_id: str, call_id: str, interaction_id: int | None) -> None:
+        self._task_of_call[call_id] = task_id
+        self._call_of_task[task_id] = call_id
+        if interaction_id is not None:
+            self._interaction_of_task[task_id] = interaction_id
+
+    def task_for_call(self, call_id: str) -> str | None:
+        return self._task_of_call.get(call_id)
+
+    def _state(self, task_id: str) -> str:
+        try:
+            return self.routing.router.task_state(task_id).value
+        except RoutingError:
+            return "unknown"
+
+    # -- call events -------------------------------------------------------
+
+    async def on_call_event(self, event: CallEvent) -> None:
+        call = event.call
+        task_id = self._task_of_call.get(call.id)
+        state = self._state(task_id) if task_id else None
+        if isinstance(event, CallEnded):
+            await self._call_ended(call, task_id, state)
+        elif self._waiting_at_hold(call):
+            if task_id is None or state not in LIVE:
+                await self._new_task(call)
+            elif state == "assigned":
+                # The caller is back at the holding point: the agent's phone
+                # did not answer. Requeue; that agent is not offered it again.
+                await self.routing.requeue(task_id, "agent_no_answer")
+        elif task_id is not None and state == "assigned" and call.bridged:
+            interaction_id = self._interaction_of_task.get(task_id)
+            agent_id = self._agent_on(call)
+            if interaction_id is not None and agent_id is not None:
+                await self.interactions.voice_assigned(interaction_id, agent_id)
+        await self._update_external_busy()
+
+    def _waiting_at_hold(self, call: Call) -> bool:
+        return (
+            call.context == self.holding_context
+            and not call.bridged
+            and len(call.channels) == 1
+            and call.ended_at is None
+        )
+
+    def _agent_on(self, call: Call) -> str | None:
+        for channel in call.channels:
+            agent_id = self.agent_of_device.get(channel.device or "")
+            if agent_id is not None:
+                return agent_id
+        return None
+
+    async def _new_task(self, call: Call) -> None:
+        number = call.caller.number or ""
+        customer = await self.lookup_customer(number) if number else None
+        queue_id = self.default_queue
+        interaction_id = await self.interactions.voice_started(call, customer, queue_id)
+        task_id = f"v-{uuid.uuid4().hex[:12]}"
+        spec = model.TaskSpec(
+            id=task_id,
+            queue_id=queue_id,
+            channel="voice",
+            customer_id=None if customer is None else str(customer.id),
+            attributes={"caller_number": number} if number else {},
+        )
+        self._link(task_id, call.id, interaction_id)
+        try:
+            await self.routing.submit(spec, interaction_id=interaction_id, call_id=call.id)
+        except RoutingError:
+            log.exception("voice call %s could not be routed", call.id)
+            self._task_of_call.pop(call.id, None)
+            self._call_of_task.pop(task_id, None)
+
+    async def _call_ended(self, call: Call, task_id: str | None, state: str | None) -> None:
+        if task_id is not None:
+            try:
+                if state in ("waiting", "reserved"):
+                    await self.routing.cancel(task_id, "caller_hangup")
+                elif state == "assigned":
+                    await self.routing.complete(task_id)
+            except RoutingError:
+                log.exception("ending task %s of call %s", task_id, call.id)
+            interaction_id = self._interaction_of_task.pop(task_id, None)
+            if interaction_id is not None:
+                await self.interactions.voice_ended(interaction_id, call)
+            self._task_of_call.pop(call.id, None)
+            self._call_of_task.pop(task_id, None)
+
+    async def _update_external_busy(self) -> None:
+        """Agents whose phone is on a call that is not their routed task."""
+        routed_calls = set(self._task_of_call)
+        busy: set[str] = set()
+        for call in self.active_calls():
+            for channel in call.channels:
+                agent_id = self.agent_of_device.get(channel.device or "")
+                if agent_id is not None and call.id not in routed_calls:
+                    busy.add(agent_id)
+        for agent_id in sorted(busy ^ self._external_busy):
+            try:
+                await self.routing.set_external_busy(agent_id, agent_id in busy)
+            except RoutingError:
+                continue
+        self._external_busy = busy
+
+    # -- routing events ------------------------------------------------------
+
+    async def on_routing_events(self, events: Sequence[model.RoutingEvent]) -> None:
+        for event in events:
+            if isinstance(event, model.TaskAssigned) and event.channel == "voice":
+                await self._connect(event)
+
+    async def _connect(self, event: model.TaskAssigned) -> None:
+        call_id = self._call_of_task.get(event.task_id)
+        extension = self.extensions.get(event.agent_id)
+        if call_id is None or extension is None:
+            log.error(
+                "task %s assigned to %s: no call or no extension to connect",
+                event.task_id,
+                event.agent_id,
+            )
+            return
+        try:
+            await self.calls.redirect(call_id, self.agent_context, extension)
+        except UnknownCall:
+            # The caller hung up in between: CallEnded completes the task.
+            log.info("task %s: call %s already gone", event.task_id, call_id)
+        except CtiError as exc:
+            log.warning("task %s: connecting the caller failed: %s", event.task_id, exc)
+            await self.routing.requeue(event.task_id, "connect_failed")
