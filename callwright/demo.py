@@ -3,7 +3,9 @@
 The simulator listens on a free loopback port and speaks real AMI; Callwright
 connects to it exactly as it would to Asterisk. Simulated customers (some of
 them known to the CRM) call in every ``demo.call_interval`` seconds, wait at
-the holding point, and hang up after ``demo.hold_seconds``.
+the holding point, and are routed to the demo agents Alice and Bob (signed in,
+auto-accepting: their simulated phones answer), and hang up after
+``demo.hold_seconds``.
 """
 
 from __future__ import annotations
@@ -12,14 +14,8 @@ import dataclasses
 import logging
 import secrets
 from pathlib import Path
-from typing import TYPE_CHECKING
 
 from callwright.config import AmiConfig, Config, Secret, ServerConfig, StoreConfig, load_config
-from cti.calls.model import CallEvent
-from cti.errors import CtiError
-
-if TYPE_CHECKING:
-    from callwright.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
@@ -50,6 +46,7 @@ async def run_demo(config: Config) -> None:
     from crm.demo_data import seed_demo
     from sim.load import CallLoad
     from sim.pbx import AmiUser, PbxSimulator
+    from store.migrate import upgrade
 
     sim = PbxSimulator(
         users={config.ami.username: AmiUser(secret=DEMO_AMI_SECRET)},
@@ -59,8 +56,15 @@ async def run_demo(config: Config) -> None:
     await sim.start()
     config = dataclasses.replace(config, ami=dataclasses.replace(config.ami, port=sim.port))
     runtime = Runtime(config)
-    await runtime.start()
+    # The demo agents exist before routing starts, so the router knows them.
+    await upgrade(config.store.effective_url)
     await seed_demo(runtime.engine)
+    await runtime.start()
+    assert runtime.routing is not None
+    for agent in await runtime.agents.list():
+        if agent.role == "agent":
+            # Signed in and auto-accepting: calls reach their phones unattended.
+            await runtime.routing.set_agent_state(str(agent.id), "available")
     numbers = ["+15550100001", "+15550100002", "+15550100003", "+15550100004", "+15559990000"]
     load = CallLoad(
         sim,
@@ -69,8 +73,6 @@ async def run_demo(config: Config) -> None:
         numbers=numbers,
     )
     load.start()
-    connector = DemoConnector(runtime, devices=("1001", "1002"))
-    runtime.calls.subscribe(connector.on_call_event)
     token = config.api.token.reveal()
     print(f"Callwright demo running at {runtime.url}", flush=True)
     print(f"  PBX simulator (AMI) on 127.0.0.1:{sim.port}", flush=True)
@@ -83,38 +85,3 @@ async def run_demo(config: Config) -> None:
         await load.stop()
         await runtime.stop()
         await sim.stop()
-
-
-class DemoConnector:
-    """The demo's stand-in for the router (the routing issue replaces it):
-    a caller waiting at the holding point is sent to the first demo agent
-    device with no call, through the same call-control service the API uses."""
-
-    def __init__(self, runtime: Runtime, devices: tuple[str, ...]) -> None:
-        self.runtime = runtime
-        self.devices = devices
-        self.hold_context = runtime.config.pbx.holding_context
-        self.agent_context = runtime.config.pbx.agent_context
-
-    def _free_device(self) -> str | None:
-        busy = {ch.device for call in self.runtime.calls.calls() for ch in call.channels}
-        for device in self.devices:
-            if f"PJSIP/{device}" not in busy:
-                return device
-        return None
-
-    async def on_call_event(self, event: CallEvent) -> None:
-        waiting = [
-            call
-            for call in self.runtime.calls.calls()
-            if call.context == self.hold_context and not call.bridged and len(call.channels) == 1
-        ]
-        for call in waiting:
-            device = self._free_device()
-            if device is None:
-                return
-            try:
-                await self.runtime.calls.redirect(call.id, self.agent_context, device)
-            except CtiError as exc:
-                log.info("demo: could not connect %s to %s: %s", call.id, device, exc)
-                return

@@ -150,6 +150,10 @@ async def seed_demo(engine: AsyncEngine, *, now: datetime | None = None) -> None
                 demo_agent.extension,
                 email=demo_agent.email,
                 role=demo_agent.role,
+                skills={"support": 5, "billing": 3},
+                languages=("en",),
+                capacity={"voice": 1, "email": 3},
+                auto_accept=demo_agent.role == "agent",
             )
         agent_ids[demo_agent.username] = agent.id
 
