@@ -140,6 +140,28 @@ class RoutingConfig:
 
 
 @dataclass(frozen=True)
+class OutboundMailConfig:
+    host: str = "127.0.0.1"
+    port: int = 25
+    from_address: str = "support@callwright.example"
+    starttls: bool = False
+    username: str = ""
+    password: Secret = field(default_factory=lambda: Secret(""))
+    timeout: float = 30.0
+
+
+@dataclass(frozen=True)
+class EmailConfig:
+    enabled: bool = False
+    listen_host: str = "127.0.0.1"
+    listen_port: int = 2525
+    hostname: str = "callwright"
+    max_message_bytes: int = 25 * 1024 * 1024
+    accept_domains: tuple[str, ...] = ()  # empty: any domain
+    outbound: OutboundMailConfig = field(default_factory=OutboundMailConfig)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -148,6 +170,7 @@ class Config:
     api: ApiConfig = field(default_factory=ApiConfig)
     demo: DemoConfig = field(default_factory=DemoConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
+    email: EmailConfig = field(default_factory=EmailConfig)
     log_level: str = "INFO"
 
 
@@ -249,7 +272,7 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-SECTIONS = ("server", "store", "ami", "pbx", "api", "demo", "routing", "log")
+SECTIONS = ("server", "store", "ami", "pbx", "api", "demo", "routing", "email", "log")
 
 
 def parse_config(
@@ -335,6 +358,7 @@ def parse_config(
     s.finish()
 
     routing = _routing(source, data.get("routing"))
+    email = _email(source, data.get("email"), env)
 
     s = _Section(source, "log", data.get("log"))
     level = s.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -348,8 +372,54 @@ def parse_config(
         api=api,
         demo=demo,
         routing=routing,
+        email=email,
         log_level=level,
     )
+
+
+def _boolean(s: _Section, key: str, default: bool) -> bool:
+    return s.get(key, default, lambda v: v if isinstance(v, bool) else None, "true or false")
+
+
+def _email(source: str, table: Any, env: Mapping[str, str]) -> EmailConfig:
+    s = _Section(source, "email", table)
+    domains: list[str] = s.get(
+        "accept_domains",
+        [],
+        lambda v: v if isinstance(v, list) and all(isinstance(d, str) for d in v) else None,
+        "a list of domain names",
+    )
+    config = EmailConfig(
+        enabled=_boolean(s, "enabled", False),
+        listen_host=s.string("listen_host", "127.0.0.1"),
+        listen_port=s.integer("listen_port", 2525, 0, 65535),
+        hostname=s.string("hostname", "callwright"),
+        max_message_bytes=s.integer("max_message_bytes", 25 * 1024 * 1024, 1024, 1 << 31),
+        accept_domains=tuple(d.lower() for d in domains),
+        outbound=_outbound(source, s.get("outbound", None, lambda v: v, "a table"), env),
+    )
+    s.finish()
+    return config
+
+
+def _outbound(source: str, table: Any, env: Mapping[str, str]) -> OutboundMailConfig:
+    s = _Section(source, "email.outbound", table)
+    config = OutboundMailConfig(
+        host=s.string("host", "127.0.0.1"),
+        port=s.integer("port", 25, 1, 65535),
+        from_address=s.string("from_address", "support@callwright.example"),
+        starttls=_boolean(s, "starttls", False),
+        username=s.string("username", "", allow_empty=True),
+        password=s.secret("password", env),
+        timeout=s.number("timeout", 30.0, 0.1, 600),
+    )
+    if "@" not in config.from_address:
+        raise ConfigError(
+            f"{source}: email.outbound.from_address: expected an e-mail address, "
+            f"got {config.from_address!r}"
+        )
+    s.finish()
+    return config
 
 
 STRATEGIES = ("longest_idle", "least_occupied", "best_skill")

@@ -17,12 +17,17 @@ from aiohttp import web
 
 from callwright.app import TokenAuthenticator, build_app
 from callwright.config import Config
+from crm.mail.repository import MailStore
+from crm.mail.smtp_in import MailListener
+from crm.mail.smtp_out import MailSender
 from crm.repository import CustomerRepository, InteractionRepository
 from cti.calls.model import Call, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
 from routing import model as routing_model
+from routing.email import EmailRouting
+from routing.email import routes as email_routes
 from routing.http import routes as routing_routes
 from routing.journal import RoutingJournal
 from routing.persistence import AgentRepository
@@ -142,6 +147,9 @@ class Runtime:
         self.agents = AgentRepository(self.engine)
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
+        self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
+        self.mail_listener: MailListener | None = None
+        self.email: EmailRouting | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
@@ -176,6 +184,40 @@ class Runtime:
         routing.subscribe(self.voice.on_routing_events)
         self.calls.subscribe(self.voice.on_call_event)
         self.app.add_routes(routing_routes(routing))
+        self.email = EmailRouting(
+            routing, self.mail_store, queue_id=self.config.routing.email_queue
+        )
+        out = self.config.email.outbound
+        sender = MailSender(
+            self.mail_store,
+            host=out.host,
+            port=out.port,
+            from_address=out.from_address,
+            starttls=out.starttls,
+            username=out.username or None,
+            password=out.password if out.password else None,
+            timeout=out.timeout,
+        )
+        self.app.add_routes(email_routes(self.email, sender))
+
+    async def _start_mail(self) -> None:
+        email = self.config.email
+        if not email.enabled or self.email is None:
+            return
+        routed = await self.email.route_unrouted()
+        if routed:
+            log.info("routed %d e-mail(s) stored before the last stop", routed)
+        self.mail_listener = MailListener(
+            self.mail_store,
+            self.email.on_email,
+            host=email.listen_host,
+            port=email.listen_port,
+            max_message_bytes=email.max_message_bytes,
+            accept_domains=email.accept_domains or None,
+            hostname=email.hostname,
+        )
+        await self.mail_listener.start()
+        log.info("SMTP listener on %s:%s", email.listen_host, self.mail_listener.port)
 
     async def _store_call(self, event: CallEvent) -> None:
         # Stored before any later subscriber announces it.
@@ -208,6 +250,7 @@ class Runtime:
         await self._open_routing()
         assert self.routing is not None
         self.routing.start()
+        await self._start_mail()
         self.calls.start()
         self.link.start()
         self._runner = web.AppRunner(self.app, access_log=None)
@@ -227,6 +270,9 @@ class Runtime:
             await self._runner.cleanup()
             self._runner = None
         await self.link.close()
+        if self.mail_listener is not None:
+            await self.mail_listener.stop()
+            self.mail_listener = None
         if self.routing is not None:
             await self.routing.stop()
         try:

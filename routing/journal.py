@@ -247,6 +247,21 @@ class RoutingJournal:
             ).first()
         return None if row is None else _link(row)
 
+    async def live_task_for_interaction(self, interaction_id: int) -> str | None:
+        """The id of the interaction's task that is not finished, if any."""
+        async with self.engine.connect() as conn:
+            row = (
+                await conn.execute(
+                    select(routing_tasks.c.id)
+                    .where(
+                        routing_tasks.c.interaction_id == interaction_id,
+                        routing_tasks.c.state.in_((*LIVE_STATES, "new")),
+                    )
+                    .order_by(routing_tasks.c.created_at.desc())
+                )
+            ).first()
+        return None if row is None else str(row.id)
+
     async def events(
         self, since: float | None = None, until: float | None = None
     ) -> list[model.RoutingEvent]:

@@ -57,14 +57,18 @@ class Recorder:
         return await asyncio.wait_for(wait(), timeout)
 
 
-async def seed_agents(url: str) -> dict[str, str]:
+async def seed_agents(url: str, capacity: dict[str, int] | None = None) -> dict[str, str]:
     await upgrade(url)
     engine = make_engine(url)
     repo = AgentRepository(engine)
     ids = {}
     for username, ext in (("alice", "1001"), ("bob", "1002")):
         agent = await repo.create(
-            username, username.title(), ext, skills={"support": 5}, capacity={"voice": 1}
+            username,
+            username.title(),
+            ext,
+            skills={"support": 5},
+            capacity=capacity or {"voice": 1},
         )
         ids[ext] = str(agent.id)
     await engine.dispose()
