@@ -152,7 +152,7 @@ async def seed_demo(engine: AsyncEngine, *, now: datetime | None = None) -> None
                 role=demo_agent.role,
                 skills={"support": 5, "billing": 3},
                 languages=("en",),
-                capacity={"voice": 1, "email": 3},
+                capacity={"voice": 1, "callback": 1, "email": 3, "chat": 2},
                 auto_accept=demo_agent.role == "agent",
             )
         agent_ids[demo_agent.username] = agent.id

@@ -20,6 +20,7 @@ from routing.errors import (
     InvalidTransition,
     NotFound,
     RoutingError,
+    UnknownTask,
 )
 from routing.service import RoutingService
 from routing.stats import QueueStats
@@ -119,7 +120,22 @@ def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.R
     async def get_task(request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task_id"]
         await authorize(request, "tasks.read", task_id)
-        return web.json_response(task_json(service.router.task(task_id)))
+        if task_id in service.router.task_ids():
+            return web.json_response(task_json(service.router.task(task_id)))
+        # Finished (or never routed): what the journal keeps.
+        link = await service.journal.task(task_id)
+        if link is None:
+            raise UnknownTask(task_id)
+        return web.json_response(
+            {
+                "id": link.id,
+                "channel": link.channel,
+                "queue_id": link.queue_id,
+                "state": link.state,
+                "interaction_id": link.interaction_id,
+                "call_id": link.call_id,
+            }
+        )
 
     async def complete_task(request: web.Request) -> web.StreamResponse:
         task_id = request.match_info["task_id"]

@@ -5,18 +5,23 @@ HTTP client talking to the API."""
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass
+from collections.abc import AsyncIterator, Callable, Sequence
+from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
 import aiohttp
 import pytest
 
-from callwright.config import AmiConfig, Config, Secret, ServerConfig, StoreConfig
+from callwright.config import AmiConfig, Config, RoutingConfig, Secret, ServerConfig, StoreConfig
 from callwright.config import ApiConfig as ApiSettings
 from callwright.runtime import Runtime
+from routing import model
+from routing.model import QueueConfig
+from routing.persistence import AgentRepository
 from sim.pbx.server import PbxSimulator
+from store import make_engine
+from store.migrate import upgrade
 
 TOKEN = "integration-token"
 
@@ -101,3 +106,93 @@ async def stack(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[Stack]:
     finally:
         await http.close()
         await runtime.stop()
+
+
+# -- routing: agents in the store, the runtime, a recorder of routing events --
+
+QUEUE = QueueConfig(
+    id="support",
+    target='"support" in agent.skills',
+    reservation_timeout_seconds=30.0,
+    wrap_up_seconds=0.5,
+    service_level_seconds=20.0,
+)
+
+
+class Recorder:
+    """What the desk would receive: every routing event, in order."""
+
+    def __init__(self) -> None:
+        self.events: list[model.RoutingEvent] = []
+        self.changed = asyncio.Event()
+
+    def __call__(self, events: Sequence[model.RoutingEvent]) -> None:
+        self.events.extend(events)
+        self.changed.set()
+
+    async def wait_for(
+        self, predicate: Callable[[model.RoutingEvent], bool], timeout: float = 10.0
+    ) -> model.RoutingEvent:
+        async def wait() -> model.RoutingEvent:
+            while True:
+                for event in self.events:
+                    if predicate(event):
+                        return event
+                self.changed.clear()
+                await self.changed.wait()
+
+        return await asyncio.wait_for(wait(), timeout)
+
+
+async def seed_agents(url: str, capacity: dict[str, int] | None = None) -> dict[str, str]:
+    await upgrade(url)
+    engine = make_engine(url)
+    repo = AgentRepository(engine)
+    ids = {}
+    for username, ext in (("alice", "1001"), ("bob", "1002")):
+        agent = await repo.create(
+            username,
+            username.title(),
+            ext,
+            skills={"support": 5},
+            capacity=capacity or {"voice": 1, "callback": 1, "chat": 2},
+        )
+        ids[ext] = str(agent.id)
+    await engine.dispose()
+    return ids
+
+
+async def start_runtime(sim: PbxSimulator, data: Path) -> tuple[Runtime, Recorder]:
+    config = make_config(sim.port, data)
+    config = replace(config, routing=RoutingConfig(queues=(QUEUE,), voice_queue="support"))
+    runtime = Runtime(config)
+    await runtime.start()
+    await runtime.link.wait_ready(10)
+    recorder = Recorder()
+    assert runtime.routing is not None
+    runtime.routing.subscribe(recorder)
+    return runtime, recorder
+
+
+@pytest.fixture
+async def routed(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[tuple[Stack, Recorder, dict]]:
+    data = tmp_path / "data"
+    agents = await seed_agents(f"sqlite+aiosqlite:///{data / 'callwright.db'}")
+    runtime, recorder = await start_runtime(sim, data)
+    http = aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"})
+    try:
+        yield Stack(sim, runtime, http), recorder, agents
+    finally:
+        await http.close()
+        await runtime.stop()
+
+
+def offered_to(agent_id: str) -> Callable[[model.RoutingEvent], bool]:
+    return lambda e: isinstance(e, model.ReservationOffered) and e.agent_id == agent_id
+
+
+async def queue_stats(stack: Stack) -> dict[str, Any]:
+    status, body = await stack.get("/api/queues")
+    assert status == 200, body
+    (queue,) = body["queues"]
+    return dict(queue["statistics"])

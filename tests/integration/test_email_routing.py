@@ -23,8 +23,7 @@ from callwright.runtime import Runtime
 from routing import model
 from routing.model import QueueConfig
 from sim.pbx.server import PbxSimulator
-from tests.integration.conftest import TOKEN, Stack, make_config
-from tests.integration.test_voice_routing import Recorder, offered_to, seed_agents
+from tests.integration.conftest import TOKEN, Recorder, Stack, make_config, offered_to, seed_agents
 
 QUEUE = QueueConfig(id="support", target='"support" in agent.skills', wrap_up_seconds=0)
 
