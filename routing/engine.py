@@ -63,7 +63,7 @@ already seen is treated as the latest seen, so logical time never goes back):
   ``last_agent_of_customer()`` (a snapshot is made of exactly these).
 * Views: ``task(id)``, ``agent(id)``, ``reservation(id)``, ``tasks_in(queue)``
   (waiting and offered, best first), ``task_state(id)`` (also for recently
-  finished tasks), ``agent_ids()``, ``queue_ids()``.
+  finished tasks), ``agent_ids()``, ``task_ids()``, ``queue_ids()``.
 
 Routing rules:
 
@@ -71,8 +71,10 @@ Routing rules:
   the task's channel (tasks reserved + assigned + wrapping < capacity), holds
   no reserved/assigned phone task, and, for phone tasks, is not
   ``external_busy`` and holds no reserved/assigned email task from a queue
-  with ``email_blocks_voice``; never to an agent who rejected it or let it
-  time out. Among matching agents the queue's strategy picks.
+  with ``email_blocks_voice``; never to an agent who rejected it, let it time
+  out or never answered it (requeue). Required skills (``TaskSpec``) are a
+  hard filter on top of the target. Among matching agents the queue's
+  strategy picks (ties: longest idle, then agent id).
 * An agent who becomes free takes the best matching waiting task across all
   its queues: highest effective priority ``priority + aging * (now -
   arrived_at)``, then the oldest arrival.
