@@ -27,6 +27,7 @@ check: $(STAMP)
 
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_ami
+	$(BIN)/python -m bench.bench_router
 
 sim: $(STAMP)
 	$(BIN)/python -m sim
