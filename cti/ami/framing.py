@@ -139,9 +139,9 @@ class AmiConnection:
                         if hdrs[0][0] == "Event":
                             self.stats.messages += 1
                             return AmiEvent(hdrs)
+                        parsed: Parsed | None = self._classify(hdrs)
                     else:
-                        hdrs = self._parse_missed(part, cached)
-                    parsed = self._classify(hdrs)
+                        parsed = self._parse_missed(part, cached)
                     if parsed is not None:
                         return parsed
             message = self._next_ready()
@@ -205,19 +205,15 @@ class AmiConnection:
     def _take_batch(self) -> bool:
         """Frame every whole message in the buffer with one split into lines,
         when that gives exactly what framing them one by one gives: only CRLF
-        line endings and valid UTF-8 (Asterisk's stream); anything else goes
-        one by one. Taking at most ``max_message_bytes`` leaves no message too
-        large. Lines stay bytes (split on ASCII CRLF, each is valid UTF-8): a
-        cached line is never decoded."""
+        line endings (Asterisk's stream); anything else goes one by one. Taking
+        at most ``max_message_bytes`` leaves no message too large. Lines stay
+        bytes: a cached line is never decoded, and a message with a line that
+        is not UTF-8 is parsed again as a whole, as one by one."""
         buf = self._buf
         last = buf.rfind(b"\r\n\r\n", 0, self.max_message_bytes + 4)
         if last <= 0:
             return False
         region = bytes(buf[: last + 4])
-        try:
-            region.decode("utf-8")
-        except UnicodeDecodeError:
-            return False
         lines = region.split(b"\r\n")
         n = len(lines)
         if region.count(b"\n") != n - 1:
@@ -255,28 +251,36 @@ class AmiConnection:
 
     def _parse_lines(self, lines: list[bytes]) -> Parsed | None:
         if not self._client:
-            return self._parse_action([line.decode("utf-8") for line in lines])
+            try:
+                text = [line.decode("utf-8") for line in lines]
+            except UnicodeDecodeError:
+                return self._parse(b"\r\n".join(lines))
+            return self._parse_action(text)
         # Most lines are in the cache: look them all up at once.
         found = tuple(map(self._cached, lines))
         if all(found):
             return self._classify(cast(Headers, found))
-        return self._classify(self._parse_missed(lines, found))
+        return self._parse_missed(lines, found)
 
     def _parse_missed(
         self, lines: list[bytes], found: tuple[tuple[str, str] | None, ...]
-    ) -> Headers:
-        """Client role: the headers of ``lines`` when the cache lacked some
+    ) -> Parsed | None:
+        """Client role: the message of ``lines`` when the cache lacked some
         (``found[i]`` is None): those are parsed and cached; a line without a
         name and colon is dropped (and counted unless blank)."""
         cache = self._header_cache
         headers: list[tuple[str, str]] = []
+        malformed = 0
         for raw, header in zip(lines, found, strict=True):
             if header is None:
-                line = raw.decode("utf-8")
+                try:
+                    line = raw.decode("utf-8")
+                except UnicodeDecodeError:
+                    return self._parse(b"\r\n".join(lines))  # counted, decoded with U+FFFD
                 name, sep, value = line.partition(":")
                 if not sep or not name:
                     if line.strip():
-                        self.stats.malformed_lines += 1
+                        malformed += 1
                     continue
                 # Asterisk writes "Name: value"; further blanks belong to the
                 # value ("Output:    Members:" keeps its indentation).
@@ -286,7 +290,8 @@ class AmiConnection:
                         cache.clear()
                     cache[raw] = header
             headers.append(header)
-        return tuple(headers)
+        self.stats.malformed_lines += malformed
+        return self._classify(tuple(headers))
 
     # -- one message at a time ----------------------------------------------
 
