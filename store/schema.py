@@ -11,6 +11,7 @@ __all__ = ["load_all"]
 
 def load_all() -> MetaData:
     """Import every ``persistence`` module and return the now complete ``metadata``."""
+    import agent_desk.audit  # noqa: F401
     import crm.mail.persistence
     import crm.persistence  # noqa: F401
     import cti.persistence  # noqa: F401

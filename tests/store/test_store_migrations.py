@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "routing_agent_states",
     "routing_events",
     "routing_meta",
+    "audit_events",
 }
 
 
