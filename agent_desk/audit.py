@@ -132,11 +132,12 @@ class AuditLog:
         *,
         actor: Actor | None,
         action: str,
-        outcome: Outcome,
+        outcome: str,
         subject: str | None = None,
         detail: Mapping[str, Any] | None = None,
         client_ip: str | None = None,
     ) -> AuditEvent:
+        """``outcome``: allowed, denied or failed (else ValueError)."""
         if outcome not in OUTCOMES:
             raise ValueError(f"outcome: expected one of {', '.join(OUTCOMES)}, got {outcome!r}")
         values: dict[str, Any] = {

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import hmac
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any, Protocol
@@ -54,7 +54,7 @@ class TokenAuthenticator:
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 PUBLIC_PREFIXES = ("/healthz", "/static/")
-PUBLIC_PATHS = ("/",)
+PUBLIC_PATHS = ("/", "/api/login")
 
 
 def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
@@ -96,6 +96,7 @@ async def json_errors(
 
 
 HealthFn = Callable[[], Awaitable[dict[str, Any]]]
+Middleware = Callable[..., Awaitable[web.StreamResponse]]
 
 
 def build_app(
@@ -103,10 +104,16 @@ def build_app(
     health: HealthFn,
     call_service: Any,
     authenticator: Authenticator,
+    authorize: Callable[[web.Request, str, Any], Awaitable[None]] | None = None,
+    before_auth: Sequence[Middleware] = (),
+    after_auth: Sequence[Middleware] = (),
     max_body: int = 64 * 1024,
 ) -> web.Application:
+    """``authorize``: the call routes' hook; ``before_auth``/``after_auth``:
+    middlewares around authentication (the audit log, the route policy)."""
     app = web.Application(
-        middlewares=[json_errors, auth_middleware(authenticator)], client_max_size=max_body
+        middlewares=[json_errors, *before_auth, auth_middleware(authenticator), *after_auth],
+        client_max_size=max_body,
     )
 
     async def healthz(request: web.Request) -> web.Response:
@@ -119,5 +126,7 @@ def build_app(
     app.router.add_get("/healthz", healthz)
     app.router.add_get("/", index)
     app.router.add_static("/static/", STATIC)
-    app.add_routes(call_routes(call_service))
+    app.add_routes(
+        call_routes(call_service) if authorize is None else call_routes(call_service, authorize)
+    )
     return app

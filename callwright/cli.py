@@ -77,14 +77,14 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(run_demo(config))
             return 0
         config = load_config(args.config)
+        _setup_logging(config.log_level)
+        if args.command == "serve":
+            asyncio.run(_serve(config))
+        elif args.command == "db":
+            asyncio.run(_db_upgrade(config))
     except ConfigError as exc:
         print(f"callwright: {exc}", file=sys.stderr)
         return 2
-    _setup_logging(config.log_level)
-    if args.command == "serve":
-        asyncio.run(_serve(config))
-    elif args.command == "db":
-        asyncio.run(_db_upgrade(config))
     return 0
 
 

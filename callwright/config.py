@@ -109,9 +109,16 @@ class PbxConfig:
     originate_timeout: float = 30.0
 
 
+MIN_SIGNING_KEY_LENGTH = 32
+
+
 @dataclass(frozen=True)
 class ApiConfig:
     token: Secret = field(default_factory=lambda: Secret(""))
+    # Signs session tokens; the server refuses to start without one (the demo
+    # generates one). Changing it logs everyone out.
+    signing_key: Secret = field(default_factory=lambda: Secret(""))
+    session_seconds: float = 12 * 3600.0  # a login lasts this long
 
 
 @dataclass(frozen=True)
@@ -347,7 +354,16 @@ def parse_config(
     s.finish()
 
     s = _Section(source, "api", data.get("api"))
-    api = ApiConfig(token=s.secret("token", env))
+    api = ApiConfig(
+        token=s.secret("token", env),
+        signing_key=s.secret("signing_key", env),
+        session_seconds=s.number("session_seconds", 12 * 3600.0, 60, 7 * 86400),
+    )
+    if api.signing_key and len(api.signing_key.reveal()) < MIN_SIGNING_KEY_LENGTH:
+        raise ConfigError(
+            f"{source}: api.signing_key: expected at least {MIN_SIGNING_KEY_LENGTH} random "
+            f"characters, got {len(api.signing_key.reveal())}"
+        )
     s.finish()
 
     s = _Section(source, "demo", data.get("demo"))

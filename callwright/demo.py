@@ -6,6 +6,10 @@ them known to the CRM) call in every ``demo.call_interval`` seconds, wait at
 the holding point, and are routed to the demo agents Alice and Bob (signed in,
 auto-accepting: their simulated phones answer), and hang up after
 ``demo.hold_seconds``.
+
+The demo agents (alice, bob: agents; carol: supervisor) log in with the fixed
+``DEMO_PASSWORD``, printed at start; session tokens are signed with a key
+generated for the run.
 """
 
 from __future__ import annotations
@@ -20,6 +24,8 @@ from callwright.config import AmiConfig, Config, Secret, ServerConfig, StoreConf
 log = logging.getLogger(__name__)
 
 DEMO_AMI_SECRET = "demo-" + secrets.token_hex(8)
+# Fixed and printed at start: a demo on loopback, never a deployment.
+DEMO_PASSWORD = "callwright-demo"
 
 
 def demo_config(path: Path | None, *, port: int | None) -> Config:
@@ -31,12 +37,14 @@ def demo_config(path: Path | None, *, port: int | None) -> Config:
     server = ServerConfig(host="127.0.0.1", port=port if port is not None else base.server.port)
     store = base.store if base.store.url else StoreConfig(data_dir=Path("data") / "demo")
     token = base.api.token if base.api.token else Secret(secrets.token_urlsafe(16))
+    # A key for this run only: restarting the demo logs everyone out.
+    signing_key = base.api.signing_key or Secret(secrets.token_urlsafe(32))
     return dataclasses.replace(
         base,
         server=server,
         store=store,
         ami=dataclasses.replace(base.ami, host="127.0.0.1", port=1, secret=Secret(DEMO_AMI_SECRET)),
-        api=dataclasses.replace(base.api, token=token),
+        api=dataclasses.replace(base.api, token=token, signing_key=signing_key),
     )
 
 
@@ -59,6 +67,9 @@ async def run_demo(config: Config) -> None:
     # The demo agents exist before routing starts, so the router knows them.
     await upgrade(config.store.effective_url)
     await seed_demo(runtime.engine)
+    for agent in await runtime.agents.list():
+        if not await runtime.agents.has_password(agent.id):
+            await runtime.agents.set_password(agent.id, DEMO_PASSWORD)
     await runtime.start()
     assert runtime.routing is not None
     for agent in await runtime.agents.list():
@@ -79,6 +90,11 @@ async def run_demo(config: Config) -> None:
     print(f"  API token for /api/: {token}", flush=True)
     print(f"  try: curl -H 'Authorization: Bearer {token}' {runtime.url}/api/calls", flush=True)
     print(f"  live calls page: {runtime.url}/#token={token}", flush=True)
+    logins = ", ".join(f"{a.username} ({a.role})" for a in await runtime.agents.list())
+    print(f"  log in as {logins} with the demo password {DEMO_PASSWORD!r}", flush=True)
+    print(
+        "    (a fixed password for this demo only; set real ones before any other use)", flush=True
+    )
     try:
         await _wait_for_signal()
     finally:

@@ -15,8 +15,11 @@ from typing import Any
 
 from aiohttp import web
 
-from callwright.app import TokenAuthenticator, build_app
-from callwright.config import Config
+from agent_desk.audit import AuditLog, audit_routes
+from agent_desk.auth import SessionAuthenticator, Sessions, auth_routes
+from agent_desk.authorization import HttpAuthorization, Ownership, Policy
+from callwright.app import build_app
+from callwright.config import Config, ConfigError
 from crm.mail.repository import MailStore
 from crm.mail.smtp_in import MailListener
 from crm.mail.smtp_out import MailSender
@@ -28,6 +31,7 @@ from cti.persistence import CallRecord, CallRecordRepository
 from routing import model as routing_model
 from routing.email import EmailRouting
 from routing.email import routes as email_routes
+from routing.errors import RoutingError
 from routing.http import routes as routing_routes
 from routing.journal import RoutingJournal
 from routing.persistence import AgentRepository
@@ -100,6 +104,11 @@ def agent_config(agent: Any) -> routing_model.AgentConfig:
 
 class Runtime:
     def __init__(self, config: Config) -> None:
+        if not config.api.signing_key:
+            raise ConfigError(
+                "api.signing_key: expected a secret of at least 32 random characters to sign "
+                "session tokens; set it, or name an environment variable in api.signing_key_env"
+            )
         self.config = config
         self.engine = make_engine(config.store.effective_url)
         ami = config.ami
@@ -135,16 +144,43 @@ class Runtime:
         )
         self.call_records = CallRecordRepository(self.engine)
         self.calls.subscribe(self._store_call)
-        self.app = build_app(
-            health=self.health,
-            call_service=self.calls,
-            authenticator=TokenAuthenticator(config.api.token.reveal()),
-        )
         self.customers = CustomerRepository(
             self.engine, default_region=config.pbx.default_region or None
         )
         self.interactions = InteractionRepository(self.engine)
         self.agents = AgentRepository(self.engine)
+        # Accounts, roles and the audit log (agent_desk.auth/.authorization/.audit).
+        self.audit = AuditLog(self.engine)
+        self.auth = SessionAuthenticator(
+            self.agents,
+            Sessions(config.api.signing_key.reveal(), max_age=config.api.session_seconds),
+            config.api.token.reveal(),
+        )
+        self.policy = Policy(
+            Ownership(
+                calls=self.calls,
+                routing=lambda: self.routing,
+                interaction_agent=self._interaction_agent,
+            )
+        )
+        self.authorization = HttpAuthorization(self.policy, self.audit)
+        self.app = build_app(
+            health=self.health,
+            call_service=self.calls,
+            authenticator=self.auth,
+            authorize=self.authorization.authorize,
+            before_auth=[self.authorization.audit_middleware],
+            after_auth=[self.authorization.route_guard],
+        )
+        self.app.add_routes(
+            auth_routes(
+                self.auth,
+                self.audit,
+                self.authorization.authorize,
+                on_deactivated=self._agent_deactivated,
+            )
+        )
+        self.app.add_routes(audit_routes(self.audit, self.authorization.authorize))
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
@@ -156,6 +192,19 @@ class Runtime:
     async def _lookup_customer(self, number: str) -> CustomerMatch | None:
         customer = await self.customers.find_by_phone(number)
         return None if customer is None else CustomerMatch(customer.id, customer.name)
+
+    async def _interaction_agent(self, interaction_id: int) -> int | None:
+        interaction = await self.interactions.get(interaction_id)
+        return None if interaction is None else interaction.agent_id
+
+    async def _agent_deactivated(self, agent_id: str) -> None:
+        """A deactivated agent is signed out of routing (offers withdrawn)."""
+        if self.routing is None:
+            return
+        try:
+            await self.routing.set_agent_state(agent_id, "offline")
+        except RoutingError as exc:
+            log.info("deactivated agent %s not signed out of routing: %s", agent_id, exc)
 
     async def _open_routing(self) -> None:
         """The router from the journal, its agents from the store, and voice
@@ -183,7 +232,7 @@ class Runtime:
         await self.voice.restore()
         routing.subscribe(self.voice.on_routing_events)
         self.calls.subscribe(self.voice.on_call_event)
-        self.app.add_routes(routing_routes(routing))
+        self.app.add_routes(routing_routes(routing, self.authorization.authorize))
         self.email = EmailRouting(
             routing, self.mail_store, queue_id=self.config.routing.email_queue
         )
@@ -198,7 +247,9 @@ class Runtime:
             password=out.password if out.password else None,
             timeout=out.timeout,
         )
-        self.app.add_routes(email_routes(self.email, sender))
+        self.app.add_routes(
+            email_routes(self.email, sender, authorize=self.authorization.authorize)
+        )
 
     async def _start_mail(self) -> None:
         email = self.config.email
@@ -245,7 +296,7 @@ class Runtime:
 
     async def start(self) -> None:
         if not self.config.api.token:
-            log.warning("no API token configured ([api] token_env): /api/ refuses every request")
+            log.info("no API token configured ([api] token_env): only agents' sessions open /api/")
         await upgrade(self.config.store.effective_url)
         await self._open_routing()
         assert self.routing is not None

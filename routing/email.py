@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import json
 import logging
+from collections.abc import Awaitable, Callable
 from typing import Any, Protocol
 
 from aiohttp import web
@@ -112,14 +113,29 @@ def _error(status: int, code: str, message: str) -> web.Response:
     return web.json_response({"error": code, "message": message}, status=status)
 
 
+Authorize = Callable[[web.Request, str, str | None], Awaitable[None]]
+
+
+async def _allow(request: web.Request, action: str, subject: str | None) -> None:
+    return None
+
+
 def routes(
-    emails: EmailRouting, sender: ReplySender, *, max_reply_chars: int = 100_000
+    emails: EmailRouting,
+    sender: ReplySender,
+    *,
+    max_reply_chars: int = 100_000,
+    authorize: Authorize = _allow,
 ) -> list[web.RouteDef]:
+    """``authorize(request, action, interaction id)`` may raise to refuse:
+    ``interactions.read`` (the thread), ``interactions.reply``."""
+
     async def thread(request: web.Request) -> web.StreamResponse:
         try:
             interaction_id = int(request.match_info["interaction_id"])
         except ValueError:
             return _error(400, "invalid_request", "interaction id: expected an integer")
+        await authorize(request, "interactions.read", str(interaction_id))
         messages = await emails.store.thread(interaction_id)
         if not messages:
             return _error(404, "unknown_interaction", f"no email on interaction {interaction_id}")
@@ -128,9 +144,13 @@ def routes(
     async def reply(request: web.Request) -> web.StreamResponse:
         try:
             interaction_id = int(request.match_info["interaction_id"])
+        except ValueError:
+            return _error(400, "invalid_request", "interaction id: expected an integer")
+        await authorize(request, "interactions.reply", str(interaction_id))
+        try:
             body = await request.json()
         except ValueError as exc:
-            return _error(400, "invalid_request", f"expected JSON and an integer id ({exc})")
+            return _error(400, "invalid_request", f"expected JSON ({exc})")
         if not isinstance(body, dict):
             return _error(400, "invalid_request", "body: expected a JSON object")
         text = body.get("text")

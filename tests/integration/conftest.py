@@ -24,6 +24,7 @@ from store import make_engine
 from store.migrate import upgrade
 
 TOKEN = "integration-token"
+SIGNING_KEY = "integration-signing-key-0123456789abcdef"
 
 
 @dataclass
@@ -83,7 +84,7 @@ def make_config(sim_port: int, data_dir: Path, store_url: str = "") -> Config:
             reconnect_max=0.2,
             action_timeout=5.0,
         ),
-        api=ApiSettings(token=Secret(TOKEN)),
+        api=ApiSettings(token=Secret(TOKEN), signing_key=Secret(SIGNING_KEY)),
     )
 
 

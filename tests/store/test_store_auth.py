@@ -159,4 +159,4 @@ async def test_audit_rows_are_filtered_by_actor_action_and_time_newest_first(
 
 async def test_an_unknown_outcome_is_refused(engine: AsyncEngine) -> None:
     with pytest.raises(ValueError, match="outcome"):
-        await AuditLog(engine).record(actor=None, action="x", outcome="maybe")  # type: ignore[arg-type]
+        await AuditLog(engine).record(actor=None, action="x", outcome="maybe")
