@@ -53,8 +53,9 @@ class TokenAuthenticator:
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
-PUBLIC_PREFIXES = ("/healthz", "/static/")
-PUBLIC_PATHS = ("/", "/api/login")
+PUBLIC_PREFIXES = ("/healthz", "/static/", "/desk/static/")
+# /desk, /wallboard and /desk/static/: the pages log in themselves (agent_desk/http.py).
+PUBLIC_PATHS = ("/", "/api/login", "/desk", "/wallboard")
 
 
 def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:

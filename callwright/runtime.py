@@ -18,6 +18,7 @@ from aiohttp import web
 from agent_desk.audit import AuditLog, audit_routes
 from agent_desk.auth import SessionAuthenticator, Sessions, auth_routes
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
+from agent_desk.http import routes as desk_pages
 from callwright.app import build_app
 from callwright.config import Config, ConfigError
 from crm.mail.repository import MailStore
@@ -181,6 +182,7 @@ class Runtime:
             )
         )
         self.app.add_routes(audit_routes(self.audit, self.authorization.authorize))
+        self.app.add_routes(desk_pages())
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)

@@ -1,0 +1,654 @@
+// The agent desk: state, offers with the screen-pop, call controls, e-mail
+// tasks, wrap-up, customer search. Live data comes from the /desk namespace
+// (common.js); actions on calls and e-mails go through the REST API.
+"use strict";
+
+(() => {
+  const { el, setText, show, serverNow, duration, clockTime, api, errorText, newKey } = CW;
+  const $ = (id) => document.getElementById(id);
+
+  const DISPOSITIONS = [
+    ["resolved", "Resolved"],
+    ["follow_up", "Follow-up needed"],
+    ["callback", "Call back"],
+    ["escalated", "Escalated"],
+    ["wrong_number", "Wrong number"],
+    ["other", "Other"],
+  ];
+  const MAX_FINISHED = 5;
+
+  let session = null;
+  let live = null;
+  const desk = {
+    agent: null, // agent json (state, reason, since, ...)
+    offers: new Map(), // reservation id -> {data, view}
+    tasks: new Map(), // task id -> TaskCard
+    finished: new Map(), // task id -> TaskCard (completed: wrap-up still possible)
+    calls: new Map(), // call id -> {call, task_id, agent_ids, event}
+    queues: new Map(), // queue id -> queue json
+  };
+
+  // -- log in / out ---------------------------------------------------------------
+
+  function start(current) {
+    session = current;
+    show($("login"), false);
+    show($("desk"), true);
+    show($("logout"), true);
+    const agent = session.agent || {};
+    setText($("who"), `${agent.display_name || agent.username || ""} · ext ${agent.extension || "–"}`);
+    live = new CW.Live({
+      token: session.token,
+      onSync: applySnapshot,
+      onEvent: applyEvent,
+      onBanner: (state) => CW.setBanner($("banner"), state),
+      onRefused: (reason) => loggedOut(reason === "unauthorized" ? "Your session has ended; log in again." : `Refused: ${reason}`),
+    });
+  }
+
+  function loggedOut(message) {
+    if (live) live.stop();
+    live = null;
+    CW.clearSession();
+    session = null;
+    reset();
+    show($("desk"), false);
+    show($("logout"), false);
+    show($("login"), true);
+    setText($("who"), "");
+    setText($("login-error"), message || "");
+    CW.setBanner($("banner"), "disconnected");
+  }
+
+  function reset() {
+    desk.agent = null;
+    for (const offer of desk.offers.values()) offer.view.remove();
+    for (const card of [...desk.tasks.values(), ...desk.finished.values()]) card.root.remove();
+    desk.offers.clear();
+    desk.tasks.clear();
+    desk.finished.clear();
+    desk.calls.clear();
+    desk.queues.clear();
+    renderQueues();
+  }
+
+  CW.onUnauthorized = () => loggedOut("Your session has ended; log in again.");
+  CW.bindLogin($("login-form"), $("login-error"), start);
+  $("logout").addEventListener("click", async () => {
+    await api("POST", "/api/logout");
+    loggedOut("");
+  });
+
+  // -- applying what the server says ----------------------------------------------
+
+  function applySnapshot({ snapshot }) {
+    if (!snapshot.agent) {
+      loggedOut("This page is for agents; supervisors use /wallboard.");
+      return;
+    }
+    desk.agent = snapshot.agent;
+    desk.calls = new Map(snapshot.calls.map((c) => [c.call.id, c]));
+    desk.queues = new Map(snapshot.queues.map((q) => [q.queue_id, q]));
+    const offerIds = new Set(snapshot.offers.map((o) => o.reservation_id));
+    for (const [rid, offer] of desk.offers) {
+      if (!offerIds.has(rid)) removeOffer(rid);
+    }
+    for (const offer of snapshot.offers) showOffer(offer);
+    const mine = snapshot.tasks.filter((t) => t.state === "assigned" || t.state === "wrapping");
+    const ids = new Set(mine.map((t) => t.task_id));
+    for (const [taskId, card] of desk.tasks) {
+      if (!ids.has(taskId)) finishTask(taskId, card.task);
+    }
+    for (const task of mine) upsertTask(task);
+    renderAgent();
+    renderQueues();
+    refreshCalls();
+  }
+
+  function applyEvent(envelope) {
+    const data = envelope.data;
+    const mineRoom = envelope.room.startsWith("agent:");
+    switch (envelope.type) {
+      case "agent_state":
+        if (mineRoom) {
+          desk.agent = data;
+          renderAgent();
+        }
+        break;
+      case "offer":
+        showOffer(data);
+        break;
+      case "reservation":
+        removeOffer(data.reservation_id);
+        break;
+      case "task":
+        if (mineRoom) applyTask(data);
+        break;
+      case "call":
+        if (data.event === "ended") desk.calls.delete(data.call.id);
+        else desk.calls.set(data.call.id, data);
+        refreshCalls();
+        break;
+      case "queue_stats":
+        desk.queues.set(data.queue_id, data);
+        renderQueues();
+        break;
+    }
+  }
+
+  function applyTask(task) {
+    if (task.state === "assigned" || task.state === "wrapping") {
+      upsertTask(task);
+    } else if (task.state === "completed") {
+      finishTask(task.task_id, task);
+    } else {
+      // waiting again (offer rejected or timed out, requeued) or canceled: not mine
+      const card = desk.tasks.get(task.task_id);
+      if (card) {
+        card.root.remove();
+        desk.tasks.delete(task.task_id);
+      }
+    }
+  }
+
+  // -- my state -------------------------------------------------------------------
+
+  function renderAgent() {
+    const agent = desk.agent;
+    if (!agent) return;
+    const node = $("state-name");
+    node.dataset.state = agent.state;
+    setText(node, agent.state.replace("_", "-"));
+    setText($("state-reason"), agent.reason ? `(${agent.reason})` : "");
+    show($("end-wrap-up"), agent.state === "wrap_up");
+    tick();
+  }
+
+  async function setState(state, reason) {
+    setText($("state-error"), "");
+    const payload = { state };
+    if (reason) payload.reason = reason;
+    const ack = await live.request("set_state", payload);
+    if (!ack.ok) setText($("state-error"), ack.message || ack.error);
+    else if (ack.agent) {
+      desk.agent = ack.agent;
+      renderAgent();
+    }
+  }
+
+  $("go-available").addEventListener("click", () => setState("available"));
+  $("go-offline").addEventListener("click", () => setState("offline"));
+  $("go-break").addEventListener("click", () => {
+    const reason = $("break-reason").value.trim();
+    if (!reason) {
+      setText($("state-error"), "A break needs a reason.");
+      return;
+    }
+    setState("break", reason);
+  });
+  $("end-wrap-up").addEventListener("click", async () => {
+    const ack = await live.request("end_wrap_up", {});
+    if (!ack.ok) setText($("state-error"), ack.message || ack.error);
+  });
+
+  // -- the screen-pop card --------------------------------------------------------
+
+  function popCard(pop, fallbackNumber) {
+    const card = el("div", { class: "pop" });
+    const customer = pop && pop.customer;
+    const number = (pop && pop.caller_number) || fallbackNumber || "";
+    if (customer) {
+      card.append(
+        el("h3", { class: "customer-name" }, customer.name),
+        el(
+          "dl",
+          { class: "facts" },
+          fact("Numbers", customer.phones.join(", ") || "–"),
+          fact("E-mail", customer.emails.join(", ") || "–"),
+          fact("Account", customer.account_number || "–"),
+          customer.notes ? fact("Notes", customer.notes) : null,
+          number ? fact("Calling from", number) : null,
+        ),
+      );
+    } else {
+      card.append(
+        el("h3", { class: "customer-name unknown" }, number || "no number", " ", el("span", { class: "tag" }, "unknown caller")),
+      );
+    }
+    const recent = (pop && pop.recent_interactions) || [];
+    if (customer) {
+      card.append(el("h4", {}, "Recent interactions"));
+      if (!recent.length) card.append(el("p", { class: "muted" }, "No earlier interactions."));
+      else card.append(historyTable(recent));
+    }
+    return card;
+  }
+
+  function fact(label, value) {
+    return [el("dt", {}, label), el("dd", {}, value)];
+  }
+
+  function historyTable(items) {
+    return el(
+      "table",
+      { class: "grid history" },
+      el("thead", {}, el("tr", {}, ["when", "channel", "queue", "disposition", "notes"].map((h) => el("th", {}, h)))),
+      el(
+        "tbody",
+        {},
+        items.map((i) =>
+          el(
+            "tr",
+            { dataset: { interaction: String(i.id) } },
+            el("td", {}, clockTime(i.started_at)),
+            el("td", {}, [i.channel, i.direction].filter(Boolean).join(" ")),
+            el("td", {}, i.queue || ""),
+            el("td", { class: "disposition" }, i.disposition || "–"),
+            el("td", { class: "notes" }, i.notes || i.subject || ""),
+          ),
+        ),
+      ),
+    );
+  }
+
+  // -- offers ---------------------------------------------------------------------
+
+  function showOffer(offer) {
+    const existing = desk.offers.get(offer.reservation_id);
+    if (existing) {
+      existing.data = offer;
+      return;
+    }
+    const countdown = el("span", { class: "countdown clock" });
+    const error = el("p", { class: "error", role: "alert" });
+    const accept = el("button", { type: "button", class: "primary" }, "Accept");
+    const reject = el("button", { type: "button" }, "Reject");
+    const label = offer.channel === "email" ? "e-mail" : offer.channel;
+    const view = el(
+      "article",
+      { class: "card offer", dataset: { reservation: offer.reservation_id, channel: offer.channel } },
+      el("header", {}, el("h2", {}, `Incoming ${label}`), el("span", { class: "muted" }, offer.queue_name || offer.queue_id), countdown),
+      popCard(offer.pop, offer.attributes && offer.attributes.caller_number),
+      el("div", { class: "buttons" }, accept, reject),
+      error,
+    );
+    const act = async (verb) => {
+      accept.disabled = reject.disabled = true;
+      const ack = await live.request(verb, { reservation_id: offer.reservation_id });
+      if (!ack.ok) {
+        setText(error, ack.message || ack.error);
+        accept.disabled = reject.disabled = false;
+      }
+    };
+    accept.addEventListener("click", () => act("accept"));
+    reject.addEventListener("click", () => act("reject"));
+    const entry = { data: offer, view, countdown };
+    desk.offers.set(offer.reservation_id, entry);
+    $("offers").append(view);
+    updateTitle();
+    tick();
+  }
+
+  function removeOffer(reservationId) {
+    const entry = desk.offers.get(reservationId);
+    if (!entry) return;
+    entry.view.remove();
+    desk.offers.delete(reservationId);
+    updateTitle();
+  }
+
+  function updateTitle() {
+    document.title = desk.offers.size ? "● Incoming · Callwright desk" : "Callwright desk";
+  }
+
+  // -- tasks (assigned or wrapping) and finished tasks ------------------------------
+
+  function upsertTask(task) {
+    let card = desk.tasks.get(task.task_id) || desk.finished.get(task.task_id);
+    if (card) {
+      desk.finished.delete(task.task_id);
+      card.update(task);
+    } else {
+      card = new TaskCard(task);
+    }
+    desk.tasks.set(task.task_id, card);
+    if (card.root.parentNode !== $("tasks")) $("tasks").append(card.root);
+  }
+
+  function finishTask(taskId, task) {
+    const card = desk.tasks.get(taskId);
+    if (!card) return;
+    desk.tasks.delete(taskId);
+    card.update({ ...card.task, ...task, state: "completed" });
+    desk.finished.set(taskId, card);
+    $("finished").prepend(card.root);
+    while (desk.finished.size > MAX_FINISHED) {
+      const [oldest, old] = desk.finished.entries().next().value;
+      old.root.remove();
+      desk.finished.delete(oldest);
+    }
+  }
+
+  function refreshCalls() {
+    for (const card of desk.tasks.values()) card.renderCall();
+  }
+
+  function callOf(task) {
+    const callId = task.pop && task.pop.call_id;
+    if (callId && desk.calls.has(callId)) return desk.calls.get(callId);
+    for (const c of desk.calls.values()) if (c.task_id === task.task_id) return c;
+    return null;
+  }
+
+  class TaskCard {
+    constructor(task) {
+      this.task = task;
+      this.popFor = undefined;
+      this.status = el("span", { class: "task-state" });
+      this.popSlot = el("div");
+      this.callSlot = el("div", { class: "call" });
+      this.emailSlot = el("div", { class: "email" });
+      this.wrapSlot = el("div", { class: "wrap-up" });
+      this.error = el("p", { class: "error", role: "alert" });
+      this.root = el(
+        "article",
+        { class: "card task", dataset: { task: task.task_id, channel: task.channel || "" } },
+        el("header", {}, el("h2", {}, task.channel === "email" ? "E-mail" : task.channel === "voice" ? "Call" : task.channel || "Task"), this.status),
+        this.popSlot,
+        this.callSlot,
+        this.emailSlot,
+        this.wrapSlot,
+        this.error,
+      );
+      this.buildCallControls();
+      this.buildWrapUp();
+      if (task.channel === "email") this.buildEmail();
+      this.update(task);
+    }
+
+    get interactionId() {
+      return this.task.pop ? this.task.pop.interaction_id : null;
+    }
+
+    update(task) {
+      this.task = { ...this.task, ...task, pop: task.pop || this.task.pop };
+      this.root.dataset.state = this.task.state;
+      setText(this.status, this.task.state);
+      if (this.popFor !== this.task.pop) {
+        this.popFor = this.task.pop;
+        this.popSlot.replaceChildren(popCard(this.task.pop, this.task.attributes && this.task.attributes.caller_number));
+      }
+      this.renderCall();
+    }
+
+    // call controls ----------------------------------------------------------------
+
+    buildCallControls() {
+      this.callState = el("p", { class: "call-state" });
+      this.hangup = el("button", { type: "button", class: "danger" }, "Hang up");
+      this.hold = el("button", { type: "button" }, "Hold");
+      this.target = el("input", { placeholder: "extension or number", maxlength: 32, "aria-label": "Transfer target", class: "target" });
+      this.targetKind = el("select", { "aria-label": "Transfer to" }, el("option", { value: "agent" }, "extension"), el("option", { value: "number" }, "number"));
+      this.blind = el("button", { type: "button" }, "Blind transfer");
+      this.attended = el("button", { type: "button" }, "Attended transfer");
+      this.complete = el("button", { type: "button", hidden: true }, "Complete transfer");
+      this.cancel = el("button", { type: "button", hidden: true }, "Cancel transfer");
+      this.controls = el(
+        "div",
+        { class: "controls" },
+        el("div", { class: "buttons" }, this.hangup, this.hold),
+        el("div", { class: "buttons" }, this.target, this.targetKind, this.blind, this.attended, this.complete, this.cancel),
+      );
+      this.callSlot.append(this.callState, this.controls);
+      this.hangup.addEventListener("click", () => this.callAction("hangup"));
+      this.hold.addEventListener("click", () => {
+        const c = callOf(this.task);
+        this.callAction(c && c.call.held ? "unhold" : "hold");
+      });
+      this.blind.addEventListener("click", () => this.transfer("blind"));
+      this.attended.addEventListener("click", () => this.transfer("attended"));
+      this.complete.addEventListener("click", () => this.callAction("transfer/complete"));
+      this.cancel.addEventListener("click", () => this.callAction("transfer/cancel"));
+    }
+
+    renderCall() {
+      const voice = this.task.channel === "voice";
+      const entry = voice ? callOf(this.task) : null;
+      const callId = this.task.pop && this.task.pop.call_id;
+      show(this.callSlot, voice && this.task.state !== "completed");
+      if (!voice) return;
+      const mine = entry && session && entry.agent_ids.includes(String(session.agent.id));
+      let text;
+      if (!entry) text = callId ? "call ended or not connected yet" : "no call";
+      else if (entry.call.held) text = "on hold";
+      else if (mine) text = entry.call.bridged ? "connected" : entry.call.state;
+      else text = entry.call.transferred_to ? `transferred to ${entry.call.transferred_to}` : "you have left the call";
+      setText(this.callState, text);
+      this.callState.dataset.call = entry ? entry.call.state : "none";
+      show(this.controls, Boolean(entry && mine));
+      setText(this.hold, entry && entry.call.held ? "Resume" : "Hold");
+      if (!entry || !mine) {
+        show(this.complete, false);
+        show(this.cancel, false);
+      }
+    }
+
+    async callAction(action, body) {
+      const callId = this.task.pop && this.task.pop.call_id;
+      if (!callId) return;
+      setText(this.error, "");
+      const key = newKey();
+      const payload = action.startsWith("transfer") && body ? { ...body, idempotency_key: key } : body;
+      const buttons = this.controls.querySelectorAll("button");
+      buttons.forEach((b) => (b.disabled = true));
+      const result = await api("POST", `/api/calls/${encodeURIComponent(callId)}/${action}`, payload, { idempotencyKey: key });
+      buttons.forEach((b) => (b.disabled = false));
+      if (!result.ok) setText(this.error, `${action}: ${errorText(result)}`);
+      return result;
+    }
+
+    async transfer(kind) {
+      const target = this.target.value.trim();
+      if (!target) {
+        setText(this.error, "Enter an extension or a number to transfer to.");
+        return;
+      }
+      const result = await this.callAction("transfer", { target, kind, to: this.targetKind.value });
+      if (result && result.ok && kind === "attended") {
+        show(this.complete, true);
+        show(this.cancel, true);
+      }
+    }
+
+    // wrap-up ------------------------------------------------------------------------
+
+    buildWrapUp() {
+      this.disposition = el(
+        "select",
+        { "aria-label": "Disposition" },
+        el("option", { value: "" }, "disposition…"),
+        DISPOSITIONS.map(([value, label]) => el("option", { value }, label)),
+      );
+      this.notes = el("textarea", { rows: 2, maxlength: 2000, placeholder: "notes", "aria-label": "Notes" });
+      this.save = el("button", { type: "button" }, "Save wrap-up");
+      this.saved = el("span", { class: "muted saved" });
+      this.wrapSlot.append(el("h4", {}, "Wrap-up"), el("div", { class: "buttons" }, this.disposition, this.save, this.saved), this.notes);
+      this.save.addEventListener("click", () => this.saveWrapUp());
+    }
+
+    async saveWrapUp() {
+      const id = this.interactionId;
+      setText(this.error, "");
+      if (!id) {
+        setText(this.error, "No interaction to save the wrap-up on.");
+        return;
+      }
+      if (!this.disposition.value) {
+        setText(this.error, "Choose a disposition.");
+        return;
+      }
+      this.save.disabled = true;
+      const result = await api("POST", `/api/interactions/${id}/disposition`, {
+        disposition: this.disposition.value,
+        notes: this.notes.value,
+      });
+      this.save.disabled = false;
+      if (result.ok) setText(this.saved, "saved");
+      else setText(this.error, `wrap-up not saved: ${errorText(result)}`);
+    }
+
+    // e-mail -------------------------------------------------------------------------
+
+    buildEmail() {
+      this.thread = el("div", { class: "thread" });
+      this.reply = el("textarea", { rows: 5, maxlength: 20000, placeholder: "Your reply", "aria-label": "Reply" });
+      this.send = el("button", { type: "button", class: "primary" }, "Send reply");
+      this.sent = el("span", { class: "muted" });
+      this.emailSlot.append(el("h4", {}, "Thread"), this.thread, this.reply, el("div", { class: "buttons" }, this.send, this.sent));
+      this.send.addEventListener("click", () => this.sendReply());
+      this.renderThread((this.task.pop && this.task.pop.emails) || []);
+      this.loadThread();
+    }
+
+    async loadThread() {
+      const id = this.interactionId;
+      if (!id) return;
+      const result = await api("GET", `/api/interactions/${id}/emails`);
+      if (result.ok) this.renderThread(result.body.messages);
+      else setText(this.error, `thread: ${errorText(result)}`);
+    }
+
+    renderThread(messages) {
+      this.thread.replaceChildren(
+        ...messages.map((m) =>
+          el(
+            "div",
+            { class: `message ${m.direction}`, dataset: { message: String(m.id) } },
+            el(
+              "div",
+              { class: "meta" },
+              el("strong", {}, m.from ? m.from.name || m.from.address : ""),
+              " ",
+              el("span", { class: "muted" }, m.from && m.from.name ? `<${m.from.address}>` : ""),
+              " · ",
+              el("span", { class: "muted" }, clockTime(m.received_at)),
+              m.direction === "outbound" ? el("span", { class: "tag" }, m.status || "sent") : null,
+            ),
+            el("div", { class: "subject" }, m.subject || "(no subject)"),
+            // The text part only, as text: an HTML body is never rendered.
+            el("pre", { class: "body" }, m.text || (m.html ? "(HTML-only message; shown as text)\n" + m.html : "")),
+          ),
+        ),
+      );
+    }
+
+    async sendReply() {
+      const id = this.interactionId;
+      const text = this.reply.value;
+      if (!id || !text.trim()) {
+        setText(this.error, "Write a reply first.");
+        return;
+      }
+      this.send.disabled = true;
+      setText(this.error, "");
+      const agent = (session && session.agent) || {};
+      const result = await api("POST", `/api/interactions/${id}/reply`, { text, agent_name: agent.display_name || "Support" });
+      this.send.disabled = false;
+      if (result.ok) {
+        this.reply.value = "";
+        setText(this.sent, "sent");
+        this.loadThread();
+      } else setText(this.error, `reply not sent: ${errorText(result)}`);
+    }
+  }
+
+  // -- queues -----------------------------------------------------------------------
+
+  function renderQueues() {
+    const rows = [...desk.queues.values()].map((q) => {
+      const waiting = q.figures ? q.figures.waiting : 0;
+      return el(
+        "tr",
+        { dataset: { queue: q.queue_id } },
+        el("td", {}, q.name || q.queue_id),
+        el("td", { class: "num waiting" }, String(waiting)),
+        el("td", { class: "num clock longest", dataset: { longest: String(q.figures ? q.figures.longest_wait : 0), at: String(serverNow()) } }, duration(q.figures ? q.figures.longest_wait : 0)),
+      );
+    });
+    $("queue-rows").replaceChildren(...rows);
+  }
+
+  // -- customer search ----------------------------------------------------------------
+
+  $("search-form").addEventListener("submit", async (event) => {
+    event.preventDefault();
+    const text = $("search-text").value.trim();
+    if (!text || !live) return;
+    setText($("search-status"), "searching…");
+    const ack = await live.request("search_customers", { text, limit: 20 });
+    if (!ack.ok) {
+      setText($("search-status"), ack.message || ack.error);
+      return;
+    }
+    setText($("search-status"), ack.customers.length ? `${ack.customers.length} found` : "nobody found");
+    $("search-results").replaceChildren(...ack.customers.map(customerItem));
+  });
+
+  function customerItem(c) {
+    const extension = session && session.agent && session.agent.extension;
+    return el(
+      "li",
+      { class: "customer", dataset: { customer: String(c.id) } },
+      el("strong", { class: "customer-name" }, c.name),
+      c.account_number ? el("span", { class: "muted" }, ` · account ${c.account_number}`) : null,
+      el(
+        "div",
+        { class: "phones" },
+        c.phones.map((number) =>
+          el(
+            "span",
+            { class: "phone" },
+            number,
+            extension ? el("button", { type: "button", class: "small", title: `Call ${number}`, onclick: () => dial(number, extension) }, "Call") : null,
+          ),
+        ),
+      ),
+      c.emails.length ? el("div", { class: "muted" }, c.emails.join(", ")) : null,
+      c.notes ? el("div", { class: "notes" }, c.notes) : null,
+    );
+  }
+
+  async function dial(number, extension) {
+    setText($("search-status"), `calling ${number}…`);
+    const result = await api("POST", "/api/calls", { agent_device: extension, number, idempotency_key: newKey() });
+    setText($("search-status"), result.ok ? `dialing ${number}: your phone rings first` : `not dialed: ${errorText(result)}`);
+  }
+
+  // -- the clock ------------------------------------------------------------------------
+
+  function tick() {
+    const now = serverNow();
+    if (desk.agent) setText($("state-time"), duration(now - desk.agent.since));
+    for (const entry of desk.offers.values()) {
+      const left = entry.data.expires_at - now;
+      setText(entry.countdown, left > 0 ? `answer within ${duration(left)}` : "expired");
+      entry.countdown.classList.toggle("urgent", left <= 5);
+    }
+    for (const cell of document.querySelectorAll("#queue-rows .longest")) {
+      const row = cell.closest("tr");
+      const waiting = Number(row.querySelector(".waiting").textContent);
+      const base = Number(cell.dataset.longest);
+      setText(cell, waiting ? duration(base + now - Number(cell.dataset.at)) : "–");
+    }
+  }
+  setInterval(tick, 500);
+
+  // -- go ---------------------------------------------------------------------------
+
+  const existing = CW.loadSession();
+  if (existing) start(existing);
+  else {
+    show($("login"), true);
+    CW.setBanner($("banner"), "disconnected");
+  }
+})();
