@@ -178,9 +178,10 @@ const CW = (() => {
         reconnectionDelay: 500,
         reconnectionDelayMax: 5000,
       });
+      // python-socketio sends the hello before the connect acknowledgement;
+      // the client holds it and runs its handler before "connect" fires.
       this.socket.on("connect", () => {
-        this.synced = false;
-        this.banner("resyncing");
+        if (!this.synced) this.banner("resyncing");
       });
       this.socket.on("hello", (hello) => this.sync(hello));
       for (const type of EVENT_TYPES) this.socket.on(type, (envelope) => this.receive(envelope));
