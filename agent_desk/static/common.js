@@ -241,6 +241,7 @@ const CW = (() => {
       }
       this.synced = true;
       this.resyncing = false;
+      document.documentElement.dataset.lastSync = sync.snapshot ? "snapshot" : "replay";
       this.banner("live");
     }
 

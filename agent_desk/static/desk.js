@@ -572,7 +572,7 @@
         { dataset: { queue: q.queue_id } },
         el("td", {}, q.name || q.queue_id),
         el("td", { class: "num waiting" }, String(waiting)),
-        el("td", { class: "num clock longest", dataset: { longest: String(q.figures ? q.figures.longest_wait : 0), at: String(serverNow()) } }, duration(q.figures ? q.figures.longest_wait : 0)),
+        el("td", { class: "num clock longest", dataset: { longest: String(q.figures ? q.figures.longest_wait : 0), at: String(serverNow()) } }, waiting ? duration(q.figures.longest_wait) : "–"),
       );
     });
     $("queue-rows").replaceChildren(...rows);

@@ -122,7 +122,7 @@
         { dataset: { queue: q.queue_id } },
         el("td", {}, q.name || q.queue_id),
         el("td", { class: "num waiting" }, String(f.waiting)),
-        el("td", { class: "num clock longest", dataset: { longest: String(f.longest_wait), at: String(q.at), waiting: String(f.waiting) } }, duration(f.longest_wait)),
+        el("td", { class: "num clock longest", dataset: { longest: String(f.longest_wait), at: String(q.at), waiting: String(f.waiting) } }, f.waiting ? duration(f.longest_wait) : "–"),
         sl,
         el("td", { class: "num offered" }, String(f.offered)),
         el("td", { class: "num answered" }, String(f.answered)),
