@@ -14,7 +14,8 @@ async def test_the_waiting_count_follows_a_call_that_queues_and_hangs_up(
     row = page.locator('#queue-rows tr[data-queue="support"]')
     await expect(row.locator(".waiting")).to_have_text("0")
     await expect(row.locator(".offered")).to_have_text("0")
-    await expect(page.locator('#agents [data-agent] .name', has_text="Alice Agent")).to_have_count(1)
+    alice = page.locator("#agents [data-agent] .name", has_text="Alice Agent")
+    await expect(alice).to_have_count(1)
 
     # Nobody is available: the call waits in the queue.
     caller = await desk_stack.sim.inbound_call("+15550100321", "Queued Caller")
