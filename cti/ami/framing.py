@@ -147,6 +147,9 @@ class AmiConnection:
             message = self._next_ready()
             if message is not None:
                 return message
+        elif lines:
+            self._lines = []  # used up: let it go
+            self._pos = 0
         while True:
             if self._want_banner:
                 match = _BANNER_END.search(self._buf)
