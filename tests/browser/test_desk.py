@@ -189,3 +189,36 @@ async def test_the_desk_shows_a_dropped_connection_and_catches_up_on_reconnect(
     await expect(page.locator('#queue-rows tr[data-queue="support"] .waiting')).to_have_text("1")
     # Caught up by replaying what was missed, not by a fresh snapshot.
     await expect(page.locator("html")).to_have_attribute("data-last-sync", "replay")
+
+
+async def test_an_attended_transfer_is_completed_from_the_desk(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    sim, runtime = desk_stack.sim, desk_stack.runtime
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/desk", "alice")
+    await go_available(page)
+    await sim.inbound_call("+15550100888", "Consulted Caller")
+    offer = page.locator("article.offer")
+    await offer.get_by_role("button", name="Accept").click()
+    task = page.locator("article.task[data-channel=voice]")
+    await expect(task.locator(".call-state")).to_have_text("connected")
+
+    await task.get_by_label("Transfer target").fill("1002")
+    await task.get_by_role("button", name="Attended transfer").click()
+    await eventually(
+        lambda: any(ch.state == "Up" and ch.bridge for ch in agent_channels(sim, "1002")),
+        "Bob answered the consultation call",
+    )
+    await task.get_by_role("button", name="Complete transfer").click()
+    await eventually(
+        lambda: (
+            agent_channels(sim, "1001") == []
+            and any(
+                c.bridged and {ch.device for ch in c.channels} == {"PJSIP/trunk", "PJSIP/1002"}
+                for c in runtime.calls.calls()
+            )
+        ),
+        "the caller talking to Bob, Alice gone",
+    )
+    await expect(task.locator(".call-state")).not_to_have_text("connected")
