@@ -53,7 +53,8 @@ class TokenAuthenticator:
 
 PRINCIPAL = web.RequestKey("principal", Principal)
 
-PUBLIC_PREFIXES = ("/healthz", "/static/", "/desk/static/")
+# /socket.io/: the desk authenticates in its connect handler (agent_desk/namespace.py).
+PUBLIC_PREFIXES = ("/healthz", "/static/", "/socket.io/", "/desk/static/")
 # /desk, /wallboard and /desk/static/: the pages log in themselves (agent_desk/http.py).
 PUBLIC_PATHS = ("/", "/api/login", "/desk", "/wallboard")
 

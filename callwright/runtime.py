@@ -13,11 +13,13 @@ import time
 from datetime import UTC, datetime
 from typing import Any
 
+import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
 from agent_desk.audit import AuditLog, audit_routes
 from agent_desk.auth import SessionAuthenticator, Sessions, auth_routes
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
+from agent_desk.desk import Desk, api_token_authenticator
 from agent_desk.http import routes as desk_pages
 from callwright.app import build_app
 from callwright.config import Config, ConfigError
@@ -186,14 +188,22 @@ class Runtime:
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
+        # The live desk (Socket.IO /desk). One process: the in-memory manager;
+        # for several nodes pass client_manager=socketio.AsyncRedisManager(url)
+        # (and share the desk's room sequence numbers: see agent_desk/desk.py).
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=64 * 1024)
+        self.sio.attach(self.app)
+        self.desk = Desk(
+            self.sio,
+            customers=self.customers,
+            interactions=self.interactions,
+            mail=self.mail_store,
+            authenticate=api_token_authenticator(config.api.token.reveal()),
+        )
         self.mail_listener: MailListener | None = None
         self.email: EmailRouting | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
-
-    async def _lookup_customer(self, number: str) -> CustomerMatch | None:
-        customer = await self.customers.find_by_phone(number)
-        return None if customer is None else CustomerMatch(customer.id, customer.name)
 
     async def _interaction_agent(self, interaction_id: int) -> int | None:
         interaction = await self.interactions.get(interaction_id)
@@ -223,8 +233,8 @@ class Runtime:
         self.voice = VoiceRouting(
             routing,
             self.calls,
-            lookup_customer=self._lookup_customer,
-            interactions=VoiceInteractions(self.interactions),
+            lookup_customer=self.desk.pops.lookup_by_phone,
+            interactions=self.desk.pops.wrap_interactions(VoiceInteractions(self.interactions)),
             extensions={str(a.id): a.extension for a in agents},
             holding_context=pbx.holding_context,
             agent_context=pbx.agent_context,
@@ -232,8 +242,11 @@ class Runtime:
             active_calls=self.calls.calls,
         )
         await self.voice.restore()
-        routing.subscribe(self.voice.on_routing_events)
         self.calls.subscribe(self.voice.on_call_event)
+        # Between the two: the desk hears a call after voice routing (the task
+        # is known) and an offer before voice routing rings the phone.
+        self.desk.start(routing, calls=self.calls, voice=self.voice, agents=agents)
+        routing.subscribe(self.voice.on_routing_events)
         self.app.add_routes(routing_routes(routing, self.authorization.authorize))
         self.email = EmailRouting(
             routing, self.mail_store, queue_id=self.config.routing.email_queue
@@ -319,6 +332,7 @@ class Runtime:
         return f"http://{self.config.server.host}:{self.port}"
 
     async def stop(self) -> None:
+        await self.desk.stop()
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None

@@ -1,0 +1,256 @@
+"""Screen-pops: the customer record an agent sees with an offer.
+
+A pop is built once per task, when the task is created, and kept until the
+task ends, so an offer (and every re-offer) goes out without a store round
+trip. For voice the work happens in the call path itself, before the task
+reaches the router:
+
+* ``lookup_by_phone`` is VoiceRouting's customer lookup: one indexed query
+  (``CustomerRepository.find_by_phone``, which also brings phones and
+  e-mails); the full record is kept for the next step;
+* ``wrap_interactions(inner)`` wraps VoiceRouting's interaction recorder:
+  right after the call's interaction is created it reads the customer's
+  recent interactions (one query) and keeps the finished pop by call id;
+* ``for_task(task)`` (the notifier, on ``TaskQueued``) takes that pop for the
+  task; tasks not prepared that way (e-mail, API tasks, tasks restored after
+  a restart) are built from the store here: the journal's link, the customer,
+  recent interactions and, for e-mail, the thread.
+
+Pop (JSON)::
+
+    {"task_id", "channel", "interaction_id", "call_id", "caller_number",
+     "customer": null | {"id", "name", "account_number", "notes", "phones",
+                         "emails", "created_at"},
+     "recent_interactions": [{"id", "channel", "direction", "queue",
+                              "agent_id", "started_at", "answered_at",
+                              "ended_at", "disposition", "notes", "subject"}],
+     "emails": [email_json, ...]}   # e-mail tasks: the thread, oldest first
+
+Names, notes and e-mail bodies are data: a page must render them as text.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import OrderedDict
+from collections.abc import Callable
+from datetime import datetime
+from typing import Any, Protocol
+
+from crm.mail.repository import MailStore
+from crm.repository import Customer, CustomerRepository, Interaction, InteractionRepository
+from cti.calls.model import Call
+from routing import model
+from routing.email import email_json
+from routing.voice import CustomerMatch, Interactions
+
+__all__ = ["ScreenPops", "customer_json", "interaction_json"]
+
+log = logging.getLogger(__name__)
+
+
+class TaskLinks(Protocol):
+    """``RoutingJournal.task``: the interaction and call of a task."""
+
+    async def task(self, task_id: str) -> Any: ...
+
+
+def _iso(value: datetime | None) -> str | None:
+    return None if value is None else value.isoformat()
+
+
+def customer_json(customer: Customer) -> dict[str, Any]:
+    return {
+        "id": customer.id,
+        "name": customer.name,
+        "account_number": customer.account_number,
+        "notes": customer.notes,
+        "phones": list(customer.phones),
+        "emails": list(customer.emails),
+        "created_at": _iso(customer.created_at),
+    }
+
+
+def interaction_json(interaction: Interaction) -> dict[str, Any]:
+    return {
+        "id": interaction.id,
+        "channel": interaction.channel,
+        "direction": interaction.direction,
+        "queue": interaction.queue,
+        "agent_id": None if interaction.agent_id is None else str(interaction.agent_id),
+        "started_at": _iso(interaction.started_at),
+        "answered_at": _iso(interaction.answered_at),
+        "ended_at": _iso(interaction.ended_at),
+        "disposition": interaction.disposition,
+        "notes": interaction.notes,
+        "subject": interaction.subject,
+    }
+
+
+class _Bounded(OrderedDict[str, Any]):
+    def __init__(self, size: int) -> None:
+        super().__init__()
+        self.size = size
+
+    def put(self, key: str, value: Any) -> None:
+        self[key] = value
+        self.move_to_end(key)
+        while len(self) > self.size:
+            self.popitem(last=False)
+
+
+class _PopInteractions:
+    """VoiceRouting's ``Interactions``, preparing the pop as the call's
+    interaction is created."""
+
+    def __init__(self, pops: ScreenPops, inner: Interactions) -> None:
+        self.pops = pops
+        self.inner = inner
+
+    async def voice_started(self, call: Call, customer: CustomerMatch | None, queue_id: str) -> int:
+        interaction_id = await self.inner.voice_started(call, customer, queue_id)
+        try:
+            await self.pops._prepare_voice(call, customer, interaction_id)
+        except Exception:  # the pop is built again from the store when the task comes
+            log.exception("preparing the screen-pop of call %s", call.id)
+        return interaction_id
+
+    async def voice_assigned(self, interaction_id: int, agent_id: str) -> None:
+        await self.inner.voice_assigned(interaction_id, agent_id)
+
+    async def voice_ended(self, interaction_id: int, call: Call) -> None:
+        await self.inner.voice_ended(interaction_id, call)
+
+
+class ScreenPops:
+    def __init__(
+        self,
+        customers: CustomerRepository,
+        interactions: InteractionRepository,
+        *,
+        links: TaskLinks | None = None,
+        mail: MailStore | None = None,
+        recent_limit: int = 10,
+        cache_size: int = 10_000,
+    ) -> None:
+        self.customers = customers
+        self.interactions = interactions
+        self.links = links
+        self.mail = mail
+        self.recent_limit = recent_limit
+        # VoiceRouting.task_for_call, set when voice routing exists
+        self.task_for_call: Callable[[str], str | None] | None = None
+        self._customers = _Bounded(cache_size)  # customer id -> Customer (just looked up)
+        self._by_call = _Bounded(cache_size)  # call id -> prepared pop
+        self._by_task: dict[str, dict[str, Any]] = {}
+        self.store_builds = 0  # pops built from the store (not prepared in the call path)
+
+    # -- the call path (VoiceRouting's collaborators) ---------------------
+
+    async def lookup_by_phone(self, number: str) -> CustomerMatch | None:
+        customer = await self.customers.find_by_phone(number)
+        if customer is None:
+            return None
+        self._customers.put(str(customer.id), customer)
+        return CustomerMatch(customer.id, customer.name)
+
+    def wrap_interactions(self, inner: Interactions) -> Interactions:
+        return _PopInteractions(self, inner)
+
+    async def _prepare_voice(
+        self, call: Call, match: CustomerMatch | None, interaction_id: int
+    ) -> None:
+        customer = None
+        if match is not None:
+            customer = self._customers.pop(str(match.id), None) or await self.customers.get(
+                match.id
+            )
+        pop = await self._build(
+            channel="voice",
+            customer=customer,
+            interaction_id=interaction_id,
+            call_id=call.id,
+            caller_number=call.caller.number,
+        )
+        self._by_call.put(call.id, pop)
+
+    # -- tasks --------------------------------------------------------------
+
+    def get(self, task_id: str) -> dict[str, Any] | None:
+        return self._by_task.get(task_id)
+
+    def forget(self, task_id: str) -> None:
+        self._by_task.pop(task_id, None)
+
+    async def for_task(self, task: model.TaskView) -> dict[str, Any]:
+        """The task's pop, prepared in the call path when possible."""
+        pop = self._by_task.get(task.id)
+        if pop is not None:
+            return pop
+        if task.channel == "voice":
+            pop = self._take_prepared(task.id)
+        if pop is None:
+            pop = await self._from_store(task)
+            self.store_builds += 1
+        pop = {"task_id": task.id, **pop}
+        self._by_task[task.id] = pop
+        return pop
+
+    def _take_prepared(self, task_id: str) -> dict[str, Any] | None:
+        if self.task_for_call is None:
+            return None
+        # Newest first: the call whose task is being queued was prepared last.
+        for call_id in reversed(list(self._by_call)):
+            if self.task_for_call(call_id) == task_id:
+                pop: dict[str, Any] = self._by_call.pop(call_id)
+                return pop
+        return None
+
+    async def _from_store(self, task: model.TaskView) -> dict[str, Any]:
+        interaction_id: int | None = None
+        call_id: str | None = None
+        if self.links is not None:
+            link = await self.links.task(task.id)
+            if link is not None:
+                interaction_id = link.interaction_id
+                call_id = link.call_id
+        customer = None
+        if task.customer_id is not None and task.customer_id.isdigit():
+            customer = await self.customers.get(int(task.customer_id))
+        caller = task.attributes.get("caller_number")
+        return await self._build(
+            channel=task.channel,
+            customer=customer,
+            interaction_id=interaction_id,
+            call_id=call_id,
+            caller_number=caller if isinstance(caller, str) else None,
+        )
+
+    async def _build(
+        self,
+        *,
+        channel: str,
+        customer: Customer | None,
+        interaction_id: int | None,
+        call_id: str | None,
+        caller_number: str | None,
+    ) -> dict[str, Any]:
+        recent: list[dict[str, Any]] = []
+        if customer is not None:
+            found = await self.interactions.recent_for_customer(
+                customer.id, limit=self.recent_limit + 1
+            )
+            recent = [interaction_json(i) for i in found if i.id != interaction_id]
+            recent = recent[: self.recent_limit]
+        emails: list[dict[str, Any]] = []
+        if channel == "email" and interaction_id is not None and self.mail is not None:
+            emails = [email_json(m) for m in await self.mail.thread(interaction_id)]
+        return {
+            "channel": channel,
+            "interaction_id": interaction_id,
+            "call_id": call_id,
+            "caller_number": caller_number,
+            "customer": None if customer is None else customer_json(customer),
+            "recent_interactions": recent,
+            "emails": emails,
+        }
