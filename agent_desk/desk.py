@@ -23,17 +23,15 @@ room and a capped stream per room), or each client must stay on one node.
 from __future__ import annotations
 
 import asyncio
-import hmac
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import Any
 
 import socketio  # type: ignore[import-untyped]
 
 from agent_desk.namespace import Authenticate, DeskNamespace
 from agent_desk.notifier import AgentInfo, DeskNotifier
-from agent_desk.policy import Audit, Authorize, Principal, desk_policy
+from agent_desk.policy import Audit, Authorize, desk_policy
 from agent_desk.pops import ScreenPops
 from agent_desk.rooms import RoomLog
 from crm.mail.repository import MailStore
@@ -41,29 +39,11 @@ from crm.repository import CustomerRepository, InteractionRepository
 from routing.service import RoutingService
 from routing.voice import VoiceRouting
 
-__all__ = ["NAMESPACE", "Desk", "api_token_authenticator"]
+__all__ = ["NAMESPACE", "Desk"]
 
 log = logging.getLogger(__name__)
 
 NAMESPACE = "/desk"
-
-
-@dataclass(frozen=True)
-class _ServicePrincipal:
-    id: str
-    role: str
-
-
-def api_token_authenticator(api_token: str) -> Authenticate:
-    """The configured API token as an admin, until session tokens exist."""
-    expected = api_token.encode("utf-8")
-
-    async def authenticate(token: str) -> Principal | None:
-        if expected and hmac.compare_digest(token.encode("utf-8"), expected):
-            return _ServicePrincipal("api-token", "admin")
-        return None
-
-    return authenticate
 
 
 class Desk:

@@ -19,7 +19,7 @@ from aiohttp import web
 from agent_desk.audit import AuditLog, audit_routes
 from agent_desk.auth import SessionAuthenticator, Sessions, auth_routes
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
-from agent_desk.desk import Desk, api_token_authenticator
+from agent_desk.desk import Desk
 from agent_desk.http import routes as desk_pages
 from callwright.app import build_app
 from callwright.config import Config, ConfigError
@@ -198,7 +198,9 @@ class Runtime:
             customers=self.customers,
             interactions=self.interactions,
             mail=self.mail_store,
-            authenticate=api_token_authenticator(config.api.token.reveal()),
+            authenticate=self.auth.authenticate_token,
+            authorize=self.policy.allows,
+            audit=self.audit,
         )
         self.mail_listener: MailListener | None = None
         self.email: EmailRouting | None = None

@@ -1,6 +1,6 @@
 """The desk over real sockets: the PBX simulator, the whole runtime (routing,
-calls, store) and real Socket.IO clients on TCP; tokens mapped to principals
-until the accounts helper's session tokens are wired."""
+calls, store, accounts) and real Socket.IO clients on TCP, authenticated with
+session tokens as ``POST /api/login`` issues them."""
 
 from __future__ import annotations
 
@@ -14,10 +14,13 @@ from typing import Any
 import pytest
 import socketio
 
-from callwright.app import Principal
 from callwright.runtime import Runtime
+from routing.persistence import AgentRepository
 from sim.pbx.server import PbxSimulator
-from tests.integration.conftest import Recorder, seed_agents, start_runtime
+from store import make_engine
+from tests.integration.conftest import TOKEN, Recorder, seed_agents, start_runtime
+
+__all__ = ["NS", "TOKEN", "DeskClient", "DeskStack"]
 
 NS = "/desk"
 ROOM_EVENTS = ("offer", "reservation", "task", "agent_state", "queue_stats", "call")
@@ -118,7 +121,7 @@ class DeskStack:
     runtime: Runtime
     recorder: Recorder
     agents: dict[str, str]  # extension -> agent id
-    tokens: dict[str, Principal]
+    tokens: dict[str, str]  # username -> session token
     clients: list[DeskClient] = field(default_factory=list)
 
     @property
@@ -134,11 +137,17 @@ class DeskStack:
         self.clients.append(client)
         return client
 
-    async def connect(self, token: str, **auth: Any) -> DeskClient:
+    async def connect(self, user: str, **auth: Any) -> DeskClient:
         client = self.client()
-        await client.connect({"token": token, **auth})
+        await client.connect({"token": self.tokens[user], **auth})
         await client.wait(lambda: client.hellos)
         return client
+
+    async def token_for(self, agent_id: str) -> str:
+        agent = await self.runtime.agents.get(int(agent_id))
+        assert agent is not None
+        token, _ = self.runtime.auth.issue(agent)
+        return token
 
 
 @pytest.fixture
@@ -149,26 +158,30 @@ async def sim() -> AsyncIterator[PbxSimulator]:
     await simulator.stop()
 
 
+async def seed_supervisor(url: str) -> str:
+    engine = make_engine(url)
+    try:
+        agent = await AgentRepository(engine).create(
+            "sue", "Sue Supervisor", "1009", role="supervisor", skills={}, capacity={}
+        )
+    finally:
+        await engine.dispose()
+    return str(agent.id)
+
+
 @pytest.fixture
 async def desk(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:
+    """Alice (1001) and Bob (1002), agents in queue support; Sue, a supervisor;
+    a session token for each (as ``POST /api/login`` would give)."""
     data = tmp_path / "data"
-    agents = await seed_agents(f"sqlite+aiosqlite:///{data / 'callwright.db'}")
+    url = f"sqlite+aiosqlite:///{data / 'callwright.db'}"
+    agents = await seed_agents(url)
+    sue = await seed_supervisor(url)
     runtime, recorder = await start_runtime(sim, data)
-    tokens = {
-        "alice-token": Principal(agents["1001"], "agent"),
-        "bob-token": Principal(agents["1002"], "agent"),
-        "supervisor-token": Principal("sup-1", "supervisor"),
-        "service-token": Principal("svc", "service"),
-        "stranger-token": Principal("999999", "agent"),
-    }
-
-    async def authenticate(token: str) -> Principal | None:
-        return tokens.get(token)
-
-    assert runtime.desk.namespace is not None
-    runtime.desk.namespace.authenticate = authenticate
-    stack = DeskStack(sim, runtime, recorder, agents, tokens)
+    stack = DeskStack(sim, runtime, recorder, agents, {})
     try:
+        for user, agent_id in (("alice", agents["1001"]), ("bob", agents["1002"]), ("sue", sue)):
+            stack.tokens[user] = await stack.token_for(agent_id)
         yield stack
     finally:
         for client in stack.clients:

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import itertools
+
 from agent_desk.throttle import SEND, Coalescer, TokenBucket
 
 
@@ -57,5 +59,5 @@ def test_at_most_one_send_per_interval() -> None:
         elif isinstance(decision, float):
             scheduled = decision
         now = round(now + 0.01, 2)
-    assert all(b - a >= 1.0 - 1e-9 for a, b in zip(sends, sends[1:], strict=False))
+    assert all(b - a >= 1.0 - 1e-9 for a, b in itertools.pairwise(sends))
     assert len(sends) >= 9
