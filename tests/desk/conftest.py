@@ -38,6 +38,8 @@ class DeskClient:
         self.connect_errors: list[Any] = []
         self.disconnects: list[Any] = []
         self.changed = asyncio.Event()
+        # Called with each room event as it arrives (to look at the world then).
+        self.probe: Callable[[dict[str, Any]], None] | None = None
         self.sio.on("*", self._on_event, namespace=NS)
         self.sio.on("connect_error", self._on_connect_error, namespace=NS)
         self.sio.on("disconnect", self._on_disconnect, namespace=NS)
@@ -47,6 +49,8 @@ class DeskClient:
             self.hellos.append(data)
         elif event in ROOM_EVENTS:
             assert data["type"] == event
+            if self.probe is not None:
+                self.probe(data)
             self.envelopes.append(data)
         self.changed.set()
 
@@ -88,13 +92,23 @@ class DeskClient:
             raise AssertionError(f"condition not met; received: {kinds}") from None
 
     async def next_event(
-        self, type: str, where: Callable[[dict[str, Any]], bool] = lambda d: True, after: int = 0
+        self,
+        type: str,
+        where: Callable[[dict[str, Any]], bool] = lambda d: True,
+        *,
+        room: str | None = None,
+        after: int = 0,
     ) -> dict[str, Any]:
-        """The first envelope of ``type`` (from index ``after``) whose data matches."""
+        """The first envelope of ``type`` (in ``room``, from index ``after``)
+        whose data matches."""
 
         def find() -> dict[str, Any] | None:
             for envelope in self.envelopes[after:]:
-                if envelope["type"] == type and where(envelope["data"]):
+                if (
+                    envelope["type"] == type
+                    and (room is None or envelope["room"] == room)
+                    and where(envelope["data"])
+                ):
                     return envelope
             return None
 
@@ -175,7 +189,7 @@ async def desk(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:
     a session token for each (as ``POST /api/login`` would give)."""
     data = tmp_path / "data"
     url = f"sqlite+aiosqlite:///{data / 'callwright.db'}"
-    agents = await seed_agents(url)
+    agents = await seed_agents(url, capacity={"voice": 1, "email": 3})
     sue = await seed_supervisor(url)
     runtime, recorder = await start_runtime(sim, data)
     stack = DeskStack(sim, runtime, recorder, agents, {})
