@@ -150,3 +150,34 @@ async def test_an_email_task_pops_with_the_thread(desk: DeskStack) -> None:
     assert mail["subject"] == "Invoice <b>42</b>"
     assert "<script>alert(1)</script>" in mail["text"]
     assert offer["attributes"]["subject"] == "Invoice <b>42</b>"
+
+
+async def test_an_auto_accepted_task_reaches_the_desk_with_its_pop_before_the_phone_rings(
+    desk: DeskStack,
+) -> None:
+    await seed_ada(desk)
+    routing = desk.runtime.routing
+    assert routing is not None
+    await routing.run(lambda r, now: r.update_agent(desk.alice, auto_accept=True, now=now))
+    # Look at the simulator at the instant each envelope is published.
+    rooms = desk.runtime.desk.rooms
+    publish = rooms.publish
+    ringing_when_sent: list[tuple[str, str, bool]] = []
+
+    def watching(room: str, type: str, data: Any, at: float) -> Any:
+        ringing_when_sent.append((room, type, phone_rings(desk, "1001")))
+        return publish(room, type, data, at)
+
+    rooms.publish = watching  # type: ignore[method-assign]
+    alice = await desk.connect("alice")
+    await alice.call("set_state", {"state": "available"})
+    await desk.sim.inbound_call(ADA, "Ada Lovelace")
+    # No offer to answer: the task arrives assigned, with the pop.
+    mine = f"agent:{desk.alice}"
+    assigned = await alice.next_event("task", lambda d: d["change"] == "assigned", room=mine)
+    assert assigned["data"]["pop"]["customer"]["name"] == "Ada Lovelace"
+    await desk.sim.wait_for_channels(
+        lambda chans: any(ch.name.startswith("PJSIP/1001-") for ch in chans)
+    )
+    assert (mine, "task", False) in ringing_when_sent
+    assert not alice.of("offer")
