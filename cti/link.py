@@ -331,6 +331,11 @@ class AmiLink:
         s = self.settings
         try:
             while True:
+                if self._closing:
+                    # close() cancelled this task, but on 3.11 wait_for swallows a
+                    # cancel that arrives with data (the read completed): stop here
+                    # instead of waiting for the next read, which hung close().
+                    raise asyncio.CancelledError
                 try:
                     data = await asyncio.wait_for(reader.read(65536), s.ping_interval)
                 except TimeoutError:
