@@ -155,7 +155,11 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         # From here to the emit nothing awaits: every envelope published later
         # has a greater seq than ``rooms`` in the hello, and reaches the
         # client after it.
-        wanted = None if resume is None else {r: s for r, s in resume[1].items() if r in rooms}
+        # A resume must name every room of this connection (its rooms may have
+        # changed since): else a snapshot.
+        wanted = None
+        if resume is not None and set(rooms) <= set(resume[1]):
+            wanted = {room: resume[1][room] for room in rooms}
         hello = {
             "principal": {"id": principal.id, "role": principal.role},
             **self._sync(conn, wanted, None if resume is None else resume[0]),
@@ -295,17 +299,20 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self, conn: Connection, requested: dict[str, int] | None, epoch: str | None
     ) -> dict[str, Any]:
         """What the client missed since ``requested``, or a fresh snapshot.
+        ``rooms``: the seqs this brings the client up to (the requested rooms
+        for a replay, every room of the connection with a snapshot).
         Synchronous: the seqs and the snapshot or replay are of one instant."""
         now = self.notifier.clock()
-        base: dict[str, Any] = {
-            "epoch": self.rooms.epoch,
-            "now": now,
-            "rooms": self.rooms.seqs(conn.rooms),
-        }
+        base: dict[str, Any] = {"epoch": self.rooms.epoch, "now": now}
         if requested is not None and epoch in (None, self.rooms.epoch):
             missed = self.rooms.since_many(requested, now)
             if missed is not None:
-                return {**base, "missed": [e.to_json() for e in missed]}
+                return {
+                    **base,
+                    "rooms": self.rooms.seqs(list(requested)),
+                    "missed": [e.to_json() for e in missed],
+                }
+        base["rooms"] = self.rooms.seqs(conn.rooms)
         if conn.supervisor:
             snapshot = self.notifier.supervisor_snapshot(now)
         else:

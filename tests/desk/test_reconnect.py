@@ -133,3 +133,25 @@ async def test_resync_only_for_the_clients_own_rooms(desk: DeskStack) -> None:
     alice = await desk.connect("alice")
     ack = await alice.call("resync", {"rooms": {"supervisors": 0}})
     assert ack == {"ok": False, "error": "forbidden", "message": "not in room(s): supervisors"}
+
+
+async def test_a_resume_that_leaves_out_one_of_the_rooms_gets_a_snapshot(desk: DeskStack) -> None:
+    alice = await desk.connect("alice")
+    epoch = alice.hello["epoch"]
+    partial = {f"agent:{desk.alice}": 0}  # queue:support left out
+    again = desk.client()
+    await again.connect(
+        {"token": desk.tokens["alice"], "resume": {"epoch": epoch, "rooms": partial}}
+    )
+    await again.wait(lambda: again.hellos)
+    assert "snapshot" in again.hello and set(again.hello["rooms"]) == set(alice.hello["rooms"])
+
+
+async def test_a_resync_of_one_room_answers_for_that_room_only(desk: DeskStack) -> None:
+    alice = await desk.connect("alice")
+    await alice.call("set_state", {"state": "available"})
+    await alice.next_event("agent_state")
+    mine = f"agent:{desk.alice}"
+    ack = await alice.call("resync", {"rooms": {mine: 0}, "epoch": alice.hello["epoch"]})
+    assert ack["ok"] and set(ack["rooms"]) == {mine}, ack
+    assert [e["room"] for e in ack["missed"]] == [mine] * ack["rooms"][mine]
