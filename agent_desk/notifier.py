@@ -130,6 +130,7 @@ class DeskNotifier:
         self._stats = Coalescer(1.0 / stats_per_second)
         self._timers: set[asyncio.Task[None]] = set()
         self._call_agents: dict[str, frozenset[str]] = {}
+        self._call_tasks: dict[str, str] = {}  # call id -> its task, kept until it ends
         self._meta: dict[str, dict[str, Any]] = {}  # task id -> what stays the same
         self._closed = False
         self.sent = 0
@@ -444,13 +445,25 @@ class DeskNotifier:
         call_ = event.call
         now_on = self.agents_on(call_)
         before = self._call_agents.get(call_.id, frozenset())
-        if isinstance(event, calls.CallEnded):
+        task_id = self.task_for_call(call_.id) or self._call_tasks.get(call_.id)
+        ended = isinstance(event, calls.CallEnded)
+        if ended:
             self._call_agents.pop(call_.id, None)
-        elif now_on:
-            self._call_agents[call_.id] = now_on
+            self._call_tasks.pop(call_.id, None)
         else:
-            self._call_agents.pop(call_.id, None)
-        data = dict(self.call_json(call_, now_on), event=CALL_EVENTS.get(type(event), "updated"))
+            if now_on:
+                self._call_agents[call_.id] = now_on
+            else:
+                self._call_agents.pop(call_.id, None)
+            if task_id is not None:
+                self._call_tasks[call_.id] = task_id
+        # An ended call has no channels left: name who was on it.
+        data = {
+            "call": call_to_json(call_),
+            "task_id": task_id,
+            "agent_ids": sorted(now_on | before if ended else now_on),
+            "event": CALL_EVENTS.get(type(event), "updated"),
+        }
         await self._send(SUPERVISORS, "call", data)
         for agent_id in sorted(now_on | before):
             await self._send(agent_room(agent_id), "call", data)

@@ -95,8 +95,10 @@ async def test_the_offer_carries_the_callers_record_before_the_phone_rings(
     assert bridged["data"]["call"]["caller"]["number"] == ADA
 
     await desk.sim.customer_hangup(caller.name)
-    ended = await alice.next_event("call", lambda d: d["event"] == "ended")
+    ended = await alice.next_event("call", lambda d: d["event"] == "ended", room=mine)
     assert ended["data"]["call"]["id"] == bridged["data"]["call"]["id"]
+    assert ended["data"]["task_id"] == offer["task_id"]
+    assert ended["data"]["agent_ids"] == [desk.alice]
     await alice.next_event("task", lambda d: d["change"] == "wrapping", room=mine)
     await alice.next_event("task", lambda d: d["change"] == "completed", room=mine)
 
