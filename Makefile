@@ -7,6 +7,8 @@ STAMP := $(VENV)/.installed
 .PHONY: demo test check bench sim install clean
 
 $(STAMP): pyproject.toml
+	@# The browser tests use Debian's chromium (no browser download).
+	command -v chromium >/dev/null 2>&1 || (apt-get update -qq && apt-get install -y -qq chromium)
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
 	$(BIN)/pip install -q -e '.[dev]'
