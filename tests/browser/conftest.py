@@ -115,8 +115,6 @@ async def desk_stack(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskSta
     config = make_config(sim.port, data)
     config = replace(config, routing=RoutingConfig(queues=(QUEUE,), voice_queue="support"))
     runtime = Runtime(config)
-    # Agents connect to the desk with their session token, as they call /api/.
-    runtime.desk.authenticate = runtime.auth.authenticate_token
     await runtime.start()
     try:
         await runtime.link.wait_ready(10)

@@ -68,8 +68,6 @@ async def mail_desk(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[tuple[De
         ),
     )
     runtime = Runtime(config)
-    # Agents connect to the desk with their session token, as they call /api/.
-    runtime.desk.authenticate = runtime.auth.authenticate_token
     await runtime.start()
     try:
         yield DeskStack(sim, runtime, seeded), sink
