@@ -94,6 +94,17 @@ SUPERVISORS: Final = Rule(_SUP)
 ADMINS: Final = Rule(frozenset({"admin"}))
 
 
+_OWN_WORDS: Final[Mapping[OwnKind, str]] = {
+    "self": "for themself",
+    "call": "on a call they are on",
+    "device": "from their own device",
+    "task": "on a task offered or assigned to them",
+    "live_task": "on a task offered or assigned to them",
+    "interaction": "on an interaction assigned to them",
+    "assigned_interaction": "on an interaction whose task is assigned to them",
+}
+
+
 def own(kind: OwnKind) -> Rule:
     return Rule(_SUP, own=kind)
 
@@ -315,7 +326,7 @@ class Policy:
             return Decision(False, f"{action} is for {rule.describe()}")
         if await self.ownership.owns(principal, rule.own, subject):
             return Decision(True, f"own {rule.own}")
-        return Decision(False, f"an agent may do {action} only for their own {rule.own}")
+        return Decision(False, f"{action}: an agent may do this only {_OWN_WORDS[rule.own]}")
 
     async def allows(self, principal: Any, action: str, subject: str | None) -> bool:
         """``agent_desk.policy.Authorize`` for the Socket.IO desk."""
