@@ -82,8 +82,12 @@ class Rule:
         if self.public:
             return "anyone, without a token"
         if self.own is not None:
-            return f"supervisors and admins; an agent for their own ({self.own})"
-        return " or ".join(sorted(self.roles))
+            return f"supervisors and admins, and an agent {_OWN_WORDS[self.own]}"
+        if self.roles == _ALL:
+            return "everyone logged in"
+        if self.roles == _SUP:
+            return "supervisors and admins"
+        return " and ".join(f"{role}s" for role in sorted(self.roles))
 
 
 _ALL: Final = frozenset({"agent", "supervisor", "admin"})
