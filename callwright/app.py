@@ -1,9 +1,11 @@
 """The aiohttp application: health, the call API, and the authentication seam.
 
-``Authenticator`` is the seam the desk issue fills with accounts and roles.
-Until then one API token from configuration (``[api] token`` or the variable
-named by ``token_env``) guards every ``/api/`` route; ``/healthz`` is public
-(load balancers probe it) and reveals no call data.
+``Authenticator`` is the authentication seam: the runtime plugs in
+``agent_desk.auth.SessionAuthenticator`` (agents' session tokens, and the API
+token from ``[api] token``/``token_env`` as an admin service principal);
+``TokenAuthenticator`` alone accepts just the API token. Roles and the audit
+log are middlewares around it (``agent_desk.authorization``). ``/healthz`` and
+``/api/login`` are public; ``/healthz`` reveals no call data.
 """
 
 from __future__ import annotations
