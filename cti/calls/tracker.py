@@ -580,6 +580,9 @@ class CallTracker:
         linkedid = get("Linkedid")
         if linkedid is not None and linkedid != ch.linkedid:
             self._relink(ch, linkedid, now, out)
+            # Relinking may have snapshotted the channel before the headers
+            # below are taken: drop that snapshot so none keeps stale values.
+            ch.info = None
         call = ch.call
         changed: tuple[str, ...] = ()
         if call.primary is ch:
