@@ -28,7 +28,7 @@ from cti.errors import (
     WrongState,
 )
 
-__all__ = ["Authorize", "call_to_json", "error_response", "routes"]
+__all__ = ["Authorize", "call_to_json", "error_response", "read_json_object", "routes"]
 
 Authorize = Callable[[web.Request, str, Call | None], Awaitable[None]]
 
@@ -103,17 +103,21 @@ def _map_error(exc: CtiError) -> web.Response:
     return error_response(500, "cti_error", str(exc))
 
 
-async def _body(request: web.Request) -> dict[str, Any]:
+async def read_json_object(
+    request: web.Request, invalid: Callable[[str], Exception] = InvalidRequest
+) -> dict[str, Any]:
+    """The request body as a JSON object ({} without a body); anything else
+    raises ``invalid(message)`` naming the problem. Shared by every API module."""
     if not request.can_read_body:
         return {}
     try:
         data = await request.json()
     except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"body: expected JSON ({exc.msg} at position {exc.pos})") from None
+        raise invalid(f"body: expected JSON ({exc.msg} at position {exc.pos})") from None
     except UnicodeDecodeError:
-        raise InvalidRequest("body: expected UTF-8 JSON") from None
+        raise invalid("body: expected UTF-8 JSON") from None
     if not isinstance(data, dict):
-        raise InvalidRequest("body: expected a JSON object")
+        raise invalid("body: expected a JSON object")
     return data
 
 
@@ -146,7 +150,7 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         return web.json_response(call_to_json(call))
 
     async def originate(request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         await authorize(request, "calls.originate", None)
         for name in ("agent_device", "number"):
             if name not in body:
@@ -178,7 +182,7 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         return web.json_response({"status": "hanging_up", "call_id": call.id}, status=202)
 
     async def transfer(request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         call = service.get(request.match_info["call_id"])
         await authorize(request, "calls.transfer", call)
         if "target" not in body:
@@ -217,7 +221,7 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         return web.json_response({"status": "cancelling", "call_id": call.id}, status=202)
 
     async def hold(request: web.Request) -> web.StreamResponse:
-        body = await _body(request)
+        body = await read_json_object(request)
         call = service.get(request.match_info["call_id"])
         await authorize(request, "calls.hold", call)
         on = body.get("hold", True)

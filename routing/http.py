@@ -5,13 +5,13 @@ seam for roles (the desk issue)."""
 
 from __future__ import annotations
 
-import json
 import uuid
 from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiohttp import web
 
+from cti.http import read_json_object
 from routing import model
 from routing.codec import to_json
 from routing.errors import (
@@ -43,17 +43,7 @@ def _error(status: int, code: str, message: str) -> web.Response:
 
 
 async def _body(request: web.Request) -> dict[str, Any]:
-    if not request.can_read_body:
-        return {}
-    try:
-        data = await request.json()
-    except json.JSONDecodeError as exc:
-        raise InvalidRequest(f"body: expected JSON ({exc.msg} at position {exc.pos})") from None
-    except UnicodeDecodeError:
-        raise InvalidRequest("body: expected UTF-8 JSON") from None
-    if not isinstance(data, dict):
-        raise InvalidRequest("body: expected a JSON object")
-    return data
+    return await read_json_object(request, InvalidRequest)
 
 
 def _field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -> Any:
