@@ -30,7 +30,9 @@ def _parser() -> argparse.ArgumentParser:
     p.add_argument("--answer-delay", type=float, default=1.0, help="seconds before a phone answers")
     p.add_argument("--agi-url", default=None, help="inbound calls run AGI(url) first")
     p.add_argument("--dialplan", choices=("callwright", "lab"), default="callwright")
-    p.add_argument("--recordings-dir", default=None, help="MixMonitor writes WAV files here")
+    p.add_argument(
+        "--spool-dir", default=None, help="Asterisk's spool dir: MixMonitor writes monitor/*.wav"
+    )
     p.add_argument(
         "--user",
         action="append",
@@ -53,7 +55,7 @@ async def _main(args: argparse.Namespace) -> None:
         answer_delay=args.answer_delay,
         agi_url=args.agi_url,
         dialplan=args.dialplan,
-        recordings_dir=args.recordings_dir,
+        spool_dir=args.spool_dir,
     )
     await sim.start(args.host, args.port)
     print(

@@ -28,10 +28,8 @@ import random
 import re
 import time
 import uuid
-import wave
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
 from sim.pbx.dialplan import Dialplan, evaluate
@@ -43,6 +41,7 @@ from sim.pbx.model import (
     cause_text,
     channel_headers,
 )
+from sim.pbx.recording import WavRecorder, option_flags, spool_path
 
 __all__ = ["DeviceConfig", "Pbx"]
 
@@ -55,7 +54,7 @@ CONTINUE = "continue"
 HANGUP = "hangup"
 Outcome = str | tuple[str, str, int]
 
-SPOOL_DIR = "/var/spool/asterisk/monitor"
+RECORDING_TICK = 0.1  # seconds between two writes of a running MixMonitor
 ATXFER_CODE = "*2"
 ATXFER_ABORT_CODE = "*1"
 ORIGINATE_LATENCY = 0.01
@@ -105,7 +104,7 @@ class Pbx:
         endpoints: Iterable[str],
         answer_delay: float,
         agi_url: str | None,
-        recordings_dir: str | None,
+        spool_dir: str | None,
     ) -> None:
         self._emit = emit
         self.dialplan = dialplan
@@ -113,7 +112,9 @@ class Pbx:
         self.devices: dict[str, DeviceConfig] = {d: DeviceConfig() for d in self.endpoints}
         self.answer_delay = answer_delay
         self.agi_url = agi_url
-        self.recordings_dir = recordings_dir
+        # Asterisk's astspooldir: MixMonitor writes real WAV files under its
+        # monitor/ folder (sim/pbx/recording.py); None: no files.
+        self.spool_dir = spool_dir
         self.channels: dict[str, SimChannel] = {}
         self.bridges: dict[str, Bridge] = {}
         self.globals: dict[str, str] = {}
@@ -161,6 +162,7 @@ class Pbx:
 
     async def shutdown(self) -> None:
         self.closing = True
+        self.close_recordings()
         tasks = list(self._tasks)
         for task in tasks:
             task.cancel()
@@ -790,6 +792,7 @@ class Pbx:
     def bridge_enter(
         self, bridge: Bridge, ch: SimChannel, *, swap: SimChannel | None = None
     ) -> None:
+        self.advance_recordings(ch)
         bridge.channels.append(ch)
         ch.bridge = bridge
         ch.kicked = False
@@ -829,6 +832,7 @@ class Pbx:
             for other in bridge.channels:
                 if other is not ch and not other.leaving:
                     self._clear_bridgepeer(other)
+        self.advance_recordings(ch)
         bridge.channels.remove(ch)
         ch.bridge = None
         if ch.hangup_requested and ch.hangup_cause == 0:
@@ -887,7 +891,7 @@ class Pbx:
         if ch.bridge is not None:
             self.bridge_leave(ch)
         for rec in ch.mixmonitors:
-            self._finish_recording(rec)
+            self._finish_recording(ch, rec)
         ch.mixmonitors.clear()
         ch.hungup = True
         self.channels.pop(ch.name, None)
@@ -1636,23 +1640,36 @@ class Pbx:
     def mixmonitor_start(
         self, ch: SimChannel, file: str, options: str, *, rec_id: str | None = None
     ) -> MixMonitorRec:
-        if file.startswith("/"):
-            path = file
-        elif self.recordings_dir is not None:
-            path = str(Path(self.recordings_dir) / file)
-        else:
-            path = f"{SPOOL_DIR}/{file}"
-        rec = MixMonitorRec(id=rec_id or self.next_mixmonitor_id(), path=path)
+        shown, target = spool_path(file, self.spool_dir)
+        flags = option_flags(options)
+        writer = WavRecorder(
+            target, started=time.monotonic(), only_bridged="b" in flags, scale=self.time_scale
+        )
+        rec = MixMonitorRec(id=rec_id or self.next_mixmonitor_id(), path=shown, writer=writer)
         ch.mixmonitors.append(rec)
-        self.set_var(ch, "MIXMONITOR_FILENAME", path)
-        match = re.search(r"i\(([^)]*)\)", options)
-        if match:
-            self.set_var(ch, match.group(1), rec.id)
+        self.set_var(ch, "MIXMONITOR_FILENAME", shown)
+        if flags.get("i"):
+            self.set_var(ch, flags["i"], rec.id)
         self.ev_chan("MixMonitorStart", ch)
         if ch.bridge is not None:
             # the bridge re-evaluates itself with the new audiohook (09)
             self._bridge_peers(ch.bridge)
+        if target is not None:
+            rec.task = self.spawn(self._record(ch, writer))
         return rec
+
+    async def _record(self, ch: SimChannel, writer: WavRecorder) -> None:
+        """Asterisk's recording thread: the file grows as the call goes on."""
+        while not writer.closed:
+            await asyncio.sleep(RECORDING_TICK)
+            writer.advance(time.monotonic(), bridged=ch.bridge is not None)
+
+    def advance_recordings(self, ch: SimChannel) -> None:
+        """Write a channel's audio so far (before its bridge or mute changes)."""
+        now = time.monotonic()
+        for rec in ch.mixmonitors:
+            if rec.writer is not None:
+                rec.writer.advance(now, bridged=ch.bridge is not None)
 
     def mixmonitor_stop(self, ch: SimChannel, mixmonitor_id: str | None) -> bool:
         recs = [r for r in ch.mixmonitors if mixmonitor_id in (None, "", r.id)]
@@ -1660,7 +1677,7 @@ class Pbx:
             return False
         rec = recs[0]
         ch.mixmonitors.remove(rec)
-        self._finish_recording(rec)
+        self._finish_recording(ch, rec)
         self.ev_chan("MixMonitorStop", ch)
         return True
 
@@ -1670,32 +1687,33 @@ class Pbx:
         recs = [r for r in ch.mixmonitors if mixmonitor_id in (None, "", r.id)]
         if not recs:
             return False
+        self.advance_recordings(ch)
         for rec in recs:
             if direction in ("read", "both"):
                 rec.muted_read = state
             if direction in ("write", "both"):
                 rec.muted_write = state
+            if rec.writer is not None:
+                rec.writer.mute(direction, state)
         self.ev_chan(
             "MixMonitorMute", ch, [("Direction", direction), ("State", "1" if state else "0")]
         )
         return True
 
-    def _finish_recording(self, rec: MixMonitorRec) -> None:
-        if self.recordings_dir is None:
-            return
-        path = Path(rec.path)
-        if not path.parent.is_dir():
-            return
-        seconds = min(max(time.monotonic() - rec.started, 0.1), 1.0)
-        frames = int(8000 * seconds)
-        try:
-            with wave.open(str(path), "wb") as out:
-                out.setnchannels(1)
-                out.setsampwidth(2)
-                out.setframerate(8000)
-                out.writeframes(b"\x00\x00" * frames)
-        except OSError:
-            log.warning("could not write recording %s", path)
+    def _finish_recording(self, ch: SimChannel, rec: MixMonitorRec) -> None:
+        """The file is complete (header sizes fixed) before the event that
+        ends the recording (MixMonitorStop, Hangup) is emitted."""
+        if rec.task is not None:
+            rec.task.cancel()
+            rec.task = None
+        if rec.writer is not None:
+            rec.writer.close(time.monotonic(), bridged=ch.bridge is not None)
+
+    def close_recordings(self) -> None:
+        """Shutting down: finish every file still being written."""
+        for ch in list(self.channels.values()):
+            for rec in ch.mixmonitors:
+                self._finish_recording(ch, rec)
 
     # -------------------------------------------------------- inbound calls
 

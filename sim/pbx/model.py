@@ -14,6 +14,10 @@ import asyncio
 import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from sim.pbx.recording import WavRecorder
 
 __all__ = [
     "ALL_CLASSES",
@@ -125,10 +129,12 @@ class Bridge:
 @dataclass(eq=False)
 class MixMonitorRec:
     id: str
-    path: str
+    path: str  # MIXMONITOR_FILENAME as reported
     muted_read: bool = False
     muted_write: bool = False
     started: float = field(default_factory=time.monotonic)
+    writer: WavRecorder | None = None  # the file being written (sim/pbx/recording.py)
+    task: asyncio.Task[None] | None = None  # its writing timer
 
 
 @dataclass(eq=False)

@@ -340,8 +340,10 @@ class PbxSimulator:
     endpoints agents use (auto-answer after ``answer_delay`` seconds, see
     ``set_device``). ``agi_url``: inbound calls run AGI against it before
     reaching the holding point. ``dialplan``: "callwright" (the default) or
-    "lab" (the transcripts' lab dialplan, Local channels). ``recordings_dir``:
-    MixMonitor writes short silent WAV files there. ``login_failure_delay``:
+    "lab" (the transcripts' lab dialplan, Local channels). ``spool_dir``:
+    Asterisk's spool directory; MixMonitor writes real WAV files (a tone,
+    silence while muted) under its ``monitor/`` folder, see
+    ``sim/pbx/recording.py``; without it no file is written. ``login_failure_delay``:
     Asterisk sleeps 1 s before refusing a Login.
     ``transfer_target_missing``: the share (0 to 1) of AttendedTransfer
     events sent without their TransferTarget* headers, as a real Asterisk
@@ -357,7 +359,7 @@ class PbxSimulator:
         answer_delay: float = 0.05,
         agi_url: str | None = None,
         dialplan: str = "callwright",
-        recordings_dir: str | None = None,
+        spool_dir: str | None = None,
         login_failure_delay: float = 1.0,
         transfer_target_missing: float = 0.0,
     ) -> None:
@@ -371,7 +373,7 @@ class PbxSimulator:
             endpoints=agent_devices,
             answer_delay=answer_delay,
             agi_url=agi_url,
-            recordings_dir=recordings_dir,
+            spool_dir=spool_dir,
         )
         self.pbx.transfer_target_missing = transfer_target_missing
         self.host = ""

@@ -4,7 +4,6 @@ Callwright drives them over AMI."""
 from __future__ import annotations
 
 import asyncio
-import wave
 from pathlib import Path
 
 from simtest_support import USERS, AmiClient
@@ -320,47 +319,6 @@ async def test_bridge_action_on_an_already_bridged_pair_tears_the_call_down(
     await ami.event("Hangup", Channel=agent.name)
     await ami.event("Hangup", Channel=customer.name)
     await sim.wait_for_channels(lambda chans: not chans)
-
-
-async def test_mixmonitor_start_mute_stop_writes_a_wav(tmp_path: Path) -> None:
-    sim_ = PbxSimulator(recordings_dir=str(tmp_path), answer_delay=0.0)
-    await sim_.start()
-    try:
-        reader, writer = await asyncio.open_connection(sim_.host, sim_.port)
-        client = AmiClient(reader, writer)
-        await client.wait_banner()
-        await client.request("Login", {"Username": "callwright", "Secret": "callwright-secret"})
-        customer = await sim_.inbound_call("5550001")
-        started = await client.request(
-            "MixMonitor", {"Channel": customer.name, "File": "call-1.wav", "Options": "b"}
-        )
-        assert started.headers == (("Response", "Success"), ("ActionID", started.action_id))
-        filename = await client.event(
-            "VarSet", Channel=customer.name, Variable="MIXMONITOR_FILENAME"
-        )
-        assert filename["Value"] == str(tmp_path / "call-1.wav")
-        start = await client.event("MixMonitorStart", Channel=customer.name)
-        assert names(start) == ["Event", "Privilege", *CHANNEL_SNAPSHOT]
-        muted = await client.request(
-            "MixMonitorMute", {"Channel": customer.name, "Direction": "both", "State": "1"}
-        )
-        assert muted.ok
-        mute = await client.event("MixMonitorMute", Channel=customer.name)
-        assert (mute["Direction"], mute["State"]) == ("both", "1")
-        stopped = await client.request("StopMixMonitor", {"Channel": customer.name})
-        assert stopped.ok
-        await client.event("MixMonitorStop", Channel=customer.name)
-        with wave.open(str(tmp_path / "call-1.wav")) as wav:
-            assert wav.getframerate() == 8000 and wav.getnframes() > 0
-        again = await client.request("StopMixMonitor", {"Channel": customer.name})
-        assert again.message == "Could not stop monitoring channel"
-        nomute = await client.request(
-            "MixMonitorMute", {"Channel": customer.name, "Direction": "read", "State": "1"}
-        )
-        assert nomute.message == "Cannot set mute flag"
-        await client.close()
-    finally:
-        await sim_.stop()
 
 
 async def test_mixmonitor_id_variable_and_stop_by_id(ami: AmiClient, sim: PbxSimulator) -> None:
