@@ -12,7 +12,10 @@
   ``task`` (the task is offered/assigned to them or was assigned to them),
   ``live_task`` (offered/assigned/wrapping with them now), ``interaction`` (its
   live task is theirs, or the interaction is recorded as theirs),
-  ``assigned_interaction`` (its live task is assigned to them, or wrapping).
+  ``assigned_interaction`` (its live task is assigned to them, or wrapping),
+  ``recording`` (a recording of a call they handled, and only when ``[recordings]
+  agent_may_play`` is on), ``agent_recordings`` (the subject is their own agent id,
+  and ``agent_may_play`` is on: listing their own recordings).
 
 ``ROUTE_ACTIONS`` names the action of every REST route (method, path as
 registered). ``route_guard`` refuses a route with no entry (only admins pass,
@@ -30,6 +33,7 @@ Socket.IO desk (``agent_desk.policy.Authorize``).
 from __future__ import annotations
 
 import logging
+import re
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 from typing import Any, Final, Literal
@@ -66,7 +70,15 @@ __all__ = [
 log = logging.getLogger(__name__)
 
 OwnKind = Literal[
-    "self", "call", "device", "task", "live_task", "interaction", "assigned_interaction"
+    "self",
+    "call",
+    "device",
+    "task",
+    "live_task",
+    "interaction",
+    "assigned_interaction",
+    "recording",
+    "agent_recordings",
 ]
 
 
@@ -106,6 +118,8 @@ _OWN_WORDS: Final[Mapping[OwnKind, str]] = {
     "live_task": "on a task offered or assigned to them",
     "interaction": "on an interaction assigned to them",
     "assigned_interaction": "on an interaction whose task is assigned to them",
+    "recording": "for a call they handled, when [recordings] agent_may_play is on",
+    "agent_recordings": "for their own calls, when [recordings] agent_may_play is on",
 }
 
 
@@ -145,6 +159,10 @@ POLICY: Final[Mapping[str, Rule]] = {
     # e-mail
     "interactions.read": own("interaction"),
     "interactions.reply": own("assigned_interaction"),
+    "interactions.list": SUPERVISORS,
+    # recordings (recordings/playback.py, recordings/listing.py)
+    "recordings.play": own("recording"),
+    "recordings.list": own("agent_recordings"),
 }
 
 ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
@@ -180,9 +198,14 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     # routing/email.py
     ("GET", "/api/interactions/{interaction_id}/emails"): "interactions.read",
     ("POST", "/api/interactions/{interaction_id}/reply"): "interactions.reply",
+    # recordings/listing.py, recordings/playback.py
+    ("GET", "/api/interactions"): "interactions.list",
+    ("GET", "/api/recordings"): "recordings.list",
+    ("GET", "/api/recordings/{recording_id}/playback"): "recordings.play",
 }
 
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
+_RECORDING_ID: Final = re.compile(r"[0-9a-f]{32}")
 
 
 @dataclass(frozen=True)
@@ -210,10 +233,16 @@ class Ownership:
         calls: CallService,
         routing: Callable[[], RoutingService | None],
         interaction_agent: Callable[[int], Awaitable[int | None]],
+        recording_agent: Callable[[str], Awaitable[int | None]] | None = None,
+        agent_may_play: bool = False,
     ) -> None:
+        """``recording_agent(id)``: the agent who handled a recording's call (None if
+        unknown); ``agent_may_play``: ``[recordings] agent_may_play``."""
         self.calls = calls
         self.routing = routing
         self.interaction_agent = interaction_agent
+        self.recording_agent = recording_agent
+        self.agent_may_play = agent_may_play
 
     async def owns(self, agent: AgentPrincipal, kind: OwnKind, subject: Any) -> bool:
         if subject is None:
@@ -230,6 +259,15 @@ class Ownership:
             return kind == "task" and await self._last_assigned(str(subject)) == agent.id
         if kind in ("interaction", "assigned_interaction"):
             return await self._interaction(agent, subject, assigned=kind != "interaction")
+        if kind == "agent_recordings":
+            return self.agent_may_play and str(subject) == agent.id
+        if kind == "recording":
+            if not self.agent_may_play or self.recording_agent is None:
+                return False
+            if not isinstance(subject, str) or not _RECORDING_ID.fullmatch(subject):
+                return False  # never a lookup on a malformed id
+            handled_by = await self.recording_agent(subject)
+            return handled_by is not None and str(handled_by) == agent.id
         return False
 
     async def _on_call(self, agent: AgentPrincipal, subject: Any) -> bool:

@@ -1,4 +1,5 @@
-"""The desk's web pages: ``/desk`` (agents) and ``/wallboard`` (supervisors).
+"""The desk's web pages: ``/desk`` (agents), ``/wallboard`` and ``/interactions``
+(supervisors: the interaction list, playing recordings).
 
 The pages and their scripts are public (no token to fetch them; the login form
 is on the page); everything they show comes through ``POST /api/login``, the
@@ -8,7 +9,8 @@ root must let ``PUBLIC_PAGES`` and ``ASSETS`` through its authentication.
 Every page is sent with a Content-Security-Policy that allows only this
 origin's scripts and styles (no inline script, no ``eval``), as a second line
 behind the pages' rule of inserting customer and e-mail text with
-``textContent`` only.
+``textContent`` only. ``media-src 'self'``: recordings play from this origin's
+signed ``/recordings/media/`` URLs.
 """
 
 from __future__ import annotations
@@ -22,12 +24,13 @@ from aiohttp import web
 __all__ = ["ASSETS", "CSP", "PUBLIC_PAGES", "STATIC", "routes"]
 
 STATIC: Final = Path(__file__).parent / "static"
-PUBLIC_PAGES: Final = ("/desk", "/wallboard")
+PUBLIC_PAGES: Final = ("/desk", "/wallboard", "/interactions")
 ASSETS: Final = "/desk/static/"
 
 CSP: Final = (
     "default-src 'none'; script-src 'self'; style-src 'self'; img-src 'self' data:; "
-    "connect-src 'self'; base-uri 'none'; form-action 'self'; frame-ancestors 'none'"
+    "connect-src 'self'; media-src 'self'; base-uri 'none'; form-action 'self'; "
+    "frame-ancestors 'none'"
 )
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -49,10 +52,11 @@ def _page(name: str) -> Handler:
 
 
 def routes() -> list[web.AbstractRouteDef]:
-    """``GET /desk``, ``GET /wallboard`` and the scripts and styles under
+    """``GET /desk``, ``GET /wallboard``, ``GET /interactions`` and the scripts and styles under
     ``/desk/static/`` (the vendored socket.io client included)."""
     return [
         web.get("/desk", _page("desk.html")),
         web.get("/wallboard", _page("wallboard.html")),
+        web.get("/interactions", _page("interactions.html")),
         web.static(ASSETS, STATIC, append_version=False),
     ]

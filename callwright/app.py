@@ -56,9 +56,11 @@ class TokenAuthenticator:
 PRINCIPAL = web.RequestKey("principal", Principal)
 
 # /socket.io/: the desk authenticates in its connect handler (agent_desk/namespace.py).
-PUBLIC_PREFIXES = ("/healthz", "/static/", "/socket.io/", "/desk/static/")
-# /desk, /wallboard and /desk/static/: the pages log in themselves (agent_desk/http.py).
-PUBLIC_PATHS = ("/", "/api/login", "/desk", "/wallboard")
+# /recordings/media/: the signed token in the path is the credential (recordings/playback.py).
+PUBLIC_PREFIXES = ("/healthz", "/static/", "/socket.io/", "/desk/static/", "/recordings/media/")
+# /desk, /wallboard, /interactions and /desk/static/: the pages log in themselves
+# (agent_desk/http.py).
+PUBLIC_PATHS = ("/", "/api/login", "/desk", "/wallboard", "/interactions")
 
 
 def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:
