@@ -10,6 +10,7 @@ repr, log line or error message ever shows them.
 from __future__ import annotations
 
 import os
+import re
 import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
@@ -26,7 +27,10 @@ __all__ = [
     "Config",
     "ConfigError",
     "DemoConfig",
+    "DeskConfig",
     "PbxConfig",
+    "RecordingPolicy",
+    "RecordingsConfig",
     "Secret",
     "ServerConfig",
     "StoreConfig",
@@ -127,6 +131,23 @@ class DemoConfig:
     hold_seconds: float = 40.0  # a simulated caller hangs up after this long
 
 
+DEFAULT_DISPOSITIONS: tuple[str, ...] = (
+    "resolved",
+    "follow_up",
+    "escalated",
+    "no_answer",
+    "wrong_number",
+)
+DISPOSITION_CODE = re.compile(r"[a-z][a-z0-9_]{0,63}")
+
+
+@dataclass(frozen=True)
+class DeskConfig:
+    # The wrap-up codes an agent picks from (the desk shows them in this order).
+    dispositions: tuple[str, ...] = DEFAULT_DISPOSITIONS
+    notes_max_chars: int = 2000  # wrap-up notes longer than this are refused
+
+
 DEFAULT_QUEUES: tuple[QueueConfig, ...] = (
     QueueConfig(
         id="support",
@@ -168,6 +189,50 @@ class EmailConfig:
     outbound: OutboundMailConfig = field(default_factory=OutboundMailConfig)
 
 
+RECORD_MODES = ("all", "none", "percent")
+
+
+@dataclass(frozen=True)
+class RecordingPolicy:
+    """Whether a queue's calls are recorded, and for how long they are kept."""
+
+    record: str = "all"  # "all", "none" or "percent"
+    percent: int = 100  # with record = "percent": the share of calls recorded, 0-100
+    retention_days: int | None = None  # None: kept until erased
+
+
+@dataclass(frozen=True)
+class RecordingsConfig:
+    enabled: bool = False
+    dir: Path = Path("data/recordings")  # storage root
+    # Where Asterisk (MixMonitor) or the simulator writes files while recording; in
+    # production Asterisk's monitor directory, readable by Callwright.
+    spool_dir: Path = Path("data/recordings-spool")
+    # 32 bytes as 64 hex digits or base64; empty: files are stored unencrypted.
+    encryption_key: Secret = field(default_factory=lambda: Secret(""))
+    playback_seconds: int = 300  # lifetime of a signed playback URL
+    agent_may_play: bool = False  # the agent who handled a call may play it
+    purge_interval: float = 3600.0  # seconds between retention purges; 0: never
+    default: RecordingPolicy = field(default_factory=RecordingPolicy)
+    queues: Mapping[str, RecordingPolicy] = field(default_factory=dict)
+
+    def policy_for(self, queue: str | None) -> RecordingPolicy:
+        if queue is not None and queue in self.queues:
+            return self.queues[queue]
+        return self.default
+
+    def retention_days(self, queue: str | None) -> int | None:
+        return self.policy_for(queue).retention_days
+
+    def key_bytes(self) -> bytes | None:
+        """The encryption key as 32 bytes, or None (checked when the config was read)."""
+        if not self.encryption_key:
+            return None
+        from recordings.crypto import parse_key
+
+        return parse_key(self.encryption_key.reveal())
+
+
 @dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
@@ -178,6 +243,8 @@ class Config:
     demo: DemoConfig = field(default_factory=DemoConfig)
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
+    recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    desk: DeskConfig = field(default_factory=DeskConfig)
     log_level: str = "INFO"
 
 
@@ -279,7 +346,19 @@ def _show(value: Any) -> str:
     return repr(value)
 
 
-SECTIONS = ("server", "store", "ami", "pbx", "api", "demo", "routing", "email", "log")
+SECTIONS = (
+    "server",
+    "store",
+    "ami",
+    "pbx",
+    "api",
+    "demo",
+    "routing",
+    "email",
+    "recordings",
+    "desk",
+    "log",
+)
 
 
 def parse_config(
@@ -375,6 +454,11 @@ def parse_config(
 
     routing = _routing(source, data.get("routing"))
     email = _email(source, data.get("email"), env)
+    recordings = _recordings(
+        source, data.get("recordings"), env, data_dir, tuple(q.id for q in routing.queues)
+    )
+
+    desk = _desk(source, data.get("desk"))
 
     s = _Section(source, "log", data.get("log"))
     level = s.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -389,8 +473,36 @@ def parse_config(
         demo=demo,
         routing=routing,
         email=email,
+        recordings=recordings,
+        desk=desk,
         log_level=level,
     )
+
+
+def _desk(source: str, table: Any) -> DeskConfig:
+    s = _Section(source, "desk", table)
+
+    def codes(value: Any) -> tuple[str, ...] | None:
+        if not isinstance(value, list) or not value:
+            return None
+        if not all(isinstance(v, str) and DISPOSITION_CODE.fullmatch(v) for v in value):
+            return None
+        if len(set(value)) != len(value):
+            return None
+        return tuple(value)
+
+    desk = DeskConfig(
+        dispositions=s.get(
+            "dispositions",
+            DEFAULT_DISPOSITIONS,
+            codes,
+            "a non-empty list of distinct codes (lower-case letters, digits, _; "
+            "starting with a letter; at most 64)",
+        ),
+        notes_max_chars=s.integer("notes_max_chars", 2000, 1, 100_000),
+    )
+    s.finish()
+    return desk
 
 
 def _boolean(s: _Section, key: str, default: bool) -> bool:
@@ -436,6 +548,80 @@ def _outbound(source: str, table: Any, env: Mapping[str, str]) -> OutboundMailCo
         )
     s.finish()
     return config
+
+
+def _recordings(
+    source: str,
+    table: Any,
+    env: Mapping[str, str],
+    data_dir: Path,
+    queue_ids: tuple[str, ...],
+) -> RecordingsConfig:
+    s = _Section(source, "recordings", table)
+
+    def directory(key: str, default: Path) -> Path:
+        raw = s.string(key, "", allow_empty=True)
+        if not raw:
+            return default
+        path = Path(raw)
+        return path if path.is_absolute() else data_dir / path
+
+    key = s.secret("encryption_key", env)
+    if key:
+        from recordings.crypto import parse_key
+
+        try:
+            parse_key(key.reveal())
+        except ValueError as exc:
+            raise ConfigError(f"{source}: recordings.encryption_key: {exc}") from None
+    default = _recording_policy(
+        source, "recordings.default", s.get("default", None, lambda v: v, "a table")
+    )
+    raw_queues: Mapping[str, Any] = s.get(
+        "queues", {}, lambda v: v if isinstance(v, Mapping) else None, "a table of queues"
+    )
+    queues: dict[str, RecordingPolicy] = {}
+    for queue_id, raw in raw_queues.items():
+        where = f"recordings.queues.{queue_id}"
+        if queue_id not in queue_ids:
+            raise ConfigError(
+                f"{source}: {where}: expected one of the routing queues "
+                f"({', '.join(queue_ids)}), got {queue_id!r}"
+            )
+        queues[queue_id] = _recording_policy(source, where, raw)
+    config = RecordingsConfig(
+        enabled=_boolean(s, "enabled", False),
+        dir=directory("dir", data_dir / "recordings"),
+        spool_dir=directory("spool_dir", data_dir / "recordings-spool"),
+        encryption_key=key,
+        playback_seconds=s.integer("playback_seconds", 300, 10, 86400),
+        agent_may_play=_boolean(s, "agent_may_play", False),
+        purge_interval=s.number("purge_interval", 3600.0, 0, 7 * 86400),
+        default=default,
+        queues=queues,
+    )
+    s.finish()
+    if config.dir.resolve() == config.spool_dir.resolve():
+        raise ConfigError(
+            f"{source}: recordings.spool_dir: expected a directory other than recordings.dir"
+        )
+    return config
+
+
+def _recording_policy(source: str, where: str, table: Any) -> RecordingPolicy:
+    s = _Section(source, where, table)
+    record = s.choice("record", "all", RECORD_MODES)
+    percent = s.integer("percent", 100, 0, 100)
+    days: int | None = s.get(
+        "retention_days",
+        None,
+        lambda v: v if isinstance(v, int) and not isinstance(v, bool) and 1 <= v <= 36500 else None,
+        "a number of days 1-36500 (leave it out to keep recordings until erased)",
+    )
+    s.finish()
+    if "percent" in s.table and record != "percent":
+        raise ConfigError(f'{source}: {where}.percent: only with record = "percent"')
+    return RecordingPolicy(record=record, percent=percent, retention_days=days)
 
 
 STRATEGIES = ("longest_idle", "least_occupied", "best_skill")

@@ -30,6 +30,9 @@ EXPECTED_TABLES = {
     "routing_events",
     "routing_meta",
     "audit_events",
+    "recordings",
+    "recording_pauses",
+    "legal_holds",
 }
 
 
