@@ -25,6 +25,11 @@ Where it knowingly differs from a real Asterisk:
   DIALEDPEERNUMBER, BLINDTRANSFER, ATTENDEDTRANSFER, TRANSFERERNAME where a
   real 22.10.1 sets them; not the *TIME / *TIME_MS ones, CHANLOCALSTATUS or
   BRIDGEPVTCALLID.
+* ChanSpy() runs the option logic of app_chanspy.c (u, E, S, b, q, w/W,
+  B) and sends ChanSpyStart / ChanSpyStop, but there is no audio: the mode a
+  session runs in is in ``PbxSimulator.spies()``. Originate refuses the
+  applications and Data functions Asterisk 22 keeps for the ``system`` class
+  ("Originate Access Forbidden: app or data blacklisted").
 * PJSIP is not SIP: a phone rings (Newstate Ringing) and answers after
   ``answer_delay``; busy gives DialEnd BUSY (cause 17), unreachable
   CHANUNAVAIL (cause 20); an endpoint that does not exist fails Dial without
@@ -49,7 +54,15 @@ Where it knowingly differs from a real Asterisk:
 """
 
 from sim.pbx.engine import DeviceConfig
-from sim.pbx.model import AmiUser, Bridge, SimChannel
+from sim.pbx.model import AmiUser, Bridge, SimChannel, SpySession
 from sim.pbx.server import DEFAULT_USERS, PbxSimulator
 
-__all__ = ["DEFAULT_USERS", "AmiUser", "Bridge", "DeviceConfig", "PbxSimulator", "SimChannel"]
+__all__ = [
+    "DEFAULT_USERS",
+    "AmiUser",
+    "Bridge",
+    "DeviceConfig",
+    "PbxSimulator",
+    "SimChannel",
+    "SpySession",
+]

@@ -445,6 +445,10 @@ async def originate(session: AmiSession, action: AmiAction) -> None:
     cid_name, cid_num = (
         parse_callerid(_h(action, "CallerID")) if _h(action, "CallerID") else (None, None)
     )
+    write = session.user.write if session.user is not None else frozenset()
+    if app and not _originate_app_permitted(app, app_data, write):
+        _error(session, action, "Originate Access Forbidden: app or data blacklisted")
+        return
     if exten and context and pi and not pbx.dialplan.exists(context, exten, pi):
         _error(session, action, "Extension does not exist.")
         return
@@ -487,6 +491,38 @@ async def originate(session: AmiSession, action: AmiAction) -> None:
         _ack(session, action, "Originate successfully queued")
     else:
         _error(session, action, "Originate failed")
+
+
+# manager.c originate_app_permissions[] (Asterisk 22): the first matching
+# entry decides; its classes are the ones the user needs. Applications match
+# case-insensitively anywhere in the name, dialplan functions case-sensitively
+# anywhere in Data. Queue needs them only with its AGI argument (the 6th).
+_ORIGINATE_APPS: tuple[tuple[str, frozenset[str]], ...] = (
+    ("agi", frozenset({"system"})),
+    ("dbdeltree", frozenset({"system"})),
+    ("exec", frozenset({"system"})),
+    ("externalivr", frozenset({"system"})),
+    ("mixmonitor", frozenset({"system"})),
+    ("originate", frozenset({"system"})),
+    ("reload", frozenset({"system"})),
+    ("system", frozenset({"system"})),
+)
+_ORIGINATE_DATA: tuple[str, ...] = ("CURL", "DB", "EVAL", "FILE", "ODBC", "REALTIME", "SHELL")
+
+
+def _originate_app_permitted(app: str, data: str, write: frozenset[str]) -> bool:
+    lowered = app.lower()
+    for search, needed in _ORIGINATE_APPS:
+        if search in lowered:
+            return bool(needed & write)
+    if "queue" in lowered and data:
+        args = data.split(",")
+        if len(args) > 5 and args[5]:
+            return bool({"agi", "system"} & write)
+    for search in _ORIGINATE_DATA:
+        if search in data:
+            return "system" in write
+    return True
 
 
 async def redirect(session: AmiSession, action: AmiAction) -> None:

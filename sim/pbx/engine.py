@@ -37,6 +37,7 @@ from sim.pbx.model import (
     Bridge,
     MixMonitorRec,
     SimChannel,
+    SpySession,
     bridge_headers,
     cause_text,
     channel_headers,
@@ -126,6 +127,8 @@ class Pbx:
         self._tasks: set[asyncio.Task[Any]] = set()
         self._outgoing: dict[SimChannel, _Outgoing] = {}
         self._atxfers: dict[SimChannel, _Atxfer] = {}
+        # ChanSpy() sessions in progress, by spying channel.
+        self.spy_sessions: dict[SimChannel, SpySession] = {}
         self.changed = asyncio.Event()
         self.closing = False
         # How long after its reply an async Originate creates its channels.
@@ -181,7 +184,11 @@ class Pbx:
         return f"{int(time.time())}.{seq}"
 
     def find(self, name: str) -> SimChannel | None:
-        return self.channels.get(name)
+        """By name, else by Uniqueid (Asterisk's ast_channel_get_by_name)."""
+        found = self.channels.get(name)
+        if found is None and name:
+            found = next((c for c in self.channels.values() if c.uniqueid == name), None)
+        return found
 
     def find_prefix(self, prefix: str) -> SimChannel | None:
         exact = self.channels.get(prefix)
@@ -578,6 +585,76 @@ class Pbx:
         self.mixmonitor_stop(ch, data or None)
         return CONTINUE
 
+    async def _app_chanspy(self, ch: SimChannel, data: str) -> Outcome:
+        """ChanSpy(chanprefix,options), after app_chanspy.c (Asterisk 22):
+        waits 100 ms for a digit, then spies on the first matching channel
+        that is neither hung up nor spying itself (option u: the exact channel
+        name or Uniqueid, and leave at once if there is none; b: bridged ones
+        only). ChanSpyStart names spyer and spyee; ChanSpyStop only the spyer.
+        The session ends when either side hangs up; then option E leaves the
+        application, S leaves when no channel is left, else it scans again.
+        No audio: the mode is in ``spy_sessions`` (w/W whisper, B barge)."""
+        spec, _, options = data.partition(",")
+        spec = "" if spec.strip() == "all" else spec.strip()
+        letters = re.sub(r"\([^)]*\)", "", options)
+        if ch.state_code != UP:
+            self.answer(ch)
+        ch.spying = True
+        try:
+            while True:
+                if await ch.wait(0.1 * self.time_scale):
+                    return HANGUP
+                if "u" in letters and spec:
+                    target = self.find(spec)
+                    if target is None:
+                        return HANGUP  # res = -1: nothing to spy on
+                    candidates = [target]
+                else:
+                    candidates = [
+                        c
+                        for name, c in self.channels.items()
+                        if name.startswith(spec) and c is not ch
+                    ]
+                spied = False
+                for target in candidates:
+                    if target.hungup or target.spying or target is ch:
+                        continue
+                    if "b" in letters and target.bridge is None:
+                        continue
+                    spied = True
+                    await self._spy_on(ch, target, letters)
+                    if ch.hungup or ch.hangup_requested:
+                        return HANGUP
+                    if "E" in letters:
+                        return CONTINUE
+                    break
+                if not spied and "S" in letters:
+                    return CONTINUE
+        finally:
+            ch.spying = False
+
+    async def _spy_on(self, ch: SimChannel, target: SimChannel, letters: str) -> None:
+        mode = (
+            "barge"
+            if "B" in letters
+            else "whisper"
+            if ("w" in letters or "W" in letters)
+            else "listen"
+        )
+        self.ev(
+            "ChanSpyStart",
+            "call",
+            [*channel_headers(ch, "Spyer"), *channel_headers(target, "Spyee")],
+        )
+        self.spy_sessions[ch] = SpySession(ch, target, mode, letters)
+        try:
+            while not target.hungup and not ch.interrupted:
+                await ch.wait(None)
+        finally:
+            self.spy_sessions.pop(ch, None)
+        # publish_chanspy_message(chan, NULL, 0): the spyer only.
+        self.ev("ChanSpyStop", "call", channel_headers(ch, "Spyer"))
+
     async def _app_agi(self, ch: SimChannel, data: str) -> Outcome:
         from sim.pbx.agi import run_agi
 
@@ -895,6 +972,9 @@ class Pbx:
         ch.mixmonitors.clear()
         ch.hungup = True
         self.channels.pop(ch.name, None)
+        for spy in self.spy_sessions.values():
+            if spy.spyee is ch:
+                spy.spyer.wake()  # its audiohook is detached: ChanSpy notices
         peer = ch.peer
         if peer is not None and not peer.hungup:
             self.queue_hangup(peer, ch.hangup_cause)

@@ -27,6 +27,7 @@ __all__ = [
     "Bridge",
     "MixMonitorRec",
     "SimChannel",
+    "SpySession",
     "bridge_headers",
     "cause_text",
     "channel_headers",
@@ -189,6 +190,7 @@ class SimChannel:
     kicked: bool = False  # pulled out of its bridge (transfer, dissolve, Bridge action)
     yanked: bool = False  # taken over by the Bridge action (ast_channel_yank)
     leaving: bool = False  # leaving its bridge on purpose: do not dissolve on it
+    spying: bool = False  # runs ChanSpy (AST_FLAG_SPYING: nobody may spy on it)
     answer_event: asyncio.Event = field(default_factory=asyncio.Event)
     _waiter: asyncio.Future[None] | None = field(default=None, repr=False)
     task: asyncio.Task[None] | None = None
@@ -234,6 +236,18 @@ class SimChannel:
 
     def __repr__(self) -> str:
         return f"<SimChannel {self.name} {self.uniqueid} {self.state}>"
+
+
+@dataclass(eq=False)
+class SpySession:
+    """A ChanSpy() in progress: ``spyer`` (running ChanSpy) listens to
+    ``spyee``. ``mode``: "listen", "whisper" (options w or W) or "barge" (B);
+    ``options``: the application's option letters as given."""
+
+    spyer: SimChannel
+    spyee: SimChannel
+    mode: str
+    options: str
 
 
 def _release(waiter: asyncio.Future[None]) -> None:

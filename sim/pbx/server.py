@@ -25,7 +25,7 @@ from cti.ami.messages import AmiAction, AmiEvent, AmiMessage, AmiResponse, Banne
 from sim.pbx.actions import ACTIONS
 from sim.pbx.dialplan import DIALPLANS
 from sim.pbx.engine import DeviceConfig, Pbx
-from sim.pbx.model import ALL_CLASSES, AmiUser, SimChannel
+from sim.pbx.model import ALL_CLASSES, AmiUser, SimChannel, SpySession
 
 __all__ = ["DEFAULT_USERS", "AmiSession", "PbxSimulator"]
 
@@ -502,6 +502,16 @@ class PbxSimulator:
                 self.emit(
                     "DeviceStateChange", "call", [("Device", f"PJSIP/{device}"), ("State", after)]
                 )
+
+    def add_endpoint(self, device: str, *, auto_answer: bool = True) -> None:
+        """Another PJSIP endpoint (a supervisor's phone, say), idle."""
+        self.pbx.endpoints.add(device)
+        self.pbx.devices[device] = DeviceConfig(auto_answer=auto_answer)
+
+    def spies(self) -> list[SpySession]:
+        """ChanSpy() sessions in progress: who listens to which channel, in
+        which mode ("listen", "whisper", "barge")."""
+        return list(self.pbx.spy_sessions.values())
 
     def send_dtmf(self, channel_name: str, digits: str) -> None:
         """The caller on ``channel_name`` presses keys (read by AGI GET DATA /
