@@ -17,11 +17,11 @@ import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
 from agent_desk.audit import AuditLog, audit_routes
-from agent_desk.auth import SessionAuthenticator, Sessions, auth_routes
+from agent_desk.auth import SERVICE_PRINCIPAL, SessionAuthenticator, Sessions, auth_routes
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
 from agent_desk.desk import Desk
 from agent_desk.http import routes as desk_pages
-from callwright.app import build_app
+from callwright.app import PRINCIPAL, build_app
 from callwright.config import Config, ConfigError
 from crm.mail.repository import MailStore
 from crm.mail.smtp_in import MailListener
@@ -31,6 +31,10 @@ from cti.calls.model import Call, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
+from recordings.listing import listing_routes
+from recordings.playback import MediaTokens, Playback
+from recordings.repository import RecordingRepository
+from recordings.storage import LocalStorage
 from routing import model as routing_model
 from routing.email import EmailRouting
 from routing.email import routes as email_routes
@@ -152,6 +156,9 @@ class Runtime:
         )
         self.interactions = InteractionRepository(self.engine)
         self.agents = AgentRepository(self.engine)
+        # Recordings: rows and files (recordings.repository, recordings.storage).
+        self.recordings = RecordingRepository(self.engine)
+        self.recording_storage = LocalStorage(config.recordings.dir, config.recordings.key_bytes())
         # Accounts, roles and the audit log (agent_desk.auth/.authorization/.audit).
         self.audit = AuditLog(self.engine)
         self.auth = SessionAuthenticator(
@@ -164,6 +171,8 @@ class Runtime:
                 calls=self.calls,
                 routing=lambda: self.routing,
                 interaction_agent=self._interaction_agent,
+                recording_agent=self._recording_agent,
+                agent_may_play=config.recordings.agent_may_play,
             )
         )
         self.authorization = HttpAuthorization(self.policy, self.audit)
@@ -184,6 +193,27 @@ class Runtime:
             )
         )
         self.app.add_routes(audit_routes(self.audit, self.authorization.authorize))
+        # Recordings for those allowed: lists, signed playback URLs, the media route.
+        self.playback = Playback(
+            recordings=self.recordings,
+            storage=self.recording_storage,
+            tokens=MediaTokens(
+                config.api.signing_key.reveal(), lifetime=config.recordings.playback_seconds
+            ),
+            audit=self.audit,
+            authorize=self.authorization.authorize,
+            principal_of=lambda request: request[PRINCIPAL],
+            current_role=self._current_role,
+        )
+        self.app.add_routes(self.playback.routes())
+        self.app.add_routes(
+            listing_routes(
+                self.recordings,
+                self.engine,
+                self.authorization.authorize,
+                lambda request: request[PRINCIPAL],
+            )
+        )
         self.app.add_routes(desk_pages())
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
@@ -210,6 +240,20 @@ class Runtime:
     async def _interaction_agent(self, interaction_id: int) -> int | None:
         interaction = await self.interactions.get(interaction_id)
         return None if interaction is None else interaction.agent_id
+
+    async def _recording_agent(self, recording_id: str) -> int | None:
+        recording = await self.recordings.get(recording_id)
+        return None if recording is None else recording.agent_id
+
+    async def _current_role(self, principal_id: str) -> str | None:
+        """The role a principal holds now (None: gone or deactivated): a playback URL
+        issued before a deactivation or a role change stops working."""
+        if principal_id == SERVICE_PRINCIPAL.id:
+            return SERVICE_PRINCIPAL.role if self.config.api.token else None
+        if not principal_id.isdigit():
+            return None
+        agent = await self.agents.get(int(principal_id))
+        return agent.role if agent is not None and agent.active else None
 
     async def _agent_deactivated(self, agent_id: str) -> None:
         """A deactivated agent is signed out of routing (offers withdrawn)."""

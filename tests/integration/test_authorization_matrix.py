@@ -25,6 +25,7 @@ import itertools
 import time
 from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -34,7 +35,7 @@ from sqlalchemy import func, select
 
 from agent_desk.auth import Sessions
 from agent_desk.authorization import POLICY, ROUTE_ACTIONS
-from callwright.config import EmailConfig, OutboundMailConfig, RoutingConfig
+from callwright.config import EmailConfig, OutboundMailConfig, RecordingsConfig, RoutingConfig
 from callwright.runtime import Runtime
 from crm.mail.persistence import email_messages
 from routing import model
@@ -109,6 +110,11 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/reservations/{reservation_id}/reject"): OWN,
     ("GET", "/api/interactions/{interaction_id}/emails"): OWN,
     ("POST", "/api/interactions/{interaction_id}/reply"): OWN,
+    ("GET", "/api/interactions"): SUPERVISORS,
+    # The agent who handled a call plays or lists it only with [recordings]
+    # agent_may_play (off here: tests/recordings/test_playback.py covers it on).
+    ("GET", "/api/recordings"): SUPERVISORS,
+    ("GET", "/api/recordings/{recording_id}/playback"): SUPERVISORS,
 }
 
 
@@ -199,6 +205,29 @@ class World:
         assert routing is not None
         await routing.accept(offer.reservation_id)
         return offer.task_id
+
+    async def own_recording(self) -> str:
+        """A stored recording (a real WAV file) of a call A handled."""
+        from tests.recordings.test_playback import store_recording, wav_bytes
+
+        runtime = self.runtime
+        interaction = await runtime.interactions.create(
+            channel="voice",
+            direction="inbound",
+            started_at=datetime.now(UTC),
+            agent_id=self.a.id,
+            queue="support",
+        )
+        rec = await store_recording(
+            runtime.recordings,
+            runtime.recording_storage,
+            runtime.config.recordings.spool_dir,
+            interaction_id=interaction.id,
+            agent_id=self.a.id,
+            customer_id=None,
+            data=wav_bytes(0.2),
+        )
+        return rec.id
 
     async def own_email(self) -> int:
         """An e-mail interaction whose task is assigned to A."""
@@ -309,6 +338,7 @@ async def world(
                 host="127.0.0.1", port=sink[1], from_address="help@support.example"
             ),
         ),
+        recordings=RecordingsConfig(dir=data / "recordings", spool_dir=data / "spool"),
     )
     runtime = Runtime(config)
     await runtime.start()
@@ -393,6 +423,13 @@ def on_email(suffix: str, body: Any = None) -> Make:
     return make
 
 
+def on_recording(suffix: str) -> Make:
+    async def make(w: World) -> tuple[str, Any]:
+        return f"/api/recordings/{await w.own_recording()}{suffix}", None
+
+    return make
+
+
 async def originate(w: World) -> tuple[str, Any]:
     return "/api/calls", {
         "agent_device": w.a.extension,
@@ -464,6 +501,11 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ),
     ("POST", "/api/interactions/{interaction_id}/reply"): Scenario(
         on_email("/reply", {"text": "Thanks, sorted.", "complete": False}), 201
+    ),
+    ("GET", "/api/interactions"): Scenario(fixed("/api/interactions"), 200, fresh=False),
+    ("GET", "/api/recordings"): Scenario(fixed("/api/recordings"), 200, fresh=False),
+    ("GET", "/api/recordings/{recording_id}/playback"): Scenario(
+        on_recording("/playback"), 200, fresh=False
     ),
 }
 
