@@ -174,6 +174,9 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("POST", "/api/agents/{agent_id}/password"): "agents.manage",
     ("POST", "/api/agents/{agent_id}/active"): "agents.manage",
     ("GET", "/api/audit"): "audit.read",
+    # recordings/http.py: a live call's recording (pause for card payments)
+    "recordings.state": own("call"),
+    "recordings.control": own("call"),
     # cti/http.py
     ("GET", "/api/calls"): "calls.list",
     ("POST", "/api/calls"): "calls.originate",
@@ -219,6 +222,10 @@ class Forbidden(web.HTTPForbidden):
 
     def __init__(self, action: str, subject: str | None, reason: str) -> None:
         super().__init__(reason=f"forbidden: {action}")
+    # recordings/http.py
+    ("GET", "/api/calls/{call_id}/recording"): "recordings.state",
+    ("POST", "/api/calls/{call_id}/recording/pause"): "recordings.control",
+    ("POST", "/api/calls/{call_id}/recording/resume"): "recordings.control",
         self.action = action
         self.subject = subject
         self.reason_text = reason

@@ -24,6 +24,9 @@ Outgoing events (the envelope's ``data``; times are epoch seconds):
   coalesced into one trailing update carrying the latest figures.
 * ``call`` -> ``supervisors`` and ``agent:{id}`` of every agent whose device is
   (or, for the event that takes it off, was) on the call.
+* ``recording`` -> ``supervisors`` and ``agent:{id}`` of the call's agent: a
+  call's recording state (``recordings.control``: started, paused, resumed,
+  ended, stored, failed, or not recorded by policy).
 """
 
 from __future__ import annotations
@@ -494,6 +497,15 @@ class DeskNotifier:
                 await self.pops.for_task(task)
 
     def _task_json(self, view: model.TaskView, *, pop: bool) -> dict[str, Any]:
+    # -- recordings ---------------------------------------------------------------
+
+    async def recording(self, data: Mapping[str, Any], agent_id: str | None) -> None:
+        """A call's recording state changed (``recordings.control``): to the
+        supervisors and to the agent who handles the call."""
+        await self._send(SUPERVISORS, "recording", dict(data))
+        if agent_id is not None:
+            await self._send(agent_room(agent_id), "recording", dict(data))
+
         self._remember(view)
         data = {
             "task_id": view.id,

@@ -31,6 +31,9 @@ from cti.calls.model import Call, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
+from recordings.control import RecordingControl
+from recordings.http import control_routes
+from recordings.ingest import Ingestor
 from recordings.listing import listing_routes
 from recordings.playback import MediaTokens, Playback
 from recordings.repository import RecordingRepository
@@ -160,6 +163,13 @@ class Runtime:
         self.recordings = RecordingRepository(self.engine)
         self.recording_storage = LocalStorage(config.recordings.dir, config.recordings.key_bytes())
         # Accounts, roles and the audit log (agent_desk.auth/.authorization/.audit).
+        # Finished MixMonitor files: spool dir -> storage (recordings.ingest).
+        self.ingestor = Ingestor(
+            self.recordings,
+            self.recording_storage,
+            config.recordings.spool_dir,
+            retention_days=config.recordings.retention_days,
+        )
         self.audit = AuditLog(self.engine)
         self.auth = SessionAuthenticator(
             self.agents,
@@ -215,6 +225,26 @@ class Runtime:
             )
         )
         self.app.add_routes(desk_pages())
+        # Recording control (recordings.control): MixMonitor by queue policy when
+        # an agent answers, pause/resume (REST, desk, IVR), ingest after hangup.
+        self.recording_control = RecordingControl(
+            self.recordings,
+            calls=self.calls,
+            ami=self.link,
+            interactions=self.interactions,
+            policies=config.recordings,
+            spool_dir=config.recordings.spool_dir,
+            ingestor=self.ingestor,
+            publish=self._publish_recording,
+            audit=self.audit,
+        )
+        self.app.add_routes(
+            control_routes(
+                self.recording_control,
+                self.authorization.authorize,
+                lambda request: request[PRINCIPAL].id,
+            )
+        )
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
@@ -242,6 +272,10 @@ class Runtime:
         return None if interaction is None else interaction.agent_id
 
     async def _recording_agent(self, recording_id: str) -> int | None:
+    async def _publish_recording(self, data: dict[str, Any], agent_id: str | None) -> None:
+        if self.desk.notifier is not None:
+            await self.desk.notifier.recording(data, agent_id)
+
         recording = await self.recordings.get(recording_id)
         return None if recording is None else recording.agent_id
 
@@ -280,7 +314,9 @@ class Runtime:
             routing,
             self.calls,
             lookup_customer=self.desk.pops.lookup_by_phone,
-            interactions=self.desk.pops.wrap_interactions(VoiceInteractions(self.interactions)),
+            interactions=self.recording_control.wrap_interactions(
+                self.desk.pops.wrap_interactions(VoiceInteractions(self.interactions))
+            ),
             extensions={str(a.id): a.extension for a in agents},
             holding_context=pbx.holding_context,
             agent_context=pbx.agent_context,
@@ -294,6 +330,8 @@ class Runtime:
         self.desk.start(routing, calls=self.calls, voice=self.voice, agents=agents)
         routing.subscribe(self.voice.on_routing_events)
         self.app.add_routes(routing_routes(routing, self.authorization.authorize))
+        # After the desk: a recording that stops is announced after the call event.
+        self.calls.subscribe(self.recording_control.on_call_event)
         self.email = EmailRouting(
             routing, self.mail_store, queue_id=self.config.routing.email_queue
         )
@@ -395,3 +433,4 @@ class Runtime:
             log.warning("stopping with call events not yet stored")
         await self.calls.stop()
         await self.engine.dispose()
+        await self.recording_control.stop()  # ingests under way
