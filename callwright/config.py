@@ -17,6 +17,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TypeVar
 
+from ivr.errors import FlowError
+from ivr.loader import load_flow
+from ivr.model import Flow
+from ivr.validate import validate_flow
 from routing.engine import Router
 from routing.errors import RoutingConfigError
 from routing.model import OfferCallback, Overflow, QueueConfig, Step, Widen
@@ -28,6 +32,7 @@ __all__ = [
     "ConfigError",
     "DemoConfig",
     "DeskConfig",
+    "IvrConfig",
     "PbxConfig",
     "RecordingPolicy",
     "RecordingsConfig",
@@ -234,6 +239,15 @@ class RecordingsConfig:
 
 
 @dataclass(frozen=True)
+class IvrConfig:
+    """IVR flows, read and validated at start (``ivr.loader``, ``ivr.validate``):
+    ``flow_files`` as resolved (relative to the config file), ``flows`` by name."""
+
+    flow_files: tuple[Path, ...] = ()
+    flows: Mapping[str, Flow] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
 class Config:
     server: ServerConfig = field(default_factory=ServerConfig)
     store: StoreConfig = field(default_factory=StoreConfig)
@@ -245,6 +259,7 @@ class Config:
     email: EmailConfig = field(default_factory=EmailConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
+    ivr: IvrConfig = field(default_factory=IvrConfig)
     log_level: str = "INFO"
 
 
@@ -357,6 +372,7 @@ SECTIONS = (
     "email",
     "recordings",
     "desk",
+    "ivr",
     "log",
 )
 
@@ -459,6 +475,7 @@ def parse_config(
     )
 
     desk = _desk(source, data.get("desk"))
+    ivr = _ivr(source, data.get("ivr"), base_dir, routing)
 
     s = _Section(source, "log", data.get("log"))
     level = s.choice("level", "INFO", ("DEBUG", "INFO", "WARNING", "ERROR"))
@@ -475,6 +492,7 @@ def parse_config(
         email=email,
         recordings=recordings,
         desk=desk,
+        ivr=ivr,
         log_level=level,
     )
 
@@ -622,6 +640,39 @@ def _recording_policy(source: str, where: str, table: Any) -> RecordingPolicy:
     if "percent" in s.table and record != "percent":
         raise ConfigError(f'{source}: {where}.percent: only with record = "percent"')
     return RecordingPolicy(record=record, percent=percent, retention_days=days)
+
+
+def _ivr(source: str, table: Any, base_dir: Path | None, routing: RoutingConfig) -> IvrConfig:
+    """Every flow file is loaded and validated against the configured queues; the
+    first problem stops the start with ``ivr.flows[i] (file): flow <name>, node
+    <id>: ...``."""
+    s = _Section(source, "ivr", table)
+    names: list[str] = s.get(
+        "flows",
+        [],
+        lambda v: v if isinstance(v, list) and all(isinstance(f, str) and f for f in v) else None,
+        "a list of flow file paths",
+    )
+    s.finish()
+    queue_ids = [q.id for q in routing.queues]
+    files: list[Path] = []
+    flows: dict[str, Flow] = {}
+    for index, name in enumerate(names):
+        path = Path(name)
+        if base_dir is not None and not path.is_absolute():
+            path = base_dir / path
+        try:
+            flow = load_flow(path)
+            if flow.name in flows:
+                raise FlowError(
+                    flow.name, None, f"defined twice (also in {flows[flow.name].source})"
+                )
+            validate_flow(flow, queue_ids)
+        except FlowError as exc:
+            raise ConfigError(f"{source}: ivr.flows[{index}] ({name}): {exc}") from None
+        files.append(path)
+        flows[flow.name] = flow
+    return IvrConfig(flow_files=tuple(files), flows=flows)
 
 
 STRATEGIES = ("longest_idle", "least_occupied", "best_skill")
