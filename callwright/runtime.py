@@ -162,7 +162,6 @@ class Runtime:
         # Recordings: rows and files (recordings.repository, recordings.storage).
         self.recordings = RecordingRepository(self.engine)
         self.recording_storage = LocalStorage(config.recordings.dir, config.recordings.key_bytes())
-        # Accounts, roles and the audit log (agent_desk.auth/.authorization/.audit).
         # Finished MixMonitor files: spool dir -> storage (recordings.ingest).
         self.ingestor = Ingestor(
             self.recordings,
@@ -170,6 +169,7 @@ class Runtime:
             config.recordings.spool_dir,
             retention_days=config.recordings.retention_days,
         )
+        # Accounts, roles and the audit log (agent_desk.auth/.authorization/.audit).
         self.audit = AuditLog(self.engine)
         self.auth = SessionAuthenticator(
             self.agents,
@@ -271,11 +271,11 @@ class Runtime:
         interaction = await self.interactions.get(interaction_id)
         return None if interaction is None else interaction.agent_id
 
-    async def _recording_agent(self, recording_id: str) -> int | None:
     async def _publish_recording(self, data: dict[str, Any], agent_id: str | None) -> None:
         if self.desk.notifier is not None:
             await self.desk.notifier.recording(data, agent_id)
 
+    async def _recording_agent(self, recording_id: str) -> int | None:
         recording = await self.recordings.get(recording_id)
         return None if recording is None else recording.agent_id
 
@@ -432,5 +432,5 @@ class Runtime:
         except TimeoutError:
             log.warning("stopping with call events not yet stored")
         await self.calls.stop()
-        await self.engine.dispose()
         await self.recording_control.stop()  # ingests under way
+        await self.engine.dispose()
