@@ -163,6 +163,9 @@ POLICY: Final[Mapping[str, Rule]] = {
     # recordings (recordings/playback.py, recordings/listing.py)
     "recordings.play": own("recording"),
     "recordings.list": own("agent_recordings"),
+    # recordings/http.py: a live call's recording (pause for card payments)
+    "recordings.state": own("call"),
+    "recordings.control": own("call"),
 }
 
 ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
@@ -174,9 +177,6 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("POST", "/api/agents/{agent_id}/password"): "agents.manage",
     ("POST", "/api/agents/{agent_id}/active"): "agents.manage",
     ("GET", "/api/audit"): "audit.read",
-    # recordings/http.py: a live call's recording (pause for card payments)
-    "recordings.state": own("call"),
-    "recordings.control": own("call"),
     # cti/http.py
     ("GET", "/api/calls"): "calls.list",
     ("POST", "/api/calls"): "calls.originate",
@@ -205,6 +205,10 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/api/interactions"): "interactions.list",
     ("GET", "/api/recordings"): "recordings.list",
     ("GET", "/api/recordings/{recording_id}/playback"): "recordings.play",
+    # recordings/http.py
+    ("GET", "/api/calls/{call_id}/recording"): "recordings.state",
+    ("POST", "/api/calls/{call_id}/recording/pause"): "recordings.control",
+    ("POST", "/api/calls/{call_id}/recording/resume"): "recordings.control",
 }
 
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})
@@ -222,10 +226,6 @@ class Forbidden(web.HTTPForbidden):
 
     def __init__(self, action: str, subject: str | None, reason: str) -> None:
         super().__init__(reason=f"forbidden: {action}")
-    # recordings/http.py
-    ("GET", "/api/calls/{call_id}/recording"): "recordings.state",
-    ("POST", "/api/calls/{call_id}/recording/pause"): "recordings.control",
-    ("POST", "/api/calls/{call_id}/recording/resume"): "recordings.control",
         self.action = action
         self.subject = subject
         self.reason_text = reason

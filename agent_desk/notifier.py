@@ -471,6 +471,15 @@ class DeskNotifier:
         for agent_id in sorted(now_on | before):
             await self._send(agent_room(agent_id), "call", data)
 
+    # -- recordings ---------------------------------------------------------------
+
+    async def recording(self, data: Mapping[str, Any], agent_id: str | None) -> None:
+        """A call's recording state changed (``recordings.control``): to the
+        supervisors and to the agent who handles the call."""
+        await self._send(SUPERVISORS, "recording", dict(data))
+        if agent_id is not None:
+            await self._send(agent_room(agent_id), "recording", dict(data))
+
     # -- snapshots (synchronous: built from memory) ------------------------------
 
     def rooms_for(self, agent_id: str | None, supervisor: bool) -> list[str]:
@@ -497,15 +506,6 @@ class DeskNotifier:
                 await self.pops.for_task(task)
 
     def _task_json(self, view: model.TaskView, *, pop: bool) -> dict[str, Any]:
-    # -- recordings ---------------------------------------------------------------
-
-    async def recording(self, data: Mapping[str, Any], agent_id: str | None) -> None:
-        """A call's recording state changed (``recordings.control``): to the
-        supervisors and to the agent who handles the call."""
-        await self._send(SUPERVISORS, "recording", dict(data))
-        if agent_id is not None:
-            await self._send(agent_room(agent_id), "recording", dict(data))
-
         self._remember(view)
         data = {
             "task_id": view.id,
