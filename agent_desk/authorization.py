@@ -11,7 +11,11 @@
   task was assigned to them), ``device`` (originate from their own extension),
   ``task`` (the task is offered/assigned to them or was assigned to them),
   ``live_task`` (offered/assigned/wrapping with them now), ``interaction`` (its
-  live task is theirs, or the interaction is recorded as theirs),
+  live task is theirs, the interaction is recorded as theirs, or its customer
+  is the customer of a task offered or assigned to them now: the open e-mails
+  on a caller's pop), ``handled_interaction`` (its live task is assigned to
+  them or wrapping, a task of it was assigned to them, or it is recorded as
+  theirs: the wrap-up and identifying the customer),
   ``assigned_interaction`` (its live task is assigned to them, or wrapping),
   ``recording`` (a recording of a call they handled, and only when ``[recordings]
   agent_may_play`` is on), ``agent_recordings`` (the subject is their own agent id,
@@ -48,7 +52,7 @@ from cti.calls.model import Call
 from cti.calls.service import CallService
 from cti.errors import UnknownCall
 from routing.errors import RoutingError
-from routing.journal import routing_events
+from routing.journal import routing_events, routing_tasks
 from routing.service import RoutingService
 
 __all__ = [
@@ -77,6 +81,7 @@ OwnKind = Literal[
     "live_task",
     "interaction",
     "assigned_interaction",
+    "handled_interaction",
     "recording",
     "agent_recordings",
 ]
@@ -118,6 +123,7 @@ _OWN_WORDS: Final[Mapping[OwnKind, str]] = {
     "live_task": "on a task offered or assigned to them",
     "interaction": "on an interaction assigned to them",
     "assigned_interaction": "on an interaction whose task is assigned to them",
+    "handled_interaction": "on an interaction they handle or handled",
     "recording": "for a call they handled, when [recordings] agent_may_play is on",
     "agent_recordings": "for their own calls, when [recordings] agent_may_play is on",
 }
@@ -138,6 +144,7 @@ POLICY: Final[Mapping[str, Rule]] = {
     # the desk (Socket.IO)
     "desk.connect": EVERYONE,
     "customers.search": EVERYONE,
+    "customers.read": EVERYONE,
     # calls
     "calls.list": SUPERVISORS,
     "calls.read": own("call"),
@@ -159,6 +166,9 @@ POLICY: Final[Mapping[str, Rule]] = {
     # e-mail
     "interactions.read": own("interaction"),
     "interactions.reply": own("assigned_interaction"),
+    # the desk's wrap-up and unknown callers (agent_desk/records.py)
+    "interactions.disposition": own("handled_interaction"),
+    "interactions.customer": own("handled_interaction"),
     "interactions.list": SUPERVISORS,
     # recordings (recordings/playback.py, recordings/listing.py)
     "recordings.play": own("recording"),
@@ -201,6 +211,10 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     # routing/email.py
     ("GET", "/api/interactions/{interaction_id}/emails"): "interactions.read",
     ("POST", "/api/interactions/{interaction_id}/reply"): "interactions.reply",
+    # agent_desk/records.py
+    ("POST", "/api/interactions/{interaction_id}/disposition"): "interactions.disposition",
+    ("POST", "/api/interactions/{interaction_id}/customer"): "interactions.customer",
+    ("GET", "/api/customers/{customer_id}"): "customers.read",
     # recordings/listing.py, recordings/playback.py
     ("GET", "/api/interactions"): "interactions.list",
     ("GET", "/api/recordings"): "recordings.list",
@@ -242,12 +256,15 @@ class Ownership:
         interaction_agent: Callable[[int], Awaitable[int | None]],
         recording_agent: Callable[[str], Awaitable[int | None]] | None = None,
         agent_may_play: bool = False,
+        interaction_customer: Callable[[int], Awaitable[int | None]] | None = None,
     ) -> None:
         """``recording_agent(id)``: the agent who handled a recording's call (None if
-        unknown); ``agent_may_play``: ``[recordings] agent_may_play``."""
+        unknown); ``agent_may_play``: ``[recordings] agent_may_play``;
+        ``interaction_customer(id)``: an interaction's customer id."""
         self.calls = calls
         self.routing = routing
         self.interaction_agent = interaction_agent
+        self.interaction_customer = interaction_customer
         self.recording_agent = recording_agent
         self.agent_may_play = agent_may_play
 
@@ -266,6 +283,8 @@ class Ownership:
             return kind == "task" and await self._last_assigned(str(subject)) == agent.id
         if kind in ("interaction", "assigned_interaction"):
             return await self._interaction(agent, subject, assigned=kind != "interaction")
+        if kind == "handled_interaction":
+            return await self._handled(agent, subject)
         if kind == "agent_recordings":
             return self.agent_may_play and str(subject) == agent.id
         if kind == "recording":
@@ -339,7 +358,59 @@ class Ownership:
         if assigned:
             return False
         recorded = await self.interaction_agent(interaction_id)
+        if recorded is not None and str(recorded) == agent.id:
+            return True
+        return await self._customer_of_their_task(agent, interaction_id)
+
+    async def _handled(self, agent: AgentPrincipal, subject: Any) -> bool:
+        try:
+            interaction_id = int(subject)
+        except (TypeError, ValueError):
+            return False
+        if await self._interaction(agent, interaction_id, assigned=True):
+            return True
+        routing = self.routing()
+        if routing is not None:
+            # A task of this interaction was assigned to them (since finished).
+            query = (
+                select(routing_events.c.seq)
+                .join(routing_tasks, routing_tasks.c.id == routing_events.c.task_id)
+                .where(
+                    routing_tasks.c.interaction_id == interaction_id,
+                    routing_events.c.type == "TaskAssigned",
+                    routing_events.c.agent_id == agent.id,
+                )
+                .limit(1)
+            )
+            async with routing.journal.engine.connect() as conn:
+                if (await conn.execute(query)).first() is not None:
+                    return True
+        recorded = await self.interaction_agent(interaction_id)
         return recorded is not None and str(recorded) == agent.id
+
+    async def _customer_of_their_task(self, agent: AgentPrincipal, interaction_id: int) -> bool:
+        """The interaction's customer is the customer of a task offered or
+        assigned to the agent now (a caller's other threads, on their pop)."""
+        routing = self.routing()
+        if routing is None or self.interaction_customer is None:
+            return False
+        customer = await self.interaction_customer(interaction_id)
+        if customer is None:
+            return False
+        try:
+            view = routing.router.agent(agent.id)
+            task_ids = set(view.task_ids)
+            for rid in view.reservation_ids:
+                task_ids.add(routing.router.reservation(rid).task_id)
+        except RoutingError:
+            return False
+        for task_id in sorted(task_ids):
+            link = await routing.journal.task(task_id)
+            if link is None or link.interaction_id in (None, interaction_id):
+                continue
+            if await self.interaction_customer(link.interaction_id) == customer:
+                return True
+        return False
 
 
 class Policy:

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from typing import Any
 
 import socketio  # type: ignore[import-untyped]
@@ -35,7 +35,7 @@ from agent_desk.policy import Audit, Authorize, desk_policy
 from agent_desk.pops import ScreenPops
 from agent_desk.rooms import RoomLog
 from crm.mail.repository import MailStore
-from crm.repository import CustomerRepository, InteractionRepository
+from crm.repository import Customer, CustomerRepository, InteractionRepository
 from routing.service import RoutingService
 from routing.voice import VoiceRouting
 
@@ -58,7 +58,9 @@ class Desk:
         authorize: Authorize = desk_policy,
         audit: Audit | None = None,
         rooms: RoomLog | None = None,
+        settings: Mapping[str, Any] | None = None,
     ) -> None:
+        """``settings``: what the pages are told in the hello (``[desk]``)."""
         self.sio = sio
         self.customers = customers
         self.pops = ScreenPops(customers, interactions, mail=mail)
@@ -66,6 +68,8 @@ class Desk:
         self.authenticate = authenticate
         self.authorize = authorize
         self.audit = audit
+        self.settings = dict(settings or {})
+        self.routing: RoutingService | None = None
         self.notifier: DeskNotifier | None = None
         self.namespace: DeskNamespace | None = None
         self._stopped = False
@@ -79,6 +83,7 @@ class Desk:
         agents: Sequence[Any],
     ) -> None:
         """``agents``: the store's agent profiles (id, display_name, extension)."""
+        self.routing = routing
         self.pops.links = routing.journal
         if voice is not None:
             self.pops.task_for_call = voice.task_for_call
@@ -100,10 +105,21 @@ class Desk:
             authorize=self.authorize,
             audit=self.audit,
             namespace=NAMESPACE,
+            settings=self.settings,
         )
         self.sio.register_namespace(self.namespace)
         routing.subscribe(self.notifier.on_routing_events)
         calls.subscribe(self.notifier.on_call_event)
+
+    async def customer_linked(self, interaction_id: int, customer: Customer) -> Any:
+        """A customer linked to an interaction from the desk: the pop of its
+        live task is made again and sent to the agent (None: no live task)."""
+        if self.routing is None or self.notifier is None:
+            return None
+        task_id = await self.routing.journal.live_task_for_interaction(interaction_id)
+        if task_id is None:
+            return None
+        return await self.notifier.customer_linked(task_id, customer)
 
     async def stop(self) -> None:
         """Close every Socket.IO connection (else the web server waits for

@@ -11,6 +11,7 @@ it serves; supervisor or admin: ``supervisors`` and every queue) and gets
 ``hello``::
 
     {"principal": {"id", "role"}, "epoch", "now", "rooms": {room: seq},
+     "settings": {"dispositions", "notes_max_chars", "queues": [{id, name}]},
      "snapshot": {...}}            # or "missed": [envelope, ...] on a resume
 
 ``rooms`` holds the last sequence number of each room that the snapshot
@@ -101,6 +102,7 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         authorize: Authorize = desk_policy,
         audit: Audit | None = None,
         namespace: str = "/desk",
+        settings: Mapping[str, Any] | None = None,
         rate: float = 20.0,
         burst: float = 40.0,
         rate_clock: Callable[[], float] = time.monotonic,
@@ -113,6 +115,7 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         self.authenticate = authenticate
         self.authorize = authorize
         self.audit: Audit = audit if audit is not None else LogAudit()
+        self.settings = dict(settings or {})
         self.rate = rate
         self.burst = burst
         self.rate_clock = rate_clock
@@ -162,6 +165,7 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
             wanted = {room: resume[1][room] for room in rooms}
         hello = {
             "principal": {"id": principal.id, "role": principal.role},
+            "settings": self._settings(),
             **self._sync(conn, wanted, None if resume is None else resume[0]),
         }
         await self.emit("hello", hello, to=sid)
@@ -294,6 +298,14 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         return {"ok": True, "customers": [customer_json(c) for c in found]}
 
     # -- helpers ------------------------------------------------------------
+
+    def _settings(self) -> dict[str, Any]:
+        """What the pages need to know of the configuration: the wrap-up codes,
+        and the queues a call may be transferred to."""
+        queues = [
+            {"id": q, "name": self.notifier._queue_name(q)} for q in self.routing.router.queue_ids()
+        ]
+        return {**self.settings, "queues": queues}
 
     def _sync(
         self, conn: Connection, requested: dict[str, int] | None, epoch: str | None

@@ -43,6 +43,7 @@ import socketio  # type: ignore[import-untyped]
 from agent_desk.pops import ScreenPops
 from agent_desk.rooms import Envelope, RoomLog
 from agent_desk.throttle import SEND, Coalescer
+from crm.repository import Customer
 from cti.calls import model as calls
 from cti.http import call_to_json
 from routing import model
@@ -310,6 +311,31 @@ class DeskNotifier:
         if to_agent and isinstance(owner, str):
             mine = dict(data, pop=self.pops.get(task_id))
             await self._send(agent_room(owner), "task", mine)
+
+    async def customer_linked(self, task_id: str, customer: Customer) -> dict[str, Any] | None:
+        """An unknown caller identified from the desk: the task's pop is made
+        again with the customer's record and sent to the agent who holds the
+        task (a ``task`` event, change ``customer_linked``). Returns the pop."""
+        pop = await self.pops.rebuild(task_id, customer)
+        view = self._view(task_id)
+        if pop is None or view is None:
+            return pop
+        meta = self._task_meta(task_id)
+        meta["customer_id"] = str(customer.id)
+        if view.agent_id is not None and view.state.value in ("assigned", "wrapping"):
+            data = {
+                "task_id": task_id,
+                "change": "customer_linked",
+                "state": view.state.value,
+                "queue_id": view.queue_id,
+                "agent_id": view.agent_id,
+                "reservation_id": view.reservation_id,
+                **meta,
+                "details": {"customer_id": customer.id},
+                "pop": pop,
+            }
+            await self._send(agent_room(view.agent_id), "task", data)
+        return pop
 
     @staticmethod
     def _details(event: Any) -> dict[str, Any]:

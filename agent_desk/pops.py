@@ -24,7 +24,11 @@ Pop (JSON)::
      "recent_interactions": [{"id", "channel", "direction", "queue",
                               "agent_id", "started_at", "answered_at",
                               "ended_at", "disposition", "notes", "subject"}],
+     "open_emails": [{"id", "subject", "started_at", "queue"}],  # not this one
      "emails": [email_json, ...]}   # e-mail tasks: the thread, oldest first
+
+``rebuild(task_id, customer)`` makes a task's pop again around a customer
+linked to its interaction from the desk (an unknown caller identified).
 
 Names, notes and e-mail bodies are data: a page must render them as text.
 """
@@ -44,7 +48,7 @@ from routing import model
 from routing.email import email_json
 from routing.voice import CustomerMatch, Interactions
 
-__all__ = ["ScreenPops", "customer_json", "interaction_json"]
+__all__ = ["ScreenPops", "customer_json", "interaction_json", "open_email_json"]
 
 log = logging.getLogger(__name__)
 
@@ -84,6 +88,15 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
         "disposition": interaction.disposition,
         "notes": interaction.notes,
         "subject": interaction.subject,
+    }
+
+
+def open_email_json(interaction: Interaction) -> dict[str, Any]:
+    return {
+        "id": interaction.id,
+        "subject": interaction.subject,
+        "started_at": _iso(interaction.started_at),
+        "queue": interaction.queue,
     }
 
 
@@ -182,6 +195,22 @@ class ScreenPops:
     def forget(self, task_id: str) -> None:
         self._by_task.pop(task_id, None)
 
+    async def rebuild(self, task_id: str, customer: Customer) -> dict[str, Any] | None:
+        """The task's pop made again around ``customer`` (None: no pop kept)."""
+        old = self._by_task.get(task_id)
+        if old is None:
+            return None
+        pop = await self._build(
+            channel=old["channel"],
+            customer=customer,
+            interaction_id=old["interaction_id"],
+            call_id=old["call_id"],
+            caller_number=old["caller_number"],
+        )
+        pop = {"task_id": task_id, **pop}
+        self._by_task[task_id] = pop
+        return pop
+
     async def for_task(self, task: model.TaskView) -> dict[str, Any]:
         """The task's pop, prepared in the call path when possible."""
         pop = self._by_task.get(task.id)
@@ -236,12 +265,18 @@ class ScreenPops:
         caller_number: str | None,
     ) -> dict[str, Any]:
         recent: list[dict[str, Any]] = []
+        open_emails: list[dict[str, Any]] = []
         if customer is not None:
             found = await self.interactions.recent_for_customer(
                 customer.id, limit=self.recent_limit + 1
             )
             recent = [interaction_json(i) for i in found if i.id != interaction_id]
             recent = recent[: self.recent_limit]
+            threads = await self.interactions.open_for_customer(
+                customer.id, channel="email", limit=self.recent_limit + 1
+            )
+            open_emails = [open_email_json(i) for i in threads if i.id != interaction_id]
+            open_emails = open_emails[: self.recent_limit]
         emails: list[dict[str, Any]] = []
         if channel == "email" and interaction_id is not None and self.mail is not None:
             emails = [email_json(m) for m in await self.mail.thread(interaction_id)]
@@ -252,5 +287,6 @@ class ScreenPops:
             "caller_number": caller_number,
             "customer": None if customer is None else customer_json(customer),
             "recent_interactions": recent,
+            "open_emails": open_emails,
             "emails": emails,
         }

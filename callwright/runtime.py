@@ -21,6 +21,7 @@ from agent_desk.auth import SERVICE_PRINCIPAL, SessionAuthenticator, Sessions, a
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
 from agent_desk.desk import Desk
 from agent_desk.http import routes as desk_pages
+from agent_desk.records import DeskSettings, records_routes
 from callwright.app import PRINCIPAL, build_app
 from callwright.config import Config, ConfigError
 from crm.mail.repository import MailStore
@@ -149,6 +150,7 @@ class Runtime:
                 outbound_context=pbx.outbound_context,
                 onhold_context=pbx.onhold_context,
                 agent_hold_context=pbx.agent_hold_context,
+                holding_context=pbx.holding_context,
                 originate_timeout_ms=int(pbx.originate_timeout * 1000),
             ),
         )
@@ -183,6 +185,7 @@ class Runtime:
                 interaction_agent=self._interaction_agent,
                 recording_agent=self._recording_agent,
                 agent_may_play=config.recordings.agent_may_play,
+                interaction_customer=self._interaction_customer,
             )
         )
         self.authorization = HttpAuthorization(self.policy, self.audit)
@@ -253,6 +256,10 @@ class Runtime:
         # (and share the desk's room sequence numbers: see agent_desk/desk.py).
         self.sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=64 * 1024)
         self.sio.attach(self.app)
+        desk_settings = DeskSettings(
+            dispositions=config.desk.dispositions,
+            notes_max_chars=config.desk.notes_max_chars,
+        )
         self.desk = Desk(
             self.sio,
             customers=self.customers,
@@ -261,11 +268,29 @@ class Runtime:
             authenticate=self.auth.authenticate_token,
             authorize=self.policy.allows,
             audit=self.audit,
+            settings=desk_settings.json(),
+        )
+        # The wrap-up, unknown callers identified, the customer record.
+        self.app.add_routes(
+            records_routes(
+                customers=self.customers,
+                interactions=self.interactions,
+                settings=desk_settings,
+                audit=self.audit,
+                authorize=self.authorization.authorize,
+                calls=self.call_records,
+                mail=self.mail_store,
+                linked=self.desk.customer_linked,
+            )
         )
         self.mail_listener: MailListener | None = None
         self.email: EmailRouting | None = None
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
+
+    async def _interaction_customer(self, interaction_id: int) -> int | None:
+        interaction = await self.interactions.get(interaction_id)
+        return None if interaction is None else interaction.customer_id
 
     async def _interaction_agent(self, interaction_id: int) -> int | None:
         interaction = await self.interactions.get(interaction_id)
@@ -324,6 +349,7 @@ class Runtime:
             active_calls=self.calls.calls,
         )
         await self.voice.restore()
+        self.calls.queue_ids = routing.router.queue_ids  # transfers to a queue
         self.calls.subscribe(self.voice.on_call_event)
         # Between the two: the desk hears a call after voice routing (the task
         # is known) and an offer before voice routing rings the phone.

@@ -617,6 +617,24 @@ class InteractionRepository:
         async with self._engine.connect() as conn:
             return [_interaction(row) for row in await conn.execute(query)]
 
+    async def open_for_customer(
+        self, customer_id: int, *, channel: Channel = "email", limit: int = 10
+    ) -> builtins.list[Interaction]:
+        """The customer's interactions on ``channel`` not ended yet (open e-mail
+        threads), most recently started first."""
+        query = (
+            select(interactions)
+            .where(
+                interactions.c.customer_id == customer_id,
+                interactions.c.channel == channel,
+                interactions.c.ended_at.is_(None),
+            )
+            .order_by(interactions.c.started_at.desc(), interactions.c.id.desc())
+            .limit(limit)
+        )
+        async with self._engine.connect() as conn:
+            return [_interaction(row) for row in await conn.execute(query)]
+
     async def _first(self, query: Any) -> Interaction | None:
         async with self._engine.connect() as conn:
             row = (await conn.execute(query)).first()

@@ -1,0 +1,87 @@
+"""IVR: flows in TOML, checked at load, walked by a pure interpreter.
+
+``ivr.loader`` reads flow files, ``ivr.validate`` checks them as graphs,
+``ivr.interpreter`` walks one call at a time (``start``, ``feed``,
+``start_survey``), trading the values of ``ivr.model`` with the adapters:
+``ivr.agi`` (FastAGI) and the Twilio webhooks. The names below are the
+adapters' whole vocabulary; see ``ivr.interpreter`` for the contract.
+"""
+
+from ivr.errors import FlowError, IvrError, SessionError
+from ivr.interpreter import feed, render, start, start_survey, usable_number
+from ivr.loader import load_flow, load_flows, parse_flow
+from ivr.model import (
+    Action,
+    AwaitLookup,
+    AwaitRecording,
+    AwaitTransfer,
+    Callback,
+    CallInfo,
+    Digits,
+    Done,
+    Enqueue,
+    Flow,
+    GatherDigits,
+    Hangup,
+    HungUp,
+    Input,
+    LookupResult,
+    NoInput,
+    Outcome,
+    RecordingDone,
+    Say,
+    Session,
+    SetLanguage,
+    Step,
+    SurveyScore,
+    TaskRequest,
+    TransferCompleted,
+    TransferFailed,
+    Voicemail,
+    Wait,
+)
+from ivr.validate import problems, validate_flow
+
+__all__ = [
+    "Action",
+    "AwaitLookup",
+    "AwaitRecording",
+    "AwaitTransfer",
+    "CallInfo",
+    "Callback",
+    "Digits",
+    "Done",
+    "Enqueue",
+    "Flow",
+    "FlowError",
+    "GatherDigits",
+    "Hangup",
+    "HungUp",
+    "Input",
+    "IvrError",
+    "LookupResult",
+    "NoInput",
+    "Outcome",
+    "RecordingDone",
+    "Say",
+    "Session",
+    "SessionError",
+    "SetLanguage",
+    "Step",
+    "SurveyScore",
+    "TaskRequest",
+    "TransferCompleted",
+    "TransferFailed",
+    "Voicemail",
+    "Wait",
+    "feed",
+    "load_flow",
+    "load_flows",
+    "parse_flow",
+    "problems",
+    "render",
+    "start",
+    "start_survey",
+    "usable_number",
+    "validate_flow",
+]

@@ -5,11 +5,18 @@ It listens to both sides:
 
 * call events (``cti``): a caller alone at the holding context with no live
   task gets an interaction (customer looked up by caller ID) and a task; a
-  caller back at the holding context while assigned (the agent's phone did not
-  answer: the dialplan returns failed Dials there) is requeued; a call that
-  ends cancels a waiting task (abandoned) or completes an assigned one; an
-  agent's phone busy on a call Callwright did not route marks the agent
-  ``external_busy`` so no voice is offered meanwhile.
+  caller back at the holding context while assigned is either transferred to
+  a queue (``CALLWRIGHT_QUEUE`` set on the channel by
+  ``CallService.transfer(to="queue")``: the agent's task completes, and a new
+  interaction and task start in that queue) or came back because the agent's
+  phone did not answer (the dialplan returns failed Dials there) and is
+  requeued; once the assigned agent was connected, their leaving a call that
+  goes on (a blind or attended transfer) completes their task, so they wrap
+  up and take the next one; a call that ends cancels a waiting task
+  (abandoned) or completes an assigned one; an agent's phone busy on a call
+  that is not their routed task (a call Callwright did not route, or one
+  transferred to them) marks the agent ``external_busy`` so no voice is
+  offered meanwhile.
 * routing events: ``TaskAssigned`` on a voice task redirects the caller to
   ``<agent_context>,<extension>``, which rings the agent's device.
 """
@@ -41,6 +48,8 @@ class CustomerMatch:
 
 class CallControl(Protocol):
     async def redirect(self, call_id: str, context: str, exten: str, priority: int = 1) -> None: ...
+
+    async def requested_queue(self, call_id: str) -> str | None: ...
 
 
 class Interactions(Protocol):
@@ -85,6 +94,7 @@ class VoiceRouting:
         self._task_of_call: dict[str, str] = {}
         self._call_of_task: dict[str, str] = {}
         self._interaction_of_task: dict[str, int] = {}
+        self._connected: set[str] = set()  # tasks whose assigned agent was bridged
         self._external_busy: set[str] = set()
 
     async def restore(self) -> None:
@@ -118,18 +128,88 @@ class VoiceRouting:
         if isinstance(event, CallEnded):
             await self._call_ended(call, task_id, state)
         elif self._waiting_at_hold(call):
-            if task_id is None or state not in LIVE:
+            if task_id is None:
                 await self._new_task(call)
             elif state == "assigned":
-                # The caller is back at the holding point: the agent's phone
-                # did not answer. Requeue; that agent is not offered it again.
-                await self.routing.requeue(task_id, "agent_no_answer")
-        elif task_id is not None and state == "assigned" and call.bridged:
-            interaction_id = self._interaction_of_task.get(task_id)
-            agent_id = self._agent_on(call)
-            if interaction_id is not None and agent_id is not None:
-                await self.interactions.voice_assigned(interaction_id, agent_id)
+                queue_id = await self._requested_queue(call)
+                if queue_id is not None:
+                    # Transferred to a queue: the agent is done with it.
+                    await self._finish(task_id, call)
+                    await self._new_task(call, queue_id)
+                else:
+                    # The caller is back at the holding point: the agent's
+                    # phone did not answer. Requeue; that agent is not offered
+                    # it again.
+                    await self.routing.requeue(task_id, "agent_no_answer")
+            elif state not in LIVE:
+                # The task ended (its agent transferred the call away) and the
+                # caller is waiting again: a new task, in the queue a transfer
+                # asked for or the default one.
+                queue_id = await self._requested_queue(call)
+                self._retire(task_id, call)
+                await self._new_task(call, queue_id)
+        elif task_id is not None and state == "assigned":
+            await self._assigned_call_changed(task_id, call)
         await self._update_external_busy()
+
+    async def _assigned_call_changed(self, task_id: str, call: Call) -> None:
+        agent_id = self._assigned_agent(task_id)
+        if agent_id is None:
+            return
+        device = f"PJSIP/{self.extensions.get(agent_id, '')}"
+        on_call = any(ch.device == device for ch in call.channels)
+        if task_id not in self._connected:
+            if on_call and call.bridged:
+                self._connected.add(task_id)
+                interaction_id = self._interaction_of_task.get(task_id)
+                if interaction_id is not None:
+                    await self.interactions.voice_assigned(interaction_id, agent_id)
+        elif not on_call:
+            # The agent left a call that goes on (transferred it): their task
+            # is done; the interaction ends with the call.
+            try:
+                await self.routing.complete(task_id)
+            except RoutingError:
+                log.exception("completing task %s of transferred call %s", task_id, call.id)
+
+    def _assigned_agent(self, task_id: str) -> str | None:
+        try:
+            return self.routing.router.task(task_id).agent_id
+        except RoutingError:
+            return None
+
+    async def _requested_queue(self, call: Call) -> str | None:
+        """The queue a transfer asked for, if it is one the router knows."""
+        try:
+            queue_id = await self.calls.requested_queue(call.id)
+        except CtiError as exc:
+            log.warning("call %s: reading the transfer queue failed: %s", call.id, exc)
+            return None
+        if queue_id is None:
+            return None
+        if queue_id not in self.routing.router.queue_ids():
+            log.warning("call %s: transfer to unknown queue %r; default queue", call.id, queue_id)
+            return None
+        return queue_id
+
+    async def _finish(self, task_id: str, call: Call) -> None:
+        """Complete an assigned task whose call goes on elsewhere, end its
+        interaction and unlink it from the call."""
+        try:
+            await self.routing.complete(task_id)
+        except RoutingError:
+            log.exception("completing task %s of call %s", task_id, call.id)
+        interaction_id = self._interaction_of_task.get(task_id)
+        self._retire(task_id, call)
+        if interaction_id is not None:
+            await self.interactions.voice_ended(interaction_id, call)
+
+    def _retire(self, task_id: str, call: Call) -> None:
+        self._interaction_of_task.pop(task_id, None)
+        self._call_of_task.pop(task_id, None)
+        self._connected.discard(task_id)
+        if self._task_of_call.get(call.id) == task_id:
+            del self._task_of_call[call.id]
 
     def _waiting_at_hold(self, call: Call) -> bool:
         return (
@@ -146,10 +226,10 @@ class VoiceRouting:
                 return agent_id
         return None
 
-    async def _new_task(self, call: Call) -> None:
+    async def _new_task(self, call: Call, queue_id: str | None = None) -> None:
         number = call.caller.number or ""
         customer = await self.lookup_customer(number) if number else None
-        queue_id = self.default_queue
+        queue_id = queue_id or self.default_queue
         interaction_id = await self.interactions.voice_started(call, customer, queue_id)
         task_id = f"v-{uuid.uuid4().hex[:12]}"
         spec = model.TaskSpec(
@@ -176,20 +256,20 @@ class VoiceRouting:
                     await self.routing.complete(task_id)
             except RoutingError:
                 log.exception("ending task %s of call %s", task_id, call.id)
-            interaction_id = self._interaction_of_task.pop(task_id, None)
+            interaction_id = self._interaction_of_task.get(task_id)
+            self._retire(task_id, call)
             if interaction_id is not None:
                 await self.interactions.voice_ended(interaction_id, call)
-            self._task_of_call.pop(call.id, None)
-            self._call_of_task.pop(task_id, None)
 
     async def _update_external_busy(self) -> None:
         """Agents whose phone is on a call that is not their routed task."""
-        routed_calls = set(self._task_of_call)
         busy: set[str] = set()
         for call in self.active_calls():
+            task_id = self._task_of_call.get(call.id)
+            routed_to = None if task_id is None else self._assigned_agent(task_id)
             for channel in call.channels:
                 agent_id = self.agent_of_device.get(channel.device or "")
-                if agent_id is not None and call.id not in routed_calls:
+                if agent_id is not None and agent_id != routed_to:
                     busy.add(agent_id)
         for agent_id in sorted(busy ^ self._external_busy):
             try:

@@ -11,6 +11,9 @@ Outbound: ``record_outbound`` stores a message as ``queued``; ``mark_sent`` and
 ``mark_failed`` record the outcome; ``claim_retry`` moves one ``failed`` message back
 to ``queued`` (only one caller wins).
 
+An e-mail interaction is open (``ended_at`` NULL) while the customer waits for an
+answer: a reply marked sent ends it, a follow-up from the customer opens it again.
+
 The sender's customer is found with ``CustomerRepository.find_by_email``; unknown
 senders are not created as customers: their interaction has ``customer_id`` NULL.
 A follow-up keeps its interaction's customer.
@@ -277,6 +280,11 @@ class MailStore:
         match = find_thread(parsed, known)
         if match is not None:
             interaction_id = match.interaction_id
+            await conn.execute(
+                update(interactions)
+                .where(interactions.c.id == interaction_id)
+                .values(ended_at=None)
+            )
         else:
             result = await conn.execute(
                 insert(interactions)
@@ -413,13 +421,22 @@ class MailStore:
         return stored
 
     async def mark_sent(self, email_id: int, *, at: datetime | None = None) -> StoredEmail:
-        return await self._update(
+        sent_at = as_utc(at) if at else self._clock()
+        stored = await self._update(
             email_id,
             status="sent",
             status_reason=None,
-            sent_at=as_utc(at) if at else self._clock(),
+            sent_at=sent_at,
             attempts=email_messages.c.attempts + 1,
         )
+        # Answered: the thread is no longer open (until the customer writes again).
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(interactions)
+                .where(interactions.c.id == stored.interaction_id)
+                .values(ended_at=sent_at)
+            )
+        return stored
 
     async def mark_failed(self, email_id: int, reason: str) -> StoredEmail:
         return await self._update(

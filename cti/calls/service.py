@@ -23,9 +23,9 @@ import contextlib
 import logging
 import re
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass, replace
-from typing import Protocol
+from typing import Final, Protocol
 
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
 from cti.calls.model import Call, CallEvent, ChannelInfo
@@ -74,6 +74,7 @@ class DialplanSettings:
     onhold_context: str = "callwright-onhold"
     agent_hold_context: str = "callwright-agent-hold"
     originate_timeout_ms: int = 30000
+    holding_context: str = "callwright-hold"  # callers waiting for an agent
 
 
 @dataclass(frozen=True)
@@ -99,6 +100,11 @@ class TransferResult:
 _NUMBER = re.compile(r"^\+?[0-9*#]{1,32}$")
 _DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
+_QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+
+# A transfer to a queue: the customer's channel carries the queue id in this
+# variable to the holding context, where voice routing reads it (and clears it).
+QUEUE_VARIABLE: Final = "CALLWRIGHT_QUEUE"
 
 
 def check_number(value: object, field: str) -> str:
@@ -160,6 +166,9 @@ class CallService:
         self._resyncing = False
         self._held_back: list[AmiEvent] = []
         self._keys = _Idempotency()
+        # The routing queues a call may be transferred to (the composition root
+        # sets it once routing exists); None: no transfer to a queue.
+        self.queue_ids: Callable[[], Collection[str]] | None = None
         self.resyncs = 0
         self.subscriber_errors = 0
         # Agent legs parked in the agent-hold context whose customer is gone.
@@ -369,11 +378,16 @@ class CallService:
         idempotency_key: str,
     ) -> TransferResult:
         """Blind or attended transfer of the customer to an agent's extension
-        (``to="agent"``) or an external number (``to="number"``)."""
+        (``to="agent"``) or an external number (``to="number"``); blind to a
+        routing queue (``to="queue"``, target = the queue id): the customer goes
+        back to the holding context carrying the queue in ``CALLWRIGHT_QUEUE``,
+        and voice routing queues the call there."""
         if kind not in ("blind", "attended"):
             raise InvalidRequest("kind: expected 'blind' or 'attended'")
-        if to not in ("agent", "number"):
-            raise InvalidRequest("to: expected 'agent' or 'number'")
+        if to not in ("agent", "number", "queue"):
+            raise InvalidRequest("to: expected 'agent', 'number' or 'queue'")
+        if to == "queue":
+            return await self._transfer_to_queue(call_id, target, kind, idempotency_key)
         target = check_number(target, "target")
         key = check_key(idempotency_key)
         call = self.get(call_id)
@@ -393,6 +407,73 @@ class CallService:
         result = await self._once(key, run)
         assert isinstance(result, TransferResult)
         return result
+
+    async def _transfer_to_queue(
+        self, call_id: str, target: object, kind: str, idempotency_key: str
+    ) -> TransferResult:
+        if kind != "blind":
+            raise InvalidRequest("kind: a transfer to a queue is blind")
+        known = None if self.queue_ids is None else set(self.queue_ids())
+        if not isinstance(target, str) or not _QUEUE.match(target):
+            raise InvalidRequest("target: expected a queue id (letters, digits, - _)")
+        if known is None or target not in known:
+            raise InvalidRequest(
+                f"target: no queue {target!r} (queues: {', '.join(sorted(known or ())) or 'none'})"
+            )
+        key = check_key(idempotency_key)
+        call = self.get(call_id)
+        customer = self.customer_leg(call)
+        agent = self.agent_leg(call)
+        queue = target
+
+        async def run() -> TransferResult:
+            await self.ami.send(
+                AmiAction.build(
+                    "Setvar",
+                    {"Channel": customer.name, "Variable": QUEUE_VARIABLE, "Value": queue},
+                )
+            )
+            try:
+                await self.ami.send(
+                    AmiAction.build(
+                        "BlindTransfer",
+                        {
+                            "Channel": agent.name,
+                            "Context": self.dialplan.holding_context,
+                            "Exten": "s",
+                        },
+                    )
+                )
+            except CtiError:
+                # Refused: the customer stays with the agent; never leave the
+                # variable behind to send a later requeue to this queue.
+                with contextlib.suppress(CtiError):
+                    await self._clear_queue_variable(customer.name)
+                raise
+            return TransferResult(key, call.id, kind, queue)
+
+        result = await self._once(key, run)
+        assert isinstance(result, TransferResult)
+        return result
+
+    async def requested_queue(self, call_id: str) -> str | None:
+        """The queue a transfer asked for (``CALLWRIGHT_QUEUE`` on the customer's
+        channel), read once: the variable is cleared. None when not set."""
+        call = self.get(call_id)
+        customer = self.customer_leg(call)
+        response = await self.ami.send(
+            AmiAction.build("Getvar", {"Channel": customer.name, "Variable": QUEUE_VARIABLE})
+        )
+        value = (response.get("Value") or "").strip()
+        if not value:
+            return None
+        await self._clear_queue_variable(customer.name)
+        return value if _QUEUE.match(value) else None
+
+    async def _clear_queue_variable(self, channel: str) -> None:
+        await self.ami.send(
+            AmiAction.build("Setvar", {"Channel": channel, "Variable": QUEUE_VARIABLE, "Value": ""})
+        )
 
     async def complete_transfer(self, call_id: str) -> None:
         """Complete an attended transfer: the transferer (the agent) leaves."""

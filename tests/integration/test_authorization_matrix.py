@@ -110,6 +110,9 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/reservations/{reservation_id}/reject"): OWN,
     ("GET", "/api/interactions/{interaction_id}/emails"): OWN,
     ("POST", "/api/interactions/{interaction_id}/reply"): OWN,
+    ("POST", "/api/interactions/{interaction_id}/disposition"): OWN,
+    ("POST", "/api/interactions/{interaction_id}/customer"): OWN,
+    ("GET", "/api/customers/{customer_id}"): EVERYONE,
     ("GET", "/api/interactions"): SUPERVISORS,
     # The agent who handled a call plays or lists it only with [recordings]
     # agent_may_play (off here: tests/recordings/test_playback.py covers it on).
@@ -438,6 +441,11 @@ async def originate(w: World) -> tuple[str, Any]:
     }
 
 
+async def a_customer(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Customer {w.key()}", phones=["+15550100077"])
+    return f"/api/customers/{customer.id}", None
+
+
 async def set_state(w: World) -> tuple[str, Any]:
     """Break, available, break...: each request is a change."""
     body = {"state": "break", "reason": "lunch"} if next(w.keys) % 2 else {"state": "available"}
@@ -502,6 +510,13 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/api/interactions/{interaction_id}/reply"): Scenario(
         on_email("/reply", {"text": "Thanks, sorted.", "complete": False}), 201
     ),
+    ("POST", "/api/interactions/{interaction_id}/disposition"): Scenario(
+        on_email("/disposition", {"disposition": "resolved", "notes": "Answered."}), 200
+    ),
+    ("POST", "/api/interactions/{interaction_id}/customer"): Scenario(
+        on_email("/customer", {"name": "Grace Hopper", "phone": "+15550100042"}), 201
+    ),
+    ("GET", "/api/customers/{customer_id}"): Scenario(a_customer, 200, fresh=False),
     ("GET", "/api/interactions"): Scenario(fixed("/api/interactions"), 200, fresh=False),
     ("GET", "/api/recordings"): Scenario(fixed("/api/recordings"), 200, fresh=False),
     ("GET", "/api/recordings/{recording_id}/playback"): Scenario(
