@@ -51,6 +51,7 @@ from callwright.app import PRINCIPAL, Principal
 from cti.calls.model import Call
 from cti.calls.service import CallService
 from cti.errors import UnknownCall
+from cti.http import AUDIT_DETAIL, OWN_DEVICE
 from routing.errors import RoutingError
 from routing.journal import routing_events, routing_tasks
 from routing.service import RoutingService
@@ -197,6 +198,8 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("POST", "/api/calls/{call_id}/transfer/cancel"): "calls.transfer",
     ("POST", "/api/calls/{call_id}/hold"): "calls.hold",
     ("POST", "/api/calls/{call_id}/unhold"): "calls.hold",
+    ("POST", "/api/calls/{call_id}/spy"): "calls.spy",
+    ("POST", "/api/calls/{call_id}/spy/stop"): "calls.spy",
     # routing/http.py
     ("POST", "/api/tasks"): "tasks.create",
     ("GET", "/api/tasks/{task_id}"): "tasks.read",
@@ -506,6 +509,8 @@ class HttpAuthorization:
         request[ACTION] = action
         if text is not None:
             request[SUBJECT] = text
+        if isinstance(principal, AgentPrincipal) and principal.extension:
+            request[OWN_DEVICE] = principal.extension
 
     @web.middleware
     async def route_guard(self, request: web.Request, handler: Handler) -> web.StreamResponse:
@@ -598,7 +603,13 @@ class HttpAuthorization:
             action = f"{request.method} {resource.canonical if resource else request.path}"
         if subject is None:
             subject = request.get(SUBJECT) or _match_subject(request)
-        detail = {"method": request.method, "path": request.path, **detail}
+        # The route's own facts (a spy session's mode) never hide the outcome's.
+        detail = {
+            "method": request.method,
+            "path": request.path,
+            **(request.get(AUDIT_DETAIL) or {}),
+            **detail,
+        }
         principal = request.get(PRINCIPAL) if actor is ... else actor
         try:
             await self.audit.record(

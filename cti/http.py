@@ -4,18 +4,24 @@ Authentication is not decided here: the composition root puts a middleware in
 front that sets ``request["principal"]`` or answers 401, and may pass an
 ``authorize(request, action, call)`` hook that raises ``HTTPForbidden``; the
 default allows every authenticated principal.
+
+Two request keys tie the routes to that hook without importing it: the hook
+may set ``OWN_DEVICE`` (the logged-in agent's own extension: the phone a spy
+session rings unless the body names another), and a route may set
+``AUDIT_DETAIL`` (facts the audit row of the request should carry, such as a
+spy session's mode).
 """
 
 from __future__ import annotations
 
 import json
 from collections.abc import Awaitable, Callable
-from typing import Any
+from typing import Any, Final
 
 from aiohttp import web
 
 from cti.calls.model import Call, ChannelInfo, Party
-from cti.calls.service import CallService, OutcomeUnknown
+from cti.calls.service import SPY_MODES, CallService, OutcomeUnknown, SpySession
 from cti.errors import (
     ActionFailed,
     ActionTimeout,
@@ -28,9 +34,20 @@ from cti.errors import (
     WrongState,
 )
 
-__all__ = ["Authorize", "call_to_json", "error_response", "read_json_object", "routes"]
+__all__ = [
+    "AUDIT_DETAIL",
+    "OWN_DEVICE",
+    "Authorize",
+    "call_to_json",
+    "error_response",
+    "read_json_object",
+    "routes",
+    "spy_to_json",
+]
 
 Authorize = Callable[[web.Request, str, Call | None], Awaitable[None]]
+OWN_DEVICE: Final = web.RequestKey("own_device", str)
+AUDIT_DETAIL: Final = web.RequestKey("audit_detail", dict[str, Any])
 
 
 async def _allow(request: web.Request, action: str, call: Call | None) -> None:
@@ -80,6 +97,18 @@ def call_to_json(call: Call) -> dict[str, Any]:
         "context": call.context,
         "exten": call.exten,
         "channels": [_channel(ch) for ch in call.channels],
+    }
+
+
+def spy_to_json(session: SpySession) -> dict[str, Any]:
+    return {
+        "spy_id": session.spy_id,
+        "call_id": session.call_id,
+        "mode": session.mode,
+        "device": session.device,
+        "spied_channel": session.spied_channel,
+        "spy_channel": session.spy_channel,
+        "started": session.started,
     }
 
 
@@ -241,6 +270,44 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         await service.unhold(call.id)
         return web.json_response({"status": "resuming", "call_id": call.id}, status=202)
 
+    def _spy_device(request: web.Request, body: dict[str, Any]) -> Any:
+        device = body.get("device")
+        if device is None:
+            device = request.get(OWN_DEVICE)
+            if not device:
+                raise InvalidRequest("device: required (this login has no extension of its own)")
+        return device
+
+    async def spy(request: web.Request) -> web.StreamResponse:
+        body = await read_json_object(request)
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.spy", call)
+        mode = body.get("mode")
+        if not isinstance(mode, str) or mode not in SPY_MODES:
+            raise InvalidRequest(f"mode: expected one of {', '.join(SPY_MODES)}")
+        request[AUDIT_DETAIL] = {"mode": mode}
+        device = _spy_device(request, body)
+        request[AUDIT_DETAIL] = {"mode": mode, "device": device}
+        key = _key(request, body)
+        if key is None:
+            raise InvalidRequest(_KEY_REQUIRED)
+        session = await service.spy(call.id, device, mode, idempotency_key=key)
+        return web.json_response(
+            {"status": "connecting", **spy_to_json(session), "repeated": session.repeated},
+            status=200 if session.repeated else 202,
+        )
+
+    async def stop_spy(request: web.Request) -> web.StreamResponse:
+        body = await read_json_object(request)
+        call = service.get(request.match_info["call_id"])
+        await authorize(request, "calls.spy", call)
+        device = _spy_device(request, body)
+        request[AUDIT_DETAIL] = {"device": device}
+        stopped = await service.stop_spy(call.id, device)
+        return web.json_response(
+            {"status": "stopping", "call_id": call.id, "spy_ids": stopped}, status=202
+        )
+
     return [
         web.get("/api/calls", guarded(list_calls)),
         web.post("/api/calls", guarded(originate)),
@@ -251,4 +318,6 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         web.post("/api/calls/{call_id}/transfer/cancel", guarded(cancel_transfer)),
         web.post("/api/calls/{call_id}/hold", guarded(hold)),
         web.post("/api/calls/{call_id}/unhold", guarded(unhold)),
+        web.post("/api/calls/{call_id}/spy", guarded(spy)),
+        web.post("/api/calls/{call_id}/spy/stop", guarded(stop_spy)),
     ]

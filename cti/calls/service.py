@@ -9,7 +9,12 @@ Call control maps a request on a Callwright call to AMI actions on the right
 channel. Which leg is which: the customer leg is the channel on the trunk
 endpoint (``PJSIP/<trunk>``); the agent leg is any other channel of the call.
 
-Idempotency: ``originate`` and ``transfer`` take a key. The first request with
+Listen, whisper, barge (``spy``): an Originate of the supervisor's phone to
+Asterisk's ChanSpy application on the agent's leg of the call (never the
+customer's); the sessions are followed through ChanSpyStart / ChanSpyStop
+and the spy channel's Hangup (``spies()``).
+
+Idempotency: ``originate``, ``transfer`` and ``spy`` take a key. The first request with
 a key runs; a repeat with the same key waits for and returns the first one's
 outcome and never sends a second action. If the first attempt's outcome is
 unknown (the link dropped while it was in flight), a repeat is refused with
@@ -22,15 +27,17 @@ import asyncio
 import contextlib
 import logging
 import re
+import uuid
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable, Collection, Sequence
+from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
 from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
-from cti.calls.model import Call, CallEvent, ChannelInfo
+from cti.calls.model import Call, CallEvent, CallState, ChannelInfo
 from cti.calls.tracker import CallTracker
 from cti.errors import (
+    ActionFailed,
     CallControlError,
     CtiError,
     InvalidRequest,
@@ -40,11 +47,13 @@ from cti.errors import (
 )
 
 __all__ = [
+    "SPY_MODES",
     "AmiClient",
     "CallService",
     "DialplanSettings",
     "OriginateResult",
     "OutcomeUnknown",
+    "SpySession",
     "TransferResult",
 ]
 
@@ -92,6 +101,31 @@ class TransferResult:
     call_id: str
     kind: str
     target: str
+    repeated: bool = False
+
+
+# ChanSpy options per mode (Asterisk 22 app_chanspy): q no beep or name
+# announcement, E leave when the spied-on channel hangs up, S stop when no
+# channel is left to spy on (never wait on a silent line for another one), u
+# the first argument is an exact channel name (no prefix match: never another
+# agent's channel); w whisper to the agent only, B barge: talk to both parties.
+SPY_MODES: Final[Mapping[str, str]] = {"listen": "qESu", "whisper": "qESuw", "barge": "qESuB"}
+
+
+@dataclass(frozen=True)
+class SpySession:
+    """A supervisor's listen/whisper/barge session. ``spy_id`` is the spy
+    channel's Uniqueid (assigned by Callwright in the Originate) and so also the
+    call id the tracker gives the supervisor's own leg."""
+
+    spy_id: str
+    call_id: str  # the spied-on call
+    mode: str
+    device: str  # the supervisor's endpoint, "1009"
+    spied_channel: str  # the agent's channel
+    spy_channel: str | None = None  # the supervisor's channel, once it exists
+    started: bool = False  # ChanSpyStart seen: the supervisor is listening
+    idempotency_key: str = ""
     repeated: bool = False
 
 
@@ -175,6 +209,11 @@ class CallService:
         self._released: set[str] = set()  # Uniqueids a Hangup was sent for
         self._releases: set[asyncio.Task[None]] = set()
         self.parked_released = 0
+        # Listen/whisper/barge sessions by spy channel Uniqueid; the action ids
+        # of their Originates; Originates that failed before their id was known.
+        self._spies: dict[str, SpySession] = {}
+        self._spy_actions: dict[str, str] = {}
+        self._failed_originates: OrderedDict[str, None] = OrderedDict()
 
     # -- wiring ----------------------------------------------------------
 
@@ -205,6 +244,8 @@ class CallService:
 
     def on_ami_event(self, event: AmiEvent) -> None:
         """The link's event callback: synchronous, in wire order."""
+        if event.name in _SPY_EVENTS:
+            self._follow_spies(event)
         if self._resyncing:
             self._held_back.append(event)
             return
@@ -218,6 +259,7 @@ class CallService:
         try:
             _, items = await self.ami.send_list(AmiAction.build("CoreShowChannels"))
             self._publish(self.tracker.resync(items, self.clock()))
+            self._spies_from_snapshot(items)
             # Events that raced the snapshot: apply them on top of it.
             held, self._held_back = self._held_back, []
             now = self.clock()
@@ -558,6 +600,172 @@ class CallService:
             )
         )
 
+    # -- listen, whisper, barge (ChanSpy) ----------------------------------
+
+    def spies(self, call_id: str | None = None) -> list[SpySession]:
+        """Live and starting spy sessions (of one spied-on call, or all)."""
+        return [s for s in self._spies.values() if call_id is None or s.call_id == call_id]
+
+    def spied_leg(self, call: Call) -> ChannelInfo:
+        """The agent's channel of a call that is up: a phone (PJSIP, not the
+        trunk) that answered. The customer's leg is never spied on."""
+        if call.answered_at is None or call.state not in (CallState.UP, CallState.HELD):
+            raise WrongState(f"call {call.id!r} is not answered yet ({call.state.value})")
+        trunk = f"PJSIP/{self.dialplan.trunk_endpoint}"
+        for channel in call.channels:
+            device = channel.device or ""
+            if device.startswith("PJSIP/") and device != trunk and channel.state == "Up":
+                return channel
+        raise WrongState(f"call {call.id!r} has no agent leg to listen to")
+
+    async def spy(
+        self, call_id: str, supervisor_device: str, mode: str, *, idempotency_key: str
+    ) -> SpySession:
+        """Ring ``supervisor_device``; when answered, Asterisk's ChanSpy listens
+        to (``listen``), talks to the agent only (``whisper``) or to both
+        parties (``barge``) on the agent's leg of ``call_id``. The
+        supervisor's earlier session on this call, if any, is hung up first
+        (this is how the mode is switched)."""
+        if mode not in SPY_MODES:
+            raise InvalidRequest(f"mode: expected one of {', '.join(SPY_MODES)}")
+        device = check_device(supervisor_device, "device")
+        key = check_key(idempotency_key)
+        call = self.get(call_id)
+        if call.id in self._spies:
+            raise WrongState(f"call {call.id!r} is a listening session, not a call to listen to")
+        agent = self.spied_leg(call)
+        if agent.device == f"PJSIP/{device}":
+            raise WrongState(f"device {device} is the agent's own phone on call {call.id!r}")
+
+        async def run() -> SpySession:
+            await self._stop_spies(call.id, device)
+            spy_id = f"cw-spy-{uuid.uuid4().hex[:20]}"
+            session = SpySession(spy_id, call.id, mode, device, agent.name, idempotency_key=key)
+            extension = (agent.device or "").removeprefix("PJSIP/")
+            action = AmiAction.build(
+                "Originate",
+                {
+                    "Channel": f"PJSIP/{device}",
+                    "Application": "ChanSpy",
+                    "Data": f"{agent.name},{SPY_MODES[mode]}",
+                    "Timeout": str(self.dialplan.originate_timeout_ms),
+                    "CallerID": f'"{mode.title()} {extension}" <{extension}>',
+                    "Async": "true",
+                    "ChannelId": spy_id,
+                },
+                variables={"CALLWRIGHT_KEY": key},
+            )
+            # Known before the Originate goes out: its events may come first.
+            self._spies[spy_id] = session
+            try:
+                response = await self.ami.send(action)
+            except BaseException:
+                self._spies.pop(spy_id, None)
+                raise
+            action_id = response.action_id
+            if action_id is not None:
+                if action_id in self._failed_originates:
+                    del self._failed_originates[action_id]
+                    self._spies.pop(spy_id, None)  # failed before we got here
+                else:
+                    self._spy_actions[action_id] = spy_id
+            log.info(
+                "spy %s: %s on %s (call %s) from %s", spy_id, mode, agent.name, call.id, device
+            )
+            return session
+
+        result = await self._once(key, run)
+        assert isinstance(result, SpySession)
+        return self._spies.get(result.spy_id, result) if not result.repeated else result
+
+    async def stop_spy(self, call_id: str, supervisor_device: str) -> list[str]:
+        """Hang up ``supervisor_device``'s sessions on ``call_id``; returns
+        their spy ids. ``WrongState`` if there is none."""
+        device = check_device(supervisor_device, "device")
+        stopped = await self._stop_spies(call_id, device)
+        if not stopped:
+            raise WrongState(f"device {device} is not listening to call {call_id!r}")
+        return stopped
+
+    async def _stop_spies(self, call_id: str, device: str) -> list[str]:
+        stopped = []
+        for session in self.spies(call_id):
+            if session.device != device:
+                continue
+            # Asterisk finds a channel by name or by Uniqueid: a session whose
+            # channel is not known yet is hung up by the id it was given.
+            target = session.spy_channel or session.spy_id
+            try:
+                await self.ami.send(AmiAction.build("Hangup", {"Channel": target, "Cause": "16"}))
+            except ActionFailed as exc:  # "No such channel": gone already
+                log.debug("stopping spy %s: %s", session.spy_id, exc)
+            self._spies.pop(session.spy_id, None)
+            stopped.append(session.spy_id)
+        return stopped
+
+    def _follow_spies(self, event: AmiEvent) -> None:
+        name = event.name
+        if name == "ChanSpyStart":
+            spy_id = event.get("SpyerUniqueid") or ""
+            session = self._spies.get(spy_id)
+            if session is None:
+                # Started elsewhere (a feature code in the dialplan): shown anyway.
+                spied = event.get("SpyeeChannel") or ""
+                call = self.tracker.call_for_channel(spied)
+                if not spy_id or call is None:
+                    return
+                session = SpySession(spy_id, call.id, "unknown", _device_of(event), spied)
+            self._spies[spy_id] = replace(
+                session, started=True, spy_channel=event.get("SpyerChannel")
+            )
+        elif name == "ChanSpyStop":
+            session = self._spies.get(event.get("SpyerUniqueid") or "")
+            if session is not None:
+                self._spies[session.spy_id] = replace(session, started=False)
+        elif name == "Newchannel":
+            session = self._spies.get(event.get("Uniqueid") or "")
+            if session is not None:
+                self._spies[session.spy_id] = replace(session, spy_channel=event.get("Channel"))
+        elif name == "Hangup":
+            self._spies.pop(event.get("Uniqueid") or "", None)
+        elif name == "OriginateResponse" and event.get("Response") == "Failure":
+            action_id = event.get("ActionID") or ""
+            failed = self._spy_actions.get(action_id)
+            if failed is not None:
+                del self._spy_actions[action_id]
+                self._spies.pop(failed, None)
+            elif action_id:
+                self._failed_originates[action_id] = None
+                while len(self._failed_originates) > 256:
+                    self._failed_originates.popitem(last=False)
+        if len(self._spy_actions) > 10000:
+            self._spy_actions.clear()
+
+    def _spies_from_snapshot(self, items: Sequence[AmiEvent]) -> None:
+        """After a resync: sessions whose channel is gone are over; ChanSpy
+        channels running without a session (started before a restart) get one."""
+        running = {item.get("Uniqueid") or "": item for item in items}
+        for spy_id, session in list(self._spies.items()):
+            if spy_id not in running and session.spy_channel is not None:
+                self._spies.pop(spy_id, None)
+        for spy_id, item in running.items():
+            if spy_id in self._spies or (item.get("Application") or "") != "ChanSpy":
+                continue
+            spied, _, options = (item.get("ApplicationData") or "").partition(",")
+            call = self.tracker.call_for_channel(spied)
+            if call is None:
+                continue
+            mode = "barge" if "B" in options else "whisper" if "w" in options else "listen"
+            self._spies[spy_id] = SpySession(
+                spy_id,
+                call.id,
+                mode,
+                _device_of(item, prefix=""),
+                spied,
+                spy_channel=item.get("Channel"),
+                started=True,
+            )
+
     async def _once(self, key: str, run: Callable[[], Awaitable[object]]) -> object:
         existing = self._keys.get(key)
         if existing is not None:
@@ -568,7 +776,7 @@ class CallService:
                     f"the request with idempotency key {key!r} was in flight when the AMI link "
                     "dropped; it is not repeated: check the active calls"
                 ) from None
-            if isinstance(result, OriginateResult | TransferResult):
+            if isinstance(result, OriginateResult | TransferResult | SpySession):
                 return _repeated(result)
             return result
         future = self._keys.begin(key)
@@ -599,5 +807,19 @@ def _local_base(name: str) -> str | None:
     return None
 
 
-def _repeated(result: OriginateResult | TransferResult) -> OriginateResult | TransferResult:
+_SPY_EVENTS: Final = frozenset(
+    {"ChanSpyStart", "ChanSpyStop", "Newchannel", "Hangup", "OriginateResponse"}
+)
+
+
+def _device_of(event: AmiEvent, prefix: str = "Spyer") -> str:
+    """ "PJSIP/1009-0000002a" -> "1009" (the channel's endpoint)."""
+    name = event.get(f"{prefix}Channel") or ""
+    tech, _, rest = name.partition("/")
+    return rest.rpartition("-")[0] if tech and rest else name
+
+
+def _repeated(
+    result: OriginateResult | TransferResult | SpySession,
+) -> OriginateResult | TransferResult | SpySession:
     return replace(result, repeated=True)

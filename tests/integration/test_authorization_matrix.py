@@ -98,6 +98,8 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/calls/{call_id}/transfer/cancel"): OWN,
     ("POST", "/api/calls/{call_id}/hold"): OWN,
     ("POST", "/api/calls/{call_id}/unhold"): OWN,
+    ("POST", "/api/calls/{call_id}/spy"): SUPERVISORS,  # listen, whisper, barge
+    ("POST", "/api/calls/{call_id}/spy/stop"): SUPERVISORS,
     ("POST", "/api/tasks"): SUPERVISORS,
     ("GET", "/api/tasks/{task_id}"): OWN,
     ("POST", "/api/tasks/{task_id}/complete"): OWN,
@@ -490,6 +492,14 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         on_call("/hold", lambda w: {"hold": True}), 202
     ),
     ("POST", "/api/calls/{call_id}/unhold"): Scenario(on_call("/unhold"), 202),
+    # From the supervisor's phone (1003) for everyone: the API token has none.
+    ("POST", "/api/calls/{call_id}/spy"): Scenario(
+        on_call("/spy", lambda w: {"mode": "listen", "device": "1003", "idempotency_key": w.key()}),
+        202,
+    ),
+    ("POST", "/api/calls/{call_id}/spy/stop"): Scenario(
+        on_call("/spy/stop", lambda w: {"device": "1003"}), 409, "wrong_state", fresh=False
+    ),
     ("POST", "/api/tasks"): Scenario(
         fixed("/api/tasks", {"channel": "callback", "queue": "support"}), 201, fresh=False
     ),
