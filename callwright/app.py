@@ -60,7 +60,16 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 PUBLIC_PREFIXES = ("/healthz", "/static/", "/socket.io/", "/desk/static/", "/recordings/media/")
 # /desk, /wallboard, /interactions and /desk/static/: the pages log in themselves
 # (agent_desk/http.py).
-PUBLIC_PATHS = ("/", "/api/login", "/desk", "/wallboard", "/interactions")
+# /twilio/recording-status: Twilio has no token; the route checks the request's
+# X-Twilio-Signature itself (cti/twilio_webhooks.py) and refuses (403) without it.
+PUBLIC_PATHS = (
+    "/",
+    "/api/login",
+    "/desk",
+    "/wallboard",
+    "/interactions",
+    "/twilio/recording-status",
+)
 
 
 def auth_middleware(authenticator: Authenticator) -> Callable[..., Awaitable[web.StreamResponse]]:

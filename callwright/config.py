@@ -39,6 +39,7 @@ __all__ = [
     "Secret",
     "ServerConfig",
     "StoreConfig",
+    "TwilioConfig",
     "load_config",
     "parse_config",
 ]
@@ -128,6 +129,21 @@ class ApiConfig:
     # generates one). Changing it logs everyone out.
     signing_key: Secret = field(default_factory=lambda: Secret(""))
     session_seconds: float = 12 * 3600.0  # a login lasts this long
+
+
+@dataclass(frozen=True)
+class TwilioConfig:
+    """Twilio's webhooks (recording status callbacks, the IVR's TwiML): each
+    request must carry an X-Twilio-Signature made with the account's auth
+    token over the exact public URL Twilio called (cti/twilio_webhooks.py)."""
+
+    # Empty: every Twilio webhook is refused (403).
+    auth_token: Secret = field(default_factory=lambda: Secret(""))
+    # The public base URL Twilio calls (e.g. "https://cc.example.com"); empty:
+    # rebuilt from the request, from X-Forwarded-Proto and Host with trust_proxy.
+    public_url: str = ""
+    # Behind a TLS-terminating proxy: believe its X-Forwarded-Proto / -Host.
+    trust_proxy: bool = False
 
 
 @dataclass(frozen=True)
@@ -258,6 +274,7 @@ class Config:
     routing: RoutingConfig = field(default_factory=RoutingConfig)
     email: EmailConfig = field(default_factory=EmailConfig)
     recordings: RecordingsConfig = field(default_factory=RecordingsConfig)
+    twilio: TwilioConfig = field(default_factory=TwilioConfig)
     desk: DeskConfig = field(default_factory=DeskConfig)
     ivr: IvrConfig = field(default_factory=IvrConfig)
     log_level: str = "INFO"
@@ -371,6 +388,7 @@ SECTIONS = (
     "routing",
     "email",
     "recordings",
+    "twilio",
     "desk",
     "ivr",
     "log",
@@ -474,6 +492,7 @@ def parse_config(
         source, data.get("recordings"), env, data_dir, tuple(q.id for q in routing.queues)
     )
 
+    twilio = _twilio(source, data.get("twilio"), env)
     desk = _desk(source, data.get("desk"))
     ivr = _ivr(source, data.get("ivr"), base_dir, routing)
 
@@ -491,10 +510,28 @@ def parse_config(
         routing=routing,
         email=email,
         recordings=recordings,
+        twilio=twilio,
         desk=desk,
         ivr=ivr,
         log_level=level,
     )
+
+
+def _twilio(source: str, table: Any, env: Mapping[str, str]) -> TwilioConfig:
+    s = _Section(source, "twilio", table)
+    public_url = s.string("public_url", "", allow_empty=True).rstrip("/")
+    if public_url and (not public_url.startswith(("https://", "http://")) or "?" in public_url):
+        raise ConfigError(
+            f"{source}: twilio.public_url: expected an http(s):// base URL without a query, "
+            f"got {public_url!r}"
+        )
+    config = TwilioConfig(
+        auth_token=s.secret("auth_token", env),
+        public_url=public_url,
+        trust_proxy=_boolean(s, "trust_proxy", False),
+    )
+    s.finish()
+    return config
 
 
 def _desk(source: str, table: Any) -> DeskConfig:

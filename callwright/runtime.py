@@ -35,6 +35,7 @@ from cti.persistence import CallRecord, CallRecordRepository
 from recordings.control import RecordingControl
 from recordings.http import control_routes
 from recordings.ingest import Ingestor
+from recordings.twilio import TwilioRecordingCallbacks
 from recordings.listing import listing_routes
 from recordings.playback import MediaTokens, Playback
 from recordings.repository import RecordingRepository
@@ -248,6 +249,15 @@ class Runtime:
                 lambda request: request[PRINCIPAL].id,
             )
         )
+        # Twilio's signed recording status callbacks (a public path).
+        self.twilio_recordings = TwilioRecordingCallbacks(
+            self.recordings,
+            interactions=self.interactions,
+            settings=config.twilio,
+            auth_token=config.twilio.auth_token.reveal(),
+            audit=self.audit,
+        )
+        self.app.add_routes(self.twilio_recordings.routes())
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
