@@ -22,6 +22,7 @@ from routing.errors import (
     RoutingError,
     UnknownTask,
 )
+from routing.intervals import INTERVAL_SECONDS, IntervalStats, interval_json
 from routing.service import RoutingService
 from routing.stats import QueueStats
 
@@ -32,6 +33,7 @@ Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_CHANNELS = ("callback", "chat", "email", "voice")
 AGENT_STATES = ("available", "break", "offline")
+MAX_INTERVALS = 3000  # a month of 15-minute intervals
 
 
 async def _allow(request: web.Request, action: str, subject: str | None) -> None:
@@ -168,6 +170,45 @@ def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.R
             }
         )
 
+    async def interval_report(request: web.Request) -> web.StreamResponse:
+        """Every interval of [since, until) per queue (default: today, UTC,
+        15-minute intervals): calls offered, answered, abandoned, service
+        level, ASA, AHT. Dense: an interval without calls is there, with zeros."""
+        await authorize(request, "reports.read", None)
+        now = service.clock()
+        try:
+            seconds = int(request.query.get("seconds", "900"))
+            since = float(request.query.get("since", str(now - now % 86400)))
+            until = float(request.query.get("until", str(now)))
+        except ValueError:
+            raise InvalidRequest("since/until/seconds: expected epoch seconds") from None
+        if seconds not in INTERVAL_SECONDS:
+            raise InvalidRequest(
+                f"seconds: expected one of {', '.join(map(str, INTERVAL_SECONDS))}"
+            )
+        if not since < until or (until - since) / seconds > MAX_INTERVALS:
+            raise InvalidRequest(
+                f"since/until: expected since < until and at most {MAX_INTERVALS} intervals"
+            )
+        first = since - since % seconds
+        events = await service.journal.events(since=first, until=until)
+        folded = IntervalStats.fold(events, seconds=seconds, queues=list(service.queues))
+        return web.json_response(
+            {
+                "since": since,
+                "until": until,
+                "interval_seconds": seconds,
+                "service_level_formula": folded.formula,
+                "queues": {
+                    q: [
+                        interval_json(start, seconds, figures)
+                        for start, figures in folded.series(q, first, until)
+                    ]
+                    for q in service.queues
+                },
+            }
+        )
+
     async def set_agent_state(request: web.Request) -> web.StreamResponse:
         agent_id = request.match_info["agent_id"]
         body = await _body(request)
@@ -210,6 +251,7 @@ def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.R
         web.post("/api/tasks/{task_id}/complete", guarded(complete_task)),
         web.get("/api/queues", guarded(list_queues)),
         web.get("/api/reports/queues", guarded(queue_report)),
+        web.get("/api/reports/queues/intervals", guarded(interval_report)),
         web.get("/api/agents/{agent_id}", guarded(get_agent)),
         web.post("/api/agents/{agent_id}/state", guarded(set_agent_state)),
         web.post("/api/agents/{agent_id}/wrap-up/end", guarded(end_wrap_up)),

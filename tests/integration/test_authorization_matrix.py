@@ -105,6 +105,7 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/tasks/{task_id}/complete"): OWN,
     ("GET", "/api/queues"): EVERYONE,
     ("GET", "/api/reports/queues"): SUPERVISORS,
+    ("GET", "/api/reports/queues/intervals"): SUPERVISORS,
     ("GET", "/api/agents/{agent_id}"): OWN,
     ("POST", "/api/agents/{agent_id}/state"): OWN,
     ("POST", "/api/agents/{agent_id}/wrap-up/end"): OWN,
@@ -120,6 +121,12 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     # agent_may_play (off here: tests/recordings/test_playback.py covers it on).
     ("GET", "/api/recordings"): SUPERVISORS,
     ("GET", "/api/recordings/{recording_id}/playback"): SUPERVISORS,
+    ("GET", "/api/recordings/access"): EVERYONE,
+    # GDPR erasure: admins only; legal holds: supervisors.
+    ("POST", "/api/customers/{customer_id}/erase"): ADMINS,
+    ("GET", "/api/legal-holds"): SUPERVISORS,
+    ("POST", "/api/legal-holds"): SUPERVISORS,
+    ("POST", "/api/legal-holds/{hold_id}/release"): SUPERVISORS,
 }
 
 
@@ -448,6 +455,22 @@ async def a_customer(w: World) -> tuple[str, Any]:
     return f"/api/customers/{customer.id}", None
 
 
+async def erase_customer(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Erasable {w.key()}", phones=["+15550100078"])
+    return f"/api/customers/{customer.id}/erase", None
+
+
+async def hold_customer(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Held {w.key()}")
+    return "/api/legal-holds", {"customer_id": customer.id, "reason": "matrix"}
+
+
+async def release_hold(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Released {w.key()}")
+    hold = await w.runtime.recordings.add_hold(reason="matrix", customer_id=customer.id)
+    return f"/api/legal-holds/{hold.id}/release", None
+
+
 async def set_state(w: World) -> tuple[str, Any]:
     """Break, available, break...: each request is a change."""
     body = {"state": "break", "reason": "lunch"} if next(w.keys) % 2 else {"state": "available"}
@@ -507,6 +530,9 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/api/tasks/{task_id}/complete"): Scenario(on_task("/complete"), 200),
     ("GET", "/api/queues"): Scenario(fixed("/api/queues"), 200, fresh=False),
     ("GET", "/api/reports/queues"): Scenario(fixed("/api/reports/queues"), 200, fresh=False),
+    ("GET", "/api/reports/queues/intervals"): Scenario(
+        fixed("/api/reports/queues/intervals"), 200, fresh=False
+    ),
     ("GET", "/api/agents/{agent_id}"): Scenario(fixed("/api/agents/{a}"), 200, fresh=False),
     ("POST", "/api/agents/{agent_id}/state"): Scenario(set_state, 200),
     ("POST", "/api/agents/{agent_id}/wrap-up/end"): Scenario(
@@ -532,6 +558,11 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/api/recordings/{recording_id}/playback"): Scenario(
         on_recording("/playback"), 200, fresh=False
     ),
+    ("GET", "/api/recordings/access"): Scenario(fixed("/api/recordings/access"), 200, fresh=False),
+    ("POST", "/api/customers/{customer_id}/erase"): Scenario(erase_customer, 200),
+    ("GET", "/api/legal-holds"): Scenario(fixed("/api/legal-holds"), 200, fresh=False),
+    ("POST", "/api/legal-holds"): Scenario(hold_customer, 201),
+    ("POST", "/api/legal-holds/{hold_id}/release"): Scenario(release_hold, 200),
 }
 
 
