@@ -174,6 +174,7 @@ POLICY: Final[Mapping[str, Rule]] = {
     # recordings (recordings/playback.py, recordings/listing.py)
     "recordings.play": own("recording"),
     "recordings.list": own("agent_recordings"),
+    "recordings.access": EVERYONE,  # what the caller may play: all, own or none
     # recordings/http.py: a live call's recording (pause for card payments)
     "recordings.state": own("call"),
     "recordings.control": own("call"),
@@ -223,6 +224,7 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/api/interactions"): "interactions.list",
     ("GET", "/api/recordings"): "recordings.list",
     ("GET", "/api/recordings/{recording_id}/playback"): "recordings.play",
+    ("GET", "/api/recordings/access"): "recordings.access",
     # recordings/http.py
     ("GET", "/api/calls/{call_id}/recording"): "recordings.state",
     ("POST", "/api/calls/{call_id}/recording/pause"): "recordings.control",

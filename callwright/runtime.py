@@ -226,6 +226,7 @@ class Runtime:
                 self.engine,
                 self.authorization.authorize,
                 lambda request: request[PRINCIPAL],
+                agent_may_play=config.recordings.agent_may_play,
             )
         )
         self.app.add_routes(desk_pages())

@@ -10,6 +10,10 @@
   newest first with the customer's and agent's names and each one's recordings (id,
   state, duration), ``total`` for the pager.
 
+* ``GET /api/recordings/access`` (action ``recordings.access``, everyone logged in):
+  ``{"may_play": "all" | "own" | "none"}``, so that a page shows Play buttons only to
+  those who may press them (and never asks, and gets refused, in vain).
+
 ``from``/``to``: ISO 8601 (a naive time is UTC) or epoch seconds, on ``started_at``.
 Bad parameters: 400 naming the parameter; nothing is read.
 """
@@ -110,7 +114,18 @@ def listing_routes(
     engine: AsyncEngine,
     authorize: Authorize,
     principal_of: Callable[[web.Request], Any],
+    *,
+    agent_may_play: bool = False,
 ) -> list[web.RouteDef]:
+    async def access(request: web.Request) -> web.StreamResponse:
+        await authorize(request, "recordings.access", None)
+        role = principal_of(request).role
+        if role in ("supervisor", "admin"):
+            may_play = "all"
+        else:
+            may_play = "own" if agent_may_play else "none"
+        return web.json_response({"may_play": may_play})
+
     async def list_recordings(request: web.Request) -> web.StreamResponse:
         q = request.query
         principal = principal_of(request)
@@ -251,6 +266,7 @@ def listing_routes(
         )
 
     return [
+        web.get("/api/recordings/access", access),
         web.get("/api/recordings", list_recordings),
         web.get("/api/interactions", list_interactions),
     ]

@@ -47,6 +47,7 @@
   }
 
   function loggedOut(message) {
+    recordingAccess = null;
     if (live) live.stop();
     live = null;
     CW.clearSession();
@@ -219,9 +220,79 @@
     if (customer) {
       card.append(el("h4", {}, "Recent interactions"));
       if (!recent.length) card.append(el("p", { class: "muted" }, "No earlier interactions."));
-      else card.append(historyTable(recent));
+      else {
+        card.append(historyTable(recent));
+        addRecordings(card, customer.id);
+      }
     }
     return card;
+  }
+
+  // -- recordings in the customer's history ---------------------------------------------
+  // Play buttons only for those who may press them: GET /api/recordings/access says
+  // "all" (supervisors, admins), "own" (an agent, when [recordings] agent_may_play:
+  // the list is then narrowed to their own calls by the server) or "none".
+
+  let recordingAccess = null; // a promise of "all" | "own" | "none", once per login
+
+  function loadRecordingAccess() {
+    if (!recordingAccess) {
+      recordingAccess = api("GET", "/api/recordings/access").then((r) => (r.ok ? r.body.may_play : "none"));
+    }
+    return recordingAccess;
+  }
+
+  /** A Play button on each history row with a stored recording (one request per card). */
+  async function addRecordings(card, customerId) {
+    if ((await loadRecordingAccess()) === "none") return;
+    const result = await api("GET", `/api/recordings?customer_id=${encodeURIComponent(customerId)}&state=stored&limit=100`);
+    if (!result.ok || !result.body.recordings.length) return;
+    const byInteraction = new Map();
+    for (const rec of result.body.recordings) {
+      const list = byInteraction.get(String(rec.interaction_id)) || [];
+      list.push(rec);
+      byInteraction.set(String(rec.interaction_id), list);
+    }
+    const table = card.querySelector("table.history");
+    if (!table) return;
+    table.querySelector("thead tr").append(el("th", {}, "recording"));
+    for (const tr of table.querySelectorAll("tbody tr")) {
+      const recs = byInteraction.get(tr.dataset.interaction) || [];
+      tr.append(
+        el(
+          "td",
+          { class: "rec" },
+          recs.map((rec) =>
+            el(
+              "button",
+              { type: "button", class: "small play", dataset: { recording: rec.id }, onclick: () => playRecording(card, rec) },
+              "Play",
+              rec.duration_ms ? ` ${duration(rec.duration_ms / 1000)}` : "",
+            ),
+          ),
+        ),
+      );
+    }
+  }
+
+  async function playRecording(card, rec) {
+    let box = card.querySelector(".pop-player");
+    if (!box) {
+      box = el("div", { class: "pop-player" }, el("audio", { controls: true, preload: "metadata" }), el("p", { class: "error", role: "alert" }));
+      card.append(box);
+    }
+    const [audio, error] = [box.querySelector("audio"), box.querySelector(".error")];
+    setText(error, "");
+    const result = await api("GET", `/api/recordings/${encodeURIComponent(rec.id)}/playback`);
+    if (!result.ok) {
+      setText(error, `cannot play: ${errorText(result)}`);
+      return;
+    }
+    audio.dataset.recording = rec.id;
+    audio.src = result.body.url;
+    audio.play().catch(() => {
+      if (audio.error) setText(error, "the recording could not be loaded");
+    });
   }
 
   function fact(label, value) {

@@ -121,6 +121,7 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     # agent_may_play (off here: tests/recordings/test_playback.py covers it on).
     ("GET", "/api/recordings"): SUPERVISORS,
     ("GET", "/api/recordings/{recording_id}/playback"): SUPERVISORS,
+    ("GET", "/api/recordings/access"): EVERYONE,
 }
 
 
@@ -536,6 +537,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/api/recordings/{recording_id}/playback"): Scenario(
         on_recording("/playback"), 200, fresh=False
     ),
+    ("GET", "/api/recordings/access"): Scenario(fixed("/api/recordings/access"), 200, fresh=False),
 }
 
 

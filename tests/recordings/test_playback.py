@@ -41,12 +41,14 @@ from tests.integration.conftest import SIGNING_KEY, TOKEN, make_config, sim  # n
 ENCRYPTION_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
 
-def wav_bytes(seconds: float, frequency: float = 440.0, rate: int = 8000) -> bytes:
-    """A real WAV file: 8 kHz, 16-bit, mono, a sine tone."""
-    frames = b"".join(
+def wav_bytes(seconds: float, frequency: int = 440, rate: int = 8000) -> bytes:
+    """A real WAV file: 8 kHz, 16-bit, mono, a sine tone (a whole number of cycles per
+    second, so one second repeats seamlessly)."""
+    second = b"".join(
         struct.pack("<h", int(12000 * math.sin(2 * math.pi * frequency * n / rate)))
-        for n in range(int(seconds * rate))
+        for n in range(rate)
     )
+    frames = (second * math.ceil(seconds))[: int(seconds * rate) * 2]
     out = io.BytesIO()
     with wave.open(out, "wb") as w:
         w.setnchannels(1)
@@ -292,6 +294,7 @@ async def test_an_agent_lists_only_their_own_recordings_when_allowed(
     mine = await s.record(WAV, agent="owner")
     theirs = await s.record(WAV, agent="other")
 
+    assert await s.get_json("owner", "/api/recordings/access") == (200, {"may_play": "own"})
     status, body = await s.get_json("owner", "/api/recordings")
     assert status == 200
     assert [r["id"] for r in body["recordings"]] == [mine.id]
@@ -310,6 +313,10 @@ async def test_agents_may_not_list_recordings_by_default(stack: PlaybackStack) -
     status, body = await stack.get_json("owner", "/api/recordings")
     assert (status, body["error"]) == (403, "forbidden")
     assert "agent_may_play" in body["message"]
+    # What a page asks first, so as to show no Play button rather than be refused.
+    assert await stack.get_json("owner", "/api/recordings/access") == (200, {"may_play": "none"})
+    for role in ("supervisor", "admin", "service"):
+        assert await stack.get_json(role, "/api/recordings/access") == (200, {"may_play": "all"})
 
 
 async def test_supervisors_list_interactions_with_their_recordings(stack: PlaybackStack) -> None:
@@ -389,7 +396,7 @@ async def test_the_media_url_serves_ranges(stack: PlaybackStack) -> None:
 
 async def test_an_encrypted_recording_is_served_by_range(make_stack: MakeStack) -> None:
     s = await make_stack(encrypted=True)
-    data = wav_bytes(13.0, frequency=300.0)  # 208,044 bytes: four 64 KiB chunks
+    data = wav_bytes(13.0, frequency=300)  # 208,044 bytes: four 64 KiB chunks
     rec = await s.record(data)
     assert rec.encrypted
     on_disk = (s.runtime.recording_storage.root / rec.storage_key).read_bytes()  # type: ignore[operator]
