@@ -444,14 +444,13 @@ class RecordingControl:
         async with live.lock:
             if self._live.get(live.call_id) is not live:
                 return  # already handled
-            del self._live[live.call_id]
             row = await self.repo.mark_ended(live.recording_id, ended_at=self.clock())
+            if self.ingestor is not None:
+                task = asyncio.create_task(self._ingest(row, live), name=f"ingest-{row.id}")
+                self._ingests.add(task)
+                task.add_done_callback(self._ingests.discard)
+            del self._live[live.call_id]  # gone from the live map only once ended
         await self._publish(await self._json(row, live.agent_id))
-        if self.ingestor is None:
-            return
-        task = asyncio.create_task(self._ingest(row, live), name=f"ingest-{row.id}")
-        self._ingests.add(task)
-        task.add_done_callback(self._ingests.discard)
 
     async def _ingest(self, row: Recording, live: _Live) -> None:
         assert self.ingestor is not None

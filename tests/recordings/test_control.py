@@ -265,10 +265,12 @@ async def test_an_answered_call_is_recorded_paused_resumed_and_stored(rec: RecSt
     customer = rec.sim.pbx.find(channel)
     assert customer is not None
     await rec.sim.customer_hangup(channel)
-    await until(lambda: not rec.runtime.recording_control._live, "recording stopped")
-    await rec.runtime.recording_control.drain()
-    stored = await rec.runtime.recordings.get(row.id)
-    assert stored is not None and stored.state == "stored", stored
+
+    async def is_stored() -> Recording | None:
+        found = await rec.runtime.recordings.get(row.id)
+        return found if found is not None and found.state == "stored" else None
+
+    stored = await until(is_stored, "recording stored")
     assert stored.ended_at is not None and stored.storage_key is not None
     data = await stored_bytes(rec.runtime, stored)
     assert stored.size_bytes == len(data) and stored.sha256 == hashlib.sha256(data).hexdigest()
