@@ -538,7 +538,10 @@ class Playback:
         if etag is not None:
             headers["ETag"] = etag
         if grant.purpose == "download":
-            headers["Content-Disposition"] = f'attachment; filename="recording-{rec.id}.wav"'
+            extension = rec.storage_key.rsplit(".", 1)[-1]  # a validated key: wav or mp3
+            headers["Content-Disposition"] = (
+                f'attachment; filename="recording-{rec.id}.{extension}"'
+            )
         else:
             headers["Content-Disposition"] = "inline"
         if byte_range is not None:
