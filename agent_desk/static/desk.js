@@ -25,6 +25,7 @@
     tasks: new Map(), // task id -> TaskCard
     finished: new Map(), // task id -> TaskCard (completed: wrap-up still possible)
     calls: new Map(), // call id -> {call, task_id, agent_ids, event}
+    recordings: new Map(), // call id -> recording state (the `recording` event)
     queues: new Map(), // queue id -> queue json
   };
 
@@ -89,6 +90,7 @@
     }
     desk.agent = snapshot.agent;
     desk.calls = new Map(snapshot.calls.map((c) => [c.call.id, c]));
+    desk.recordings.clear(); // read again (GET .../recording) for the calls on screen
     desk.queues = new Map(snapshot.queues.map((q) => [q.queue_id, q]));
     const offerIds = new Set(snapshot.offers.map((o) => o.reservation_id));
     for (const [rid, offer] of desk.offers) {
@@ -128,6 +130,10 @@
       case "call":
         if (data.event === "ended") desk.calls.delete(data.call.id);
         else desk.calls.set(data.call.id, data);
+        refreshCalls();
+        break;
+      case "recording":
+        desk.recordings.set(data.call_id, data);
         refreshCalls();
         break;
       case "queue_stats":
@@ -470,7 +476,12 @@
         el("div", { class: "buttons" }, this.hangup, this.hold),
         el("div", { class: "buttons" }, this.target, this.targetKind, this.blind, this.attended, this.complete, this.cancel),
       );
-      this.callSlot.append(this.callState, this.controls);
+      // The call's recording: its state, and pause/resume (card payments).
+      this.recState = el("span", { class: "recording-state", dataset: { recording: "unknown" } });
+      this.recToggle = el("button", { type: "button", class: "recording-toggle", hidden: true }, "Pause recording");
+      this.recording = el("div", { class: "recording" }, this.recState, this.recToggle);
+      this.recToggle.addEventListener("click", () => this.toggleRecording());
+      this.callSlot.append(this.callState, this.recording, this.controls);
       this.hangup.addEventListener("click", () => this.callAction("hangup"));
       this.hold.addEventListener("click", () => {
         const c = callOf(this.task);
@@ -501,6 +512,54 @@
       if (!entry || !mine) {
         show(this.complete, false);
         show(this.cancel, false);
+      }
+      this.renderRecording(entry, mine);
+    }
+
+    renderRecording(entry, mine) {
+      const callId = this.task.pop && this.task.pop.call_id;
+      const rec = callId ? desk.recordings.get(callId) : null;
+      if (!rec && entry && callId && this.recAskedFor !== callId) {
+        this.recAskedFor = callId; // once per call; later changes come as events
+        api("GET", `/api/calls/${encodeURIComponent(callId)}/recording`).then((result) => {
+          if (result.ok && !desk.recordings.has(callId)) {
+            desk.recordings.set(callId, result.body);
+            this.renderCall();
+          }
+        });
+      }
+      const state = rec ? rec.state : "unknown";
+      const words = {
+        recording: "● Recording",
+        paused: "Recording paused",
+        not_recorded: "Not recorded",
+        ended: "Recording ended",
+        stored: "Recording saved",
+        failed: "Recording failed",
+        unknown: "",
+      };
+      this.recState.dataset.recording = state;
+      setText(this.recState, words[state] === undefined ? state : words[state]);
+      show(this.recording, Boolean(entry) && state !== "unknown");
+      const live = Boolean(entry && mine) && (state === "recording" || state === "paused");
+      show(this.recToggle, live);
+      setText(this.recToggle, state === "paused" ? "Resume recording" : "Pause recording");
+    }
+
+    async toggleRecording() {
+      const callId = this.task.pop && this.task.pop.call_id;
+      const rec = callId ? desk.recordings.get(callId) : null;
+      if (!rec) return;
+      setText(this.error, "");
+      const action = rec.state === "paused" ? "resume" : "pause";
+      this.recToggle.disabled = true;
+      const result = await api("POST", `/api/calls/${encodeURIComponent(callId)}/recording/${action}`, { source: "desk" });
+      this.recToggle.disabled = false;
+      if (result.ok) {
+        desk.recordings.set(callId, result.body);
+        this.renderCall();
+      } else {
+        setText(this.error, `${action} recording: ${errorText(result)}`);
       }
     }
 
