@@ -27,6 +27,9 @@ Outgoing events (the envelope's ``data``; times are epoch seconds):
 * ``recording`` -> ``supervisors`` and ``agent:{id}`` of the call's agent: a
   call's recording state (``recordings.control``: started, paused, resumed,
   ended, stored, failed, or not recorded by policy).
+* ``queue_interval`` -> ``supervisors``: the queue's figures for the current
+  15-minute interval (``routing.intervals``: the wallboard's calls per 15
+  minutes and service level over the day), sent with each ``queue_stats``.
 """
 
 from __future__ import annotations
@@ -49,6 +52,7 @@ from cti.http import call_to_json
 from routing import model
 from routing.codec import to_json
 from routing.errors import RoutingError
+from routing.intervals import IntervalStats, interval_json
 from routing.service import RoutingService
 
 __all__ = [
@@ -102,6 +106,8 @@ RESERVATION_CLOSED: Final[Mapping[type, str]] = {
 
 ENDED: Final = (model.TaskCompleted, model.TaskCanceled)
 
+INTERVAL: Final = 900  # seconds: the wallboard's chart
+
 
 class DeskNotifier:
     def __init__(
@@ -138,6 +144,9 @@ class DeskNotifier:
         self._meta: dict[str, dict[str, Any]] = {}  # task id -> what stays the same
         self._closed = False
         self.sent = 0
+        # The current and the previous interval, folded live (None until the
+        # first routing events: then read back from the journal).
+        self.intervals: IntervalStats | None = None
 
     async def stop(self) -> None:
         self._closed = True
@@ -159,6 +168,7 @@ class DeskNotifier:
     # -- routing events -----------------------------------------------------
 
     async def on_routing_events(self, events: Sequence[model.RoutingEvent]) -> None:
+        await self._follow_intervals(events)
         touched: dict[str, None] = {}
         for event in events:
             try:
@@ -444,8 +454,47 @@ class DeskNotifier:
             await self._send(
                 queue_room(queue_id), "queue_stats", self.queue_json(queue_id, self.clock())
             )
+            interval = self.interval_json(queue_id, self.clock())
+            if interval is not None:
+                await self._send(SUPERVISORS, "queue_interval", interval)
         except Exception:
             log.exception("desk: queue_stats for %s not sent", queue_id)
+
+    # -- queue figures per interval (the wallboard's chart) ----------------------
+
+    async def _follow_intervals(self, events: Sequence[model.RoutingEvent]) -> None:
+        stats = self.routing.stats
+        if self.intervals is None:
+            # Stored before announced: the journal already holds ``events``.
+            now = self.clock()
+            since = now - now % INTERVAL - INTERVAL
+            try:
+                stored = await self.routing.journal.events(since=since)
+            except Exception:
+                log.exception("desk: the current interval's figures could not be read")
+                return
+            self.intervals = IntervalStats.fold(
+                stored,
+                seconds=INTERVAL,
+                formula=stats.formula,
+                short_abandon_seconds=stats.short_abandon_seconds,
+                queues=list(self.routing.queues),
+            )
+            return
+        for event in events:
+            self.intervals.apply(event)
+        self.intervals.forget_before(self.clock() - 2 * INTERVAL)
+
+    def interval_json(self, queue_id: str, now: float) -> dict[str, Any] | None:
+        if self.intervals is None:
+            return None
+        start = self.intervals.start_of(now)
+        figures = self.intervals.figures(queue_id, start)
+        return {
+            "queue_id": queue_id,
+            "interval_seconds": INTERVAL,
+            **interval_json(start, INTERVAL, figures),
+        }
 
     # -- call events ----------------------------------------------------------
 

@@ -192,7 +192,13 @@ def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.R
             )
         first = since - since % seconds
         events = await service.journal.events(since=first, until=until)
-        folded = IntervalStats.fold(events, seconds=seconds, queues=list(service.queues))
+        folded = IntervalStats.fold(
+            events,
+            seconds=seconds,
+            formula=service.stats.formula,
+            short_abandon_seconds=service.stats.short_abandon_seconds,
+            queues=list(service.queues),
+        )
         return web.json_response(
             {
                 "since": since,

@@ -23,7 +23,15 @@ from tests.integration.conftest import TOKEN, Recorder, seed_agents, start_runti
 __all__ = ["NS", "TOKEN", "DeskClient", "DeskStack"]
 
 NS = "/desk"
-ROOM_EVENTS = ("offer", "reservation", "task", "agent_state", "queue_stats", "call")
+ROOM_EVENTS = (
+    "offer",
+    "reservation",
+    "task",
+    "agent_state",
+    "queue_stats",
+    "queue_interval",
+    "call",
+)
 TIMEOUT = 10.0
 
 

@@ -63,3 +63,24 @@ async def test_a_supervisor_connecting_later_finds_the_waiting_call_in_the_snaps
     (call,) = snapshot["calls"]
     assert call["call"]["caller"]["number"] == "+15550100003"
     assert call["task_id"] == task["task_id"]
+
+
+async def test_the_current_intervals_figures_follow_a_call_that_queues_and_abandons(
+    desk: DeskStack,
+) -> None:
+    sue = await desk.connect("sue")
+    caller = await desk.sim.inbound_call("+15550100004", "Ada Lovelace")
+    offered = await sue.next_event("queue_interval", lambda d: d["offered"] == 1)
+    assert offered["room"] == "supervisors"
+    data = offered["data"]
+    assert (data["queue_id"], data["interval_seconds"]) == ("support", 900)
+    assert data["end"] - data["start"] == 900 and data["start"] % 900 == 0
+    assert data["start"] <= offered["at"] < data["end"]
+    assert data["abandoned"] == 0 and data["service_level"] is None
+
+    await desk.sim.customer_hangup(caller.name)
+    gone = await sue.next_event("queue_interval", lambda d: d["abandoned"] == 1)
+    assert gone["seq"] > offered["seq"]
+    # The same figures as the stored report of that interval.
+    report = await desk.runtime.routing.journal.events(since=data["start"])
+    assert sum(1 for e in report if type(e).__name__ == "TaskQueued") == gone["data"]["offered"]
