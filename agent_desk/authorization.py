@@ -178,6 +178,10 @@ POLICY: Final[Mapping[str, Rule]] = {
     # recordings/http.py: a live call's recording (pause for card payments)
     "recordings.state": own("call"),
     "recordings.control": own("call"),
+    # recordings/erase.py: GDPR erasure and legal holds
+    "customers.erase": ADMINS,
+    "legal_holds.read": SUPERVISORS,
+    "legal_holds.manage": SUPERVISORS,
 }
 
 ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
@@ -229,6 +233,11 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/api/calls/{call_id}/recording"): "recordings.state",
     ("POST", "/api/calls/{call_id}/recording/pause"): "recordings.control",
     ("POST", "/api/calls/{call_id}/recording/resume"): "recordings.control",
+    # recordings/erase.py
+    ("POST", "/api/customers/{customer_id}/erase"): "customers.erase",
+    ("GET", "/api/legal-holds"): "legal_holds.read",
+    ("POST", "/api/legal-holds"): "legal_holds.manage",
+    ("POST", "/api/legal-holds/{hold_id}/release"): "legal_holds.manage",
 }
 
 READ_METHODS: Final = frozenset({"GET", "HEAD", "OPTIONS"})

@@ -1,4 +1,6 @@
-"""``callwright serve --config FILE`` | ``callwright demo`` | ``callwright db upgrade``."""
+"""``callwright serve --config FILE`` | ``callwright demo`` | ``callwright db upgrade`` |
+``callwright recordings purge [--dry-run]`` | ``callwright recordings check [--repair]`` |
+``callwright customers erase <id>``."""
 
 from __future__ import annotations
 
@@ -8,8 +10,9 @@ import contextlib
 import logging
 import signal
 import sys
-from collections.abc import Sequence
+from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
+from typing import Any
 
 from callwright.config import Config, ConfigError, load_config
 
@@ -54,6 +57,93 @@ async def _db_upgrade(config: Config) -> None:
     print("database is at the latest revision", flush=True)
 
 
+class _CommandFailed(Exception):
+    """A command that ran and refused (exit code 1), message for stderr."""
+
+
+async def _with_recordings(config: Config, job: Callable[..., Awaitable[int]]) -> int:
+    """Open the store and the recording services for a one-shot command."""
+    from agent_desk.audit import AuditLog
+    from recordings.ingest import Ingestor
+    from recordings.repository import RecordingRepository
+    from recordings.storage import LocalStorage
+    from store import make_engine
+    from store.migrate import is_up_to_date
+
+    engine = make_engine(config.store.effective_url)
+    try:
+        if not await is_up_to_date(engine):
+            raise _CommandFailed(
+                "the database is not at the latest revision: run `callwright db upgrade`"
+            )
+        rec = config.recordings
+        repo = RecordingRepository(engine)
+        storage = LocalStorage(rec.dir, rec.key_bytes())
+        ingestor = Ingestor(repo, storage, rec.spool_dir, retention_days=rec.retention_days)
+        return await job(engine, repo, storage, ingestor, AuditLog(engine))
+    finally:
+        await engine.dispose()
+
+
+async def _recordings_purge(config: Config, dry_run: bool) -> int:
+    from recordings.retention import Purger
+
+    async def job(engine: Any, repo: Any, storage: Any, ingestor: Any, audit: Any) -> int:
+        purger = Purger(repo, storage, audit, retention_days=config.recordings.retention_days)
+        report = await purger.run(dry_run=dry_run)
+        verb = "would delete" if dry_run else "deleted"
+        for item in report.purged:
+            until = item.deadline.isoformat() if item.deadline else "-"
+            print(f"{verb} recording {item.recording_id} (queue {item.queue}, due {until})")
+        for error in report.errors:
+            print(f"error: {error}", file=sys.stderr)
+        print(f"{len(report.purged)} recording(s) {verb}; {report.held} kept by a legal hold")
+        return 1 if report.errors else 0
+
+    return await _with_recordings(config, job)
+
+
+async def _recordings_check(config: Config, repair: bool) -> int:
+    from recordings.check import check_recordings
+
+    async def job(engine: Any, repo: Any, storage: Any, ingestor: Any, audit: Any) -> int:
+        report = await check_recordings(repo, storage, ingestor, repair=repair)
+        for line in report.lines():
+            print(line)
+        if report.clean:
+            print("recordings: storage, spool and rows agree")
+            return 0
+        if not repair:
+            print("run `callwright recordings check --repair` to fix what can be fixed safely")
+        return 1 if report.errors or not repair else 0
+
+    return await _with_recordings(config, job)
+
+
+async def _customers_erase(config: Config, customer_id: int) -> int:
+    from recordings.erase import Eraser, LegalHoldActive
+    from recordings.retention import SYSTEM
+    from store.errors import NotFoundError
+
+    async def job(engine: Any, repo: Any, storage: Any, ingestor: Any, audit: Any) -> int:
+        eraser = Eraser(engine, repo, storage, audit, data_dir=config.store.data_dir)
+        try:
+            report = await eraser.erase(customer_id, actor=SYSTEM)
+        except NotFoundError as exc:
+            raise _CommandFailed(str(exc)) from None
+        except LegalHoldActive as exc:
+            raise _CommandFailed(str(exc)) from None
+        print(f"customer {customer_id} erased:")
+        for key, value in report.as_dict().items():
+            if key == "recordings":
+                print(f"  recordings deleted: {len(value)} {' '.join(value)}".rstrip())
+            elif key != "customer_id":
+                print(f"  {key.replace('_', ' ')}: {value}")
+        return 0
+
+    return await _with_recordings(config, job)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="callwright", description="Callwright contact center")
     sub = parser.add_subparsers(dest="command", required=True)
@@ -66,6 +156,19 @@ def main(argv: Sequence[str] | None = None) -> int:
     db_sub = db.add_subparsers(dest="db_command", required=True)
     up = db_sub.add_parser("upgrade", help="apply the migrations")
     up.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    recs = sub.add_parser("recordings", help="recording storage commands")
+    recs_sub = recs.add_subparsers(dest="recordings_command", required=True)
+    purge = recs_sub.add_parser("purge", help="delete recordings past their retention")
+    purge.add_argument("--dry-run", action="store_true", help="list what would be deleted")
+    purge.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    check = recs_sub.add_parser("check", help="find files without rows and rows without files")
+    check.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
+    check.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    cust = sub.add_parser("customers", help="customer commands")
+    cust_sub = cust.add_subparsers(dest="customers_command", required=True)
+    erase = cust_sub.add_parser("erase", help="GDPR: erase a customer's personal data")
+    erase.add_argument("customer_id", type=int, help="the customer's id")
+    erase.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
     args = parser.parse_args(argv)
 
     try:
@@ -82,9 +185,18 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_serve(config))
         elif args.command == "db":
             asyncio.run(_db_upgrade(config))
+        elif args.command == "recordings" and args.recordings_command == "purge":
+            return asyncio.run(_recordings_purge(config, args.dry_run))
+        elif args.command == "recordings":
+            return asyncio.run(_recordings_check(config, args.repair))
+        elif args.command == "customers":
+            return asyncio.run(_customers_erase(config, args.customer_id))
     except ConfigError as exc:
         print(f"callwright: {exc}", file=sys.stderr)
         return 2
+    except _CommandFailed as exc:
+        print(f"callwright: {exc}", file=sys.stderr)
+        return 1
     return 0
 
 

@@ -8,6 +8,7 @@ on every login) and serves HTTP; ``stop()`` undoes it in reverse order.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import time
 from datetime import UTC, datetime
@@ -33,13 +34,15 @@ from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
 from recordings.control import RecordingControl
+from recordings.erase import Eraser, erase_routes
 from recordings.http import control_routes
 from recordings.ingest import Ingestor
-from recordings.twilio import TwilioRecordingCallbacks
 from recordings.listing import listing_routes
 from recordings.playback import MediaTokens, Playback
 from recordings.repository import RecordingRepository
+from recordings.retention import Purger
 from recordings.storage import LocalStorage
+from recordings.twilio import TwilioRecordingCallbacks
 from routing import model as routing_model
 from routing.email import EmailRouting
 from routing.email import routes as email_routes
@@ -229,7 +232,6 @@ class Runtime:
                 agent_may_play=config.recordings.agent_may_play,
             )
         )
-        self.app.add_routes(desk_pages())
         # Recording control (recordings.control): MixMonitor by queue policy when
         # an agent answers, pause/resume (REST, desk, IVR), ingest after hangup.
         self.recording_control = RecordingControl(
@@ -259,6 +261,32 @@ class Runtime:
             audit=self.audit,
         )
         self.app.add_routes(self.twilio_recordings.routes())
+        # Retention (recordings.retention) and GDPR erasure with legal holds (recordings.erase).
+        self.recordings_repo = self.recordings
+        self.purger = Purger(
+            self.recordings,
+            self.recording_storage,
+            self.audit,
+            retention_days=config.recordings.retention_days,
+        )
+        self._purge_task: asyncio.Task[None] | None = None
+        self.eraser = Eraser(
+            self.engine,
+            self.recordings,
+            self.recording_storage,
+            self.audit,
+            data_dir=config.store.data_dir,
+        )
+        self.app.add_routes(
+            erase_routes(
+                self.eraser,
+                self.recordings,
+                self.engine,
+                self.audit,
+                self.authorization.authorize,
+            )
+        )
+        self.app.add_routes(desk_pages())
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
@@ -365,10 +393,10 @@ class Runtime:
         # Between the two: the desk hears a call after voice routing (the task
         # is known) and an offer before voice routing rings the phone.
         self.desk.start(routing, calls=self.calls, voice=self.voice, agents=agents)
-        routing.subscribe(self.voice.on_routing_events)
-        self.app.add_routes(routing_routes(routing, self.authorization.authorize))
         # After the desk: a recording that stops is announced after the call event.
         self.calls.subscribe(self.recording_control.on_call_event)
+        routing.subscribe(self.voice.on_routing_events)
+        self.app.add_routes(routing_routes(routing, self.authorization.authorize))
         self.email = EmailRouting(
             routing, self.mail_store, queue_id=self.config.routing.email_queue
         )
@@ -440,6 +468,11 @@ class Runtime:
         await self._start_mail()
         self.calls.start()
         self.link.start()
+        if self.config.recordings.purge_interval > 0:
+            self._purge_task = asyncio.create_task(
+                self.purger.run_forever(self.config.recordings.purge_interval),
+                name="recordings-purge",
+            )
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
@@ -470,4 +503,9 @@ class Runtime:
             log.warning("stopping with call events not yet stored")
         await self.calls.stop()
         await self.recording_control.stop()  # ingests under way
+        if self._purge_task is not None:
+            self._purge_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._purge_task
+            self._purge_task = None
         await self.engine.dispose()

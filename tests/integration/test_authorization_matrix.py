@@ -122,6 +122,11 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("GET", "/api/recordings"): SUPERVISORS,
     ("GET", "/api/recordings/{recording_id}/playback"): SUPERVISORS,
     ("GET", "/api/recordings/access"): EVERYONE,
+    # GDPR erasure: admins only; legal holds: supervisors.
+    ("POST", "/api/customers/{customer_id}/erase"): ADMINS,
+    ("GET", "/api/legal-holds"): SUPERVISORS,
+    ("POST", "/api/legal-holds"): SUPERVISORS,
+    ("POST", "/api/legal-holds/{hold_id}/release"): SUPERVISORS,
 }
 
 
@@ -450,6 +455,22 @@ async def a_customer(w: World) -> tuple[str, Any]:
     return f"/api/customers/{customer.id}", None
 
 
+async def erase_customer(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Erasable {w.key()}", phones=["+15550100078"])
+    return f"/api/customers/{customer.id}/erase", None
+
+
+async def hold_customer(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Held {w.key()}")
+    return "/api/legal-holds", {"customer_id": customer.id, "reason": "matrix"}
+
+
+async def release_hold(w: World) -> tuple[str, Any]:
+    customer = await w.runtime.customers.create(f"Released {w.key()}")
+    hold = await w.runtime.recordings.add_hold(reason="matrix", customer_id=customer.id)
+    return f"/api/legal-holds/{hold.id}/release", None
+
+
 async def set_state(w: World) -> tuple[str, Any]:
     """Break, available, break...: each request is a change."""
     body = {"state": "break", "reason": "lunch"} if next(w.keys) % 2 else {"state": "available"}
@@ -538,6 +559,10 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
         on_recording("/playback"), 200, fresh=False
     ),
     ("GET", "/api/recordings/access"): Scenario(fixed("/api/recordings/access"), 200, fresh=False),
+    ("POST", "/api/customers/{customer_id}/erase"): Scenario(erase_customer, 200),
+    ("GET", "/api/legal-holds"): Scenario(fixed("/api/legal-holds"), 200, fresh=False),
+    ("POST", "/api/legal-holds"): Scenario(hold_customer, 201),
+    ("POST", "/api/legal-holds/{hold_id}/release"): Scenario(release_hold, 200),
 }
 
 
