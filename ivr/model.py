@@ -111,6 +111,8 @@ __all__ = [
     "Voicemail",
     "VoicemailNode",
     "Wait",
+    "exits",
+    "utc_iso",
 ]
 
 Outcome = Literal[
@@ -418,13 +420,6 @@ def exits(node: Node) -> tuple[tuple[str, str], ...]:
         return (("no_number", node.no_number),) if node.no_number is not None else ()
     if isinstance(node, TransferNode):
         return (("failure", node.failure),) if node.failure is not None else ()
-    return ()
-
-
-def failure_exits(node: Node) -> tuple[str, ...]:
-    """Where a caller who never answers goes from an input node."""
-    if isinstance(node, MenuNode | CollectNode | SurveyNode):
-        return (node.failure,)
     return ()
 
 
