@@ -732,3 +732,20 @@ kind = "hangup"
     assert presses == 5  # s, m and 4 more rounds: 10 visits; the 5th press is one too many
     assert step.wait == Done("failed", "m", "the call went through 10 nodes (max_steps)")
     assert step.actions[-1] == Hangup()
+
+
+def test_the_adapters_vocabulary_is_pinned() -> None:
+    import ivr
+
+    assert sorted(ivr.__all__) == sorted(
+        [
+            *("Action", "AwaitLookup", "AwaitRecording", "AwaitTransfer", "CallInfo"),
+            *("Callback", "Digits", "Done", "Enqueue", "Flow", "FlowError", "GatherDigits"),
+            *("Hangup", "HungUp", "Input", "IvrError", "LookupResult", "NoInput", "Outcome"),
+            *("RecordingDone", "Say", "Session", "SessionError", "SetLanguage", "Step"),
+            *("SurveyScore", "TaskRequest", "TransferCompleted", "TransferFailed", "Voicemail"),
+            *("Wait", "feed", "load_flow", "load_flows", "parse_flow", "problems", "render"),
+            *("start", "start_survey", "usable_number", "validate_flow"),
+        ]
+    )
+    assert all(hasattr(ivr, name) for name in ivr.__all__)
