@@ -270,6 +270,7 @@ class Runtime:
             retention_days=config.recordings.retention_days,
         )
         self._purge_task: asyncio.Task[None] | None = None
+        self._recover_task: asyncio.Task[None] | None = None
         self.eraser = Eraser(
             self.engine,
             self.recordings,
@@ -352,6 +353,15 @@ class Runtime:
             return None
         agent = await self.agents.get(int(principal_id))
         return agent.role if agent is not None and agent.active else None
+
+    async def _finish_spooled(self) -> None:
+        try:
+            done = await self.ingestor.finish_pending()
+        except Exception:
+            log.exception("recordings left in the spool could not be stored; see recordings check")
+            return
+        if done:
+            log.info("stored %d recording(s) left in the spool by an earlier run", len(done))
 
     async def _agent_deactivated(self, agent_id: str) -> None:
         """A deactivated agent is signed out of routing (offers withdrawn)."""
@@ -473,6 +483,8 @@ class Runtime:
                 self.purger.run_forever(self.config.recordings.purge_interval),
                 name="recordings-purge",
             )
+        # Recordings that ended before a crash or a stop and were never stored.
+        self._recover_task = asyncio.create_task(self._finish_spooled(), name="recordings-recover")
         self._runner = web.AppRunner(self.app, access_log=None)
         await self._runner.setup()
         site = web.TCPSite(self._runner, self.config.server.host, self.config.server.port)
@@ -503,6 +515,11 @@ class Runtime:
             log.warning("stopping with call events not yet stored")
         await self.calls.stop()
         await self.recording_control.stop()  # ingests under way
+        if self._recover_task is not None:
+            self._recover_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._recover_task
+            self._recover_task = None
         if self._purge_task is not None:
             self._purge_task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
