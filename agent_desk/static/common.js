@@ -159,7 +159,7 @@ const CW = (() => {
   /**
    * new Live({token, onSync(sync), onEvent(envelope), onBanner(state), onRefused(reason)})
    *
-   * onSync gets {principal, snapshot} (replace everything) or nothing to
+   * onSync gets {principal, settings, snapshot} (replace everything) or nothing to
    * replace (missed envelopes are passed to onEvent one by one, in order).
    * Banner states: "connecting", "live", "disconnected", "resyncing".
    */
@@ -169,6 +169,7 @@ const CW = (() => {
       this.epoch = null;
       this.seqs = {}; // room -> last sequence number applied
       this.principal = null;
+      this.settings = {};
       this.synced = false;
       this.resyncing = false;
       this.stopped = false;
@@ -230,11 +231,12 @@ const CW = (() => {
     /** A hello, or a resync acknowledgement: the snapshot or the missed envelopes. */
     sync(sync) {
       if (sync.principal) this.principal = sync.principal;
+      if (sync.settings) this.settings = sync.settings; // the hello's: [desk], queues
       serverOffset = sync.now - Date.now() / 1000;
       this.epoch = sync.epoch;
       if (sync.snapshot) {
         this.seqs = { ...sync.rooms };
-        this.options.onSync({ principal: this.principal, snapshot: sync.snapshot });
+        this.options.onSync({ principal: this.principal, settings: this.settings, snapshot: sync.snapshot });
       } else {
         for (const envelope of sync.missed || []) this.apply(envelope);
         this.seqs = { ...this.seqs, ...sync.rooms };

@@ -7,14 +7,10 @@
   const { el, setText, show, serverNow, duration, clockTime, api, errorText, newKey } = CW;
   const $ = (id) => document.getElementById(id);
 
-  const DISPOSITIONS = [
-    ["resolved", "Resolved"],
-    ["follow_up", "Follow-up needed"],
-    ["callback", "Call back"],
-    ["escalated", "Escalated"],
-    ["wrong_number", "Wrong number"],
-    ["other", "Other"],
-  ];
+  // The wrap-up codes and the transfer queues come from the server (the hello's
+  // settings: [desk] in config.toml).
+  const settings = () => (live && live.settings) || {};
+  const label = (code) => code.charAt(0).toUpperCase() + code.slice(1).replace(/_/g, " ");
   const MAX_FINISHED = 5;
 
   let session = null;
@@ -200,7 +196,12 @@
 
   // -- the screen-pop card --------------------------------------------------------
 
-  function popCard(pop, fallbackNumber) {
+  /**
+   * The customer's record as a pop shows it. ``identify``: on a task's card, an
+   * unknown caller can be created as a customer or linked to one
+   * ({interactionId, onLinked(result)}).
+   */
+  function popCard(pop, fallbackNumber, identify) {
     const card = el("div", { class: "pop" });
     const customer = pop && pop.customer;
     const number = (pop && pop.caller_number) || fallbackNumber || "";
@@ -210,7 +211,7 @@
         el(
           "dl",
           { class: "facts" },
-          fact("Numbers", customer.phones.join(", ") || "–"),
+          fact("Numbers", customer.phones.length ? phoneList(customer.phones) : "–"),
           fact("E-mail", customer.emails.join(", ") || "–"),
           fact("Account", customer.account_number || "–"),
           customer.notes ? fact("Notes", customer.notes) : null,
@@ -221,6 +222,7 @@
       card.append(
         el("h3", { class: "customer-name unknown" }, number || "no number", " ", el("span", { class: "tag" }, "unknown caller")),
       );
+      if (identify && identify.interactionId) card.append(identifyForm(number, identify));
     }
     const recent = (pop && pop.recent_interactions) || [];
     if (customer) {
@@ -230,8 +232,115 @@
         card.append(historyTable(recent));
         addRecordings(card, customer.id);
       }
+      const open = (pop && pop.open_emails) || [];
+      if (open.length) card.append(el("h4", {}, "Open e-mails"), openEmails(open));
     }
     return card;
+  }
+
+  /** Numbers, each with a click-to-dial button (the agent's phone rings first). */
+  function phoneList(numbers) {
+    const extension = session && session.agent && session.agent.extension;
+    return numbers.map((number) =>
+      el(
+        "span",
+        { class: "phone" },
+        number,
+        extension ? el("button", { type: "button", class: "small dial", title: `Call ${number}`, onclick: (e) => dial(number, extension, e.target) }, "Call") : null,
+        " ",
+      ),
+    );
+  }
+
+  /** The customer's open e-mail threads; a click opens the thread (read only). */
+  function openEmails(threads) {
+    return el(
+      "ul",
+      { class: "open-emails" },
+      threads.map((t) => {
+        const box = el("div", { class: "thread", hidden: true });
+        const error = el("p", { class: "error", role: "alert" });
+        const button = el("button", { type: "button", class: "link", title: "Open the thread" }, t.subject || "(no subject)");
+        button.addEventListener("click", async () => {
+          if (!box.hidden) {
+            show(box, false);
+            return;
+          }
+          setText(error, "");
+          const result = await api("GET", `/api/interactions/${encodeURIComponent(t.id)}/emails`);
+          if (!result.ok) {
+            setText(error, `thread: ${errorText(result)}`);
+            return;
+          }
+          box.replaceChildren(...result.body.messages.map(messageView));
+          show(box, true);
+        });
+        return el("li", { dataset: { interaction: String(t.id) } }, button, " ", el("span", { class: "muted" }, clockTime(t.started_at)), error, box);
+      }),
+    );
+  }
+
+  /** An unknown caller: create a customer (the number pre-filled) or link one. */
+  function identifyForm(number, identify) {
+    const error = el("p", { class: "error", role: "alert" });
+    const name = el("input", { maxlength: 200, placeholder: "name", "aria-label": "New customer name" });
+    const phone = el("input", { maxlength: 64, value: number || "", "aria-label": "New customer phone" });
+    const create = el("button", { type: "button" }, "Create customer");
+    const query = el("input", { maxlength: 100, placeholder: "name, number, e-mail or account", "aria-label": "Find customer to link" });
+    const find = el("button", { type: "button" }, "Find");
+    const results = el("ul", { class: "results link-results" });
+    const send = async (body, buttons) => {
+      setText(error, "");
+      buttons.forEach((b) => (b.disabled = true));
+      const result = await api("POST", `/api/interactions/${encodeURIComponent(identify.interactionId)}/customer`, body);
+      buttons.forEach((b) => (b.disabled = false));
+      if (result.ok) identify.onLinked(result.body);
+      else setText(error, errorText(result));
+    };
+    create.addEventListener("click", () => {
+      if (!name.value.trim()) {
+        setText(error, "A new customer needs a name.");
+        return;
+      }
+      const body = { name: name.value.trim() };
+      body.phone = phone.value.trim() || null;
+      send(body, [create]);
+    });
+    find.addEventListener("click", async () => {
+      const text = query.value.trim();
+      if (!text || !live) return;
+      setText(error, "");
+      const ack = await live.request("search_customers", { text, limit: 10 });
+      if (!ack.ok) {
+        setText(error, ack.message || ack.error);
+        return;
+      }
+      if (!ack.customers.length) setText(error, "Nobody found.");
+      results.replaceChildren(
+        ...ack.customers.map((c) => {
+          const link = el("button", { type: "button", class: "small" }, "Link");
+          link.addEventListener("click", () => send({ customer_id: c.id }, [link]));
+          return el(
+            "li",
+            { class: "customer", dataset: { customer: String(c.id) } },
+            el("strong", { class: "customer-name" }, c.name),
+            " ",
+            el("span", { class: "muted" }, c.phones.join(", ")),
+            " ",
+            link,
+          );
+        }),
+      );
+    });
+    return el(
+      "div",
+      { class: "identify" },
+      el("h4", {}, "Who is calling?"),
+      el("div", { class: "buttons" }, name, phone, create),
+      el("div", { class: "buttons" }, query, find),
+      results,
+      error,
+    );
   }
 
   // -- recordings in the customer's history ---------------------------------------------
@@ -447,13 +556,21 @@
       return this.task.pop ? this.task.pop.interaction_id : null;
     }
 
+    /** The customer was identified from this card: show the record now (the
+     * server also sends the task again with the new pop). */
+    linked(result) {
+      const pop = result.pop || { ...(this.task.pop || {}), customer: result.customer };
+      this.update({ ...this.task, customer_id: String(result.customer.id), pop });
+    }
+
     update(task) {
       this.task = { ...this.task, ...task, pop: task.pop || this.task.pop };
       this.root.dataset.state = this.task.state;
       setText(this.status, this.task.state);
       if (this.popFor !== this.task.pop) {
         this.popFor = this.task.pop;
-        this.popSlot.replaceChildren(popCard(this.task.pop, this.task.attributes && this.task.attributes.caller_number));
+        const identify = { interactionId: this.interactionId, onLinked: (result) => this.linked(result) };
+        this.popSlot.replaceChildren(popCard(this.task.pop, this.task.attributes && this.task.attributes.caller_number, identify));
       }
       this.renderCall();
     }
@@ -465,7 +582,22 @@
       this.hangup = el("button", { type: "button", class: "danger" }, "Hang up");
       this.hold = el("button", { type: "button" }, "Hold");
       this.target = el("input", { placeholder: "extension or number", maxlength: 32, "aria-label": "Transfer target", class: "target" });
-      this.targetKind = el("select", { "aria-label": "Transfer to" }, el("option", { value: "agent" }, "extension"), el("option", { value: "number" }, "number"));
+      this.targetKind = el(
+        "select",
+        { "aria-label": "Transfer to" },
+        el("option", { value: "agent" }, "extension"),
+        el("option", { value: "number" }, "number"),
+        el("option", { value: "queue" }, "queue"),
+      );
+      this.queueList = el("datalist", { id: `queues-${this.task.task_id}` });
+      this.targetKind.addEventListener("change", () => {
+        const queue = this.targetKind.value === "queue";
+        this.target.placeholder = queue ? "queue" : "extension or number";
+        this.attended.disabled = queue; // a transfer to a queue is blind
+        if (queue) this.target.setAttribute("list", this.queueList.id);
+        else this.target.removeAttribute("list");
+        this.queueList.replaceChildren(...(settings().queues || []).map((q) => el("option", { value: q.id }, q.name)));
+      });
       this.blind = el("button", { type: "button" }, "Blind transfer");
       this.attended = el("button", { type: "button" }, "Attended transfer");
       this.complete = el("button", { type: "button", hidden: true }, "Complete transfer");
@@ -474,7 +606,7 @@
         "div",
         { class: "controls" },
         el("div", { class: "buttons" }, this.hangup, this.hold),
-        el("div", { class: "buttons" }, this.target, this.targetKind, this.blind, this.attended, this.complete, this.cancel),
+        el("div", { class: "buttons" }, this.target, this.queueList, this.targetKind, this.blind, this.attended, this.complete, this.cancel),
       );
       // The call's recording: its state, and pause/resume (card payments).
       this.recState = el("span", { class: "recording-state", dataset: { recording: "unknown" } });
@@ -597,9 +729,9 @@
         "select",
         { "aria-label": "Disposition" },
         el("option", { value: "" }, "disposition…"),
-        DISPOSITIONS.map(([value, label]) => el("option", { value }, label)),
+        (settings().dispositions || []).map((code) => el("option", { value: code }, label(code))),
       );
-      this.notes = el("textarea", { rows: 2, maxlength: 2000, placeholder: "notes", "aria-label": "Notes" });
+      this.notes = el("textarea", { rows: 2, maxlength: settings().notes_max_chars || 2000, placeholder: "notes", "aria-label": "Notes" });
       this.save = el("button", { type: "button" }, "Save wrap-up");
       this.saved = el("span", { class: "muted saved" });
       this.wrapSlot.append(el("h4", {}, "Wrap-up"), el("div", { class: "buttons" }, this.disposition, this.save, this.saved), this.notes);
@@ -623,8 +755,12 @@
         notes: this.notes.value,
       });
       this.save.disabled = false;
-      if (result.ok) setText(this.saved, "saved");
-      else setText(this.error, `wrap-up not saved: ${errorText(result)}`);
+      if (result.ok) {
+        const saved = result.body.interaction;
+        setText(this.saved, `saved: ${label(saved.disposition)}`);
+        // The customer's record on the side shows it at once.
+        refreshRecord(this.task.pop && this.task.pop.customer && this.task.pop.customer.id);
+      } else setText(this.error, `wrap-up not saved: ${errorText(result)}`);
     }
 
     // e-mail -------------------------------------------------------------------------
@@ -649,27 +785,7 @@
     }
 
     renderThread(messages) {
-      this.thread.replaceChildren(
-        ...messages.map((m) =>
-          el(
-            "div",
-            { class: `message ${m.direction}`, dataset: { message: String(m.id) } },
-            el(
-              "div",
-              { class: "meta" },
-              el("strong", {}, m.from ? m.from.name || m.from.address : ""),
-              " ",
-              el("span", { class: "muted" }, m.from && m.from.name ? `<${m.from.address}>` : ""),
-              " · ",
-              el("span", { class: "muted" }, clockTime(m.received_at)),
-              m.direction === "outbound" ? el("span", { class: "tag" }, m.status || "sent") : null,
-            ),
-            el("div", { class: "subject" }, m.subject || "(no subject)"),
-            // The text part only, as text: an HTML body is never rendered.
-            el("pre", { class: "body" }, m.text || (m.html ? "(HTML-only message; shown as text)\n" + m.html : "")),
-          ),
-        ),
-      );
+      this.thread.replaceChildren(...messages.map(messageView));
     }
 
     async sendReply() {
@@ -690,6 +806,27 @@
         this.loadThread();
       } else setText(this.error, `reply not sent: ${errorText(result)}`);
     }
+  }
+
+  /** One e-mail of a thread, as text. */
+  function messageView(m) {
+    return el(
+      "div",
+      { class: `message ${m.direction}`, dataset: { message: String(m.id) } },
+      el(
+        "div",
+        { class: "meta" },
+        el("strong", {}, m.from ? m.from.name || m.from.address : ""),
+        " ",
+        el("span", { class: "muted" }, m.from && m.from.name ? `<${m.from.address}>` : ""),
+        " · ",
+        el("span", { class: "muted" }, clockTime(m.received_at)),
+        m.direction === "outbound" ? el("span", { class: "tag" }, m.status || "sent") : null,
+      ),
+      el("div", { class: "subject" }, m.subject || "(no subject)"),
+      // The text part only, as text: an HTML body is never rendered.
+      el("pre", { class: "body" }, m.text || (m.html ? "(HTML-only message; shown as text)\n" + m.html : "")),
+    );
   }
 
   // -- queues -----------------------------------------------------------------------
@@ -730,6 +867,8 @@
       "li",
       { class: "customer", dataset: { customer: String(c.id) } },
       el("strong", { class: "customer-name" }, c.name),
+      " ",
+      el("button", { type: "button", class: "small", title: "Open the customer's record", onclick: () => openRecord(c.id) }, "Record"),
       c.account_number ? el("span", { class: "muted" }, ` · account ${c.account_number}`) : null,
       el(
         "div",
@@ -739,7 +878,7 @@
             "span",
             { class: "phone" },
             number,
-            extension ? el("button", { type: "button", class: "small", title: `Call ${number}`, onclick: () => dial(number, extension) }, "Call") : null,
+            extension ? el("button", { type: "button", class: "small dial", title: `Call ${number}`, onclick: () => dial(number, extension) }, "Call") : null,
           ),
         ),
       ),
@@ -748,11 +887,44 @@
     );
   }
 
-  async function dial(number, extension) {
-    setText($("search-status"), `calling ${number}…`);
+  /** Click-to-dial: the agent's phone rings first, then the customer's. */
+  async function dial(number, extension, button) {
+    const status = $("dial-status");
+    setText(status, `calling ${number}…`);
+    if (button) button.disabled = true;
     const result = await api("POST", "/api/calls", { agent_device: extension, number, idempotency_key: newKey() });
-    setText($("search-status"), result.ok ? `dialing ${number}: your phone rings first` : `not dialed: ${errorText(result)}`);
+    if (button) button.disabled = false;
+    setText(status, result.ok ? `dialing ${number}: your phone rings first` : `not dialed: ${errorText(result)}`);
   }
+
+  // -- a customer's record (from the search, or refreshed after a wrap-up) ----------------
+
+  let shownRecord = null; // the customer id on the record card
+
+  async function openRecord(customerId) {
+    const card = $("record");
+    const result = await api("GET", `/api/customers/${encodeURIComponent(customerId)}`);
+    if (!result.ok) {
+      setText($("search-status"), `record: ${errorText(result)}`);
+      return;
+    }
+    shownRecord = customerId;
+    const { customer, recent_interactions: recent, open_emails: open } = result.body;
+    card.dataset.customer = String(customer.id);
+    $("record-body").replaceChildren(
+      popCard({ customer, recent_interactions: recent, open_emails: open, caller_number: null }),
+    );
+    show(card, true);
+  }
+
+  function refreshRecord(customerId) {
+    if (customerId && shownRecord === customerId) openRecord(customerId);
+  }
+
+  $("record-close").addEventListener("click", () => {
+    shownRecord = null;
+    show($("record"), false);
+  });
 
   // -- the clock ------------------------------------------------------------------------
 
