@@ -90,6 +90,7 @@
     setText($("page-label"), `page ${page} of ${pages}`);
     $("prev").disabled = page <= 1;
     $("next").disabled = page >= pages;
+    historyLabel();
   }
 
   function lengthOf(i) {
@@ -104,7 +105,13 @@
       "tr",
       { dataset: { interaction: String(i.id) } },
       el("td", {}, clockTime(i.started_at)),
-      el("td", { class: "customer" }, i.customer ? i.customer.name : "–"),
+      el(
+        "td",
+        { class: "customer" },
+        i.customer
+          ? el("button", { type: "button", class: "link", title: "This customer's history", onclick: () => showCustomer(i.customer) }, i.customer.name)
+          : "–",
+      ),
       el("td", {}, [i.channel, i.direction].filter(Boolean).join(" ")),
       el("td", {}, i.queue || ""),
       el("td", {}, i.agent ? i.agent.display_name : "–"),
@@ -125,6 +132,18 @@
       el("button", { type: "button", class: "small play", onclick: () => play(rec, interaction) }, "Play", label ? ` ${label}` : ""),
       el("button", { type: "button", class: "small download", onclick: () => download(rec) }, "Download"),
     );
+  }
+
+  /** The customer's history: every interaction of theirs, newest first. */
+  function showCustomer(customer) {
+    $("f-customer").value = String(customer.id);
+    load(1);
+  }
+
+  function historyLabel() {
+    const id = $("f-customer").value.trim();
+    const row = id && document.querySelector("#rows td.customer button");
+    setText($("history-of"), id && row ? `history of ${row.textContent}` : "");
   }
 
   $("filters").addEventListener("submit", (event) => {

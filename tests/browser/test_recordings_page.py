@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from dataclasses import replace
+from datetime import UTC, datetime
 from pathlib import Path
 
 import pytest
@@ -18,6 +19,7 @@ from recordings.repository import Recording
 from sim.pbx.server import PbxSimulator
 from tests.browser.conftest import (
     ADA,
+    EVIL_NAME,
     PASSWORD,
     QUEUE,
     Browsers,
@@ -85,6 +87,13 @@ async def test_a_supervisor_plays_a_recording_from_the_interaction_list_and_seek
 ) -> None:
     runtime = rec_stack.runtime
     rec = await record_earlier_call(rec_stack, SECONDS)
+    other = await runtime.interactions.create(
+        channel="voice",
+        direction="inbound",
+        started_at=datetime.now(UTC),
+        customer_id=rec_stack.seeded.customers[EVIL_NAME],
+        queue="support",
+    )
     page = await browsers.page()
     media_requests: list[str | None] = []  # the Range header of each media request
     media_statuses: list[int] = []
@@ -104,8 +113,15 @@ async def test_a_supervisor_plays_a_recording_from_the_interaction_list_and_seek
     await log_in(page, rec_stack.url, "/wallboard", "sue")
     await page.get_by_role("link", name="Interactions and recordings").click()
     await expect(page.locator("#banner")).to_have_text("live")
+    await expect(page.locator("#rows tr")).to_have_count(2)
+    # A customer's name in a script tag stays text.
+    evil = page.locator(f'#rows tr[data-interaction="{other.id}"] .customer')
+    await expect(evil).to_have_text(EVIL_NAME)
+    # Ada's history: her interactions only.
     row = page.locator(f'#rows tr[data-interaction="{rec_stack.seeded.earlier_interaction}"]')
-    await expect(row.locator(".customer")).to_have_text("Ada Lovelace")
+    await row.locator(".customer").get_by_role("button", name="Ada Lovelace").click()
+    await expect(page.locator("#history-of")).to_have_text("history of Ada Lovelace")
+    await expect(page.locator("#rows tr")).to_have_count(1)
     await expect(row.locator(".disposition")).to_have_text("resolved")
 
     await row.get_by_role("button", name="Play").click()
