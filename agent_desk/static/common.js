@@ -153,7 +153,7 @@ const CW = (() => {
 
   // -- the live connection ------------------------------------------------------
 
-  const EVENT_TYPES = ["offer", "reservation", "task", "call", "agent_state", "queue_stats", "queue_interval"];
+  const EVENT_TYPES = ["offer", "reservation", "task", "call", "agent_state", "queue_stats", "queue_interval", "recording"];
   const REFUSALS = new Set(["unauthorized", "forbidden", "unknown_agent", "invalid_auth"]);
 
   /**

@@ -31,6 +31,7 @@ ROOM_EVENTS = (
     "queue_stats",
     "queue_interval",
     "call",
+    "recording",
 )
 TIMEOUT = 10.0
 

@@ -447,3 +447,42 @@ async def test_a_refused_mixmonitor_leaves_a_failed_row_and_the_reason_audited(
     assert published[-1]["state"] == "failed"
     await control.call_answered(interaction.id, rec.agents["1001"])  # decided once
     assert len(await runtime.recordings.list_for_interaction(interaction.id)) == 1
+
+
+async def test_recording_states_reach_the_agents_desk_and_the_supervisors_in_order(
+    rec: RecStack,
+) -> None:
+    from tests.desk.conftest import DeskClient
+
+    clients = {}
+    for user in ("alice", "bob", "sue"):
+        client = DeskClient(rec.runtime.url)
+        await client.connect({"token": rec.tokens[user]})
+        await client.wait(lambda c=client: c.hellos)  # type: ignore[misc]
+        clients[user] = client
+    try:
+        call_id, channel = await rec.answered_call("+15550100007")
+        alice, sue = clients["alice"], clients["sue"]
+        await alice.next_event("recording", lambda d: d["state"] == "recording")
+        status, _ = await rec.request("POST", f"/api/calls/{call_id}/recording/pause", user="alice")
+        assert status == 200
+        paused = await alice.next_event("recording", lambda d: d["state"] == "paused")
+        assert paused["room"] == f"agent:{rec.agents['1001']}"
+        assert paused["data"]["call_id"] == call_id and paused["data"]["paused_since"]
+        await rec.request("POST", f"/api/calls/{call_id}/recording/resume", user="alice")
+        await rec.sim.customer_hangup(channel)
+        for client in (alice, sue):
+            await client.next_event("recording", lambda d: d["state"] == "stored")
+            states = [d["state"] for d in client.of("recording")]
+            assert states == ["recording", "paused", "recording", "ended", "stored"]
+        supervisors = await sue.next_event("recording", lambda d: d["state"] == "paused")
+        assert supervisors["room"] == "supervisors"
+        # every room's envelopes arrived without a gap (no resync needed)
+        for client in (alice, sue):
+            for room in {e["room"] for e in client.envelopes}:
+                seqs = [e["seq"] for e in client.envelopes if e["room"] == room]
+                assert seqs == list(range(seqs[0], seqs[0] + len(seqs))), room
+        assert clients["bob"].of("recording") == []  # not his call
+    finally:
+        for client in clients.values():
+            await client.close()
