@@ -48,6 +48,11 @@ Where it knowingly differs from a real Asterisk:
 * No sound files: STREAM FILE, GET DATA, SAY DIGITS "play" at once, except
   file names starting with ``no-such`` (a missing file). Caller key presses
   come from ``send_dtmf``.
+* MixMonitor writes its file (``spool_dir``, under ``monitor/``) as a tone per
+  direction (440 Hz read, 660 Hz write; silence for a muted one), 8 kHz 16-bit
+  mono ``.wav`` only, and only inside the spool; of its options only ``b``
+  and ``i()`` are honoured (no append, volumes, beeps or post-command), see
+  ``sim/pbx/recording.py``.
 * The Filter action uses Python regular expressions, not POSIX ERE.
 * A frozen link (``freeze_connections``) loses the events emitted meanwhile;
   a client that stops reading is dropped after 32 MiB of unsent data.

@@ -486,3 +486,34 @@ async def test_recording_states_reach_the_agents_desk_and_the_supervisors_in_ord
     finally:
         for client in clients.values():
             await client.close()
+
+
+async def test_after_a_restart_a_running_recording_is_adopted_not_started_again(
+    rec: RecStack,
+) -> None:
+    call_id, channel = await rec.answered_call("+15550100008")
+    row = await rec.recording_row(call_id)
+    runtime = rec.runtime
+
+    async def has_id() -> bool:
+        fresh = await runtime.recordings.get(row.id)
+        return fresh is not None and fresh.external_id is not None
+
+    await until(has_id, "MixMonitorID stored")
+    # a new control knows nothing in memory, as after a restart of Callwright
+    control = RecordingControl(
+        runtime.recordings,
+        calls=runtime.calls,
+        ami=runtime.link,
+        interactions=runtime.interactions,
+        policies=runtime.config.recordings,
+        spool_dir=runtime.config.recordings.spool_dir,
+    )
+    await control.call_answered(row.interaction_id, rec.agents["1001"])
+    assert len([a for a in rec.sim.ami_actions_received if a.name == "MixMonitor"]) == 1
+    paused = await control.pause(call_id, source="api", actor_id="api-token")
+    assert paused["recording_id"] == row.id and paused["state"] == "paused"
+    mute = [a for a in rec.sim.ami_actions_received if a.name == "MixMonitorMute"][-1]
+    assert mute.get("MixMonitorID") == (await runtime.recordings.get(row.id)).external_id  # type: ignore[union-attr]
+    mixmon = rec.sim.pbx.find(channel).mixmonitors[0]  # type: ignore[union-attr]
+    assert mixmon.muted_read and mixmon.muted_write
