@@ -1,11 +1,11 @@
-// The supervisor wallboard: queues live, the agent grid, today's chart,
-// forcing an agent's state. Live data from the /desk namespace (common.js);
-// the chart's history from GET /api/reports/queues, one 15-minute interval
-// per request.
+// The supervisor wallboard: queues live, the live calls (listen, whisper,
+// barge), the agent grid, today's chart, forcing an agent's state. Live data
+// from the /desk namespace (common.js); the chart's earlier intervals from
+// GET /api/reports/queues/intervals, the current one from queue_interval.
 "use strict";
 
 (() => {
-  const { el, setText, show, serverNow, duration, api } = CW;
+  const { el, setText, show, serverNow, duration, api, newKey } = CW;
   const $ = (id) => document.getElementById(id);
   const BUCKET = 15 * 60; // seconds
   const SUPERVISOR_ROLES = new Set(["supervisor", "admin"]);
@@ -16,7 +16,14 @@
     agents: new Map(), // agent id -> agent json
     waiting: new Map(), // task id -> {task_id, queue_id, state, queued_at, attributes}
     buckets: new Map(), // bucket start (epoch s) -> {queue id -> figures}
+    calls: new Map(), // call id -> {call, agent_ids, task_id}
+    spies: new Map(), // spied call id -> my session {spy_id, mode, device, started}
   };
+  const SPY_MODES = [
+    ["listen", "Listen"],
+    ["whisper", "Whisper"],
+    ["barge", "Barge"],
+  ];
 
   // -- log in / out -----------------------------------------------------------------
 
@@ -65,7 +72,12 @@
     wb.queues = new Map(snapshot.queues.map((q) => [q.queue_id, { ...q, at: now }]));
     wb.agents = new Map(snapshot.agents.map((a) => [a.agent_id, a]));
     wb.waiting = new Map(snapshot.waiting.map((t) => [t.task_id, t]));
+    wb.calls = new Map((snapshot.calls || []).map((c) => [c.call.id, c]));
+    for (const [callId, spy] of wb.spies) {
+      if (!wb.calls.has(callId) || !wb.calls.has(spy.spy_id)) wb.spies.delete(callId);
+    }
     renderQueues();
+    renderCalls();
     renderAgents();
     renderWaiting();
     fillQueueChoice();
@@ -78,14 +90,20 @@
       case "queue_stats":
         wb.queues.set(data.queue_id, { ...data, at: envelope.at });
         renderQueues();
-        scheduleCurrentBucket();
         break;
       case "agent_state":
         wb.agents.set(data.agent_id, data);
         renderAgents();
+        renderCalls();
         break;
       case "task":
         applyTask(data, envelope.at);
+        break;
+      case "call":
+        applyCall(data);
+        break;
+      case "queue_interval":
+        applyInterval(data);
         break;
     }
   }
@@ -134,6 +152,99 @@
     });
     $("queue-rows").replaceChildren(...rows);
     tick();
+  }
+
+  // -- live calls: listen, whisper, barge -----------------------------------------------
+
+  function applyCall(data) {
+    const id = data.call.id;
+    if (data.event === "ended") {
+      wb.calls.delete(id);
+      wb.spies.delete(id);
+      for (const [callId, spy] of wb.spies) if (spy.spy_id === id) wb.spies.delete(callId);
+    } else {
+      wb.calls.set(id, data);
+    }
+    renderCalls();
+  }
+
+  function isSpySession(callId) {
+    for (const spy of wb.spies.values()) if (spy.spy_id === callId) return true;
+    return callId.startsWith("cw-spy-"); // another supervisor's session
+  }
+
+  function agentNames(ids) {
+    return ids.map((id) => (wb.agents.get(id) || {}).name || id).join(", ");
+  }
+
+  function renderCalls() {
+    const calls = [...wb.calls.values()]
+      .filter((c) => !isSpySession(c.call.id) && c.agent_ids.length)
+      .sort((a, b) => a.call.started_at - b.call.started_at);
+    if (!calls.length) {
+      $("call-rows").replaceChildren(el("tr", {}, el("td", { class: "muted", colspan: 5 }, "No call with an agent right now.")));
+      return;
+    }
+    $("call-rows").replaceChildren(...calls.map(callRow));
+    tick();
+  }
+
+  function callRow(data) {
+    const call = data.call;
+    const caller = call.caller.name || call.caller.number || "unknown caller";
+    const answered = call.answered_at !== null && (call.state === "up" || call.state === "held");
+    const mine = wb.spies.get(call.id);
+    const spyCell = el("td", { class: "spy" });
+    if (mine) {
+      const live = wb.calls.has(mine.spy_id) && mine.started;
+      spyCell.append(
+        el("span", { class: "session", dataset: { mode: mine.mode } }, `${mine.mode}${live ? "" : " (ringing your phone)"}`),
+        ...SPY_MODES.filter(([mode]) => mode !== mine.mode).map(([mode, label]) => spyButton(call.id, mode, label)),
+        el("button", { type: "button", onclick: () => stopSpy(call.id) }, "Stop"),
+      );
+    } else if (answered) {
+      spyCell.append(...SPY_MODES.map(([mode, label]) => spyButton(call.id, mode, label)));
+    } else {
+      spyCell.append(el("span", { class: "muted" }, "not answered yet"));
+    }
+    return el(
+      "tr",
+      { dataset: { call: call.id } },
+      el("td", {}, String(caller)),
+      el("td", {}, agentNames(data.agent_ids)),
+      el("td", { class: "call-state" }, call.state),
+      el("td", { class: "num clock", dataset: { since: String(call.answered_at || call.started_at) } }, ""),
+      spyCell,
+    );
+  }
+
+  function spyButton(callId, mode, label) {
+    return el("button", { type: "button", dataset: { mode }, onclick: (ev) => spy(callId, mode, ev.currentTarget) }, label);
+  }
+
+  async function spy(callId, mode, button) {
+    setText($("call-error"), "");
+    if (button) button.disabled = true;
+    const key = newKey();
+    const result = await api("POST", `/api/calls/${encodeURIComponent(callId)}/spy`, { mode, idempotency_key: key });
+    if (button) button.disabled = false;
+    if (!result.ok) {
+      setText($("call-error"), `${mode}: ${CW.errorText(result)}`);
+      return;
+    }
+    wb.spies.set(callId, { ...result.body, started: true });
+    renderCalls();
+  }
+
+  async function stopSpy(callId) {
+    setText($("call-error"), "");
+    const result = await api("POST", `/api/calls/${encodeURIComponent(callId)}/spy/stop`, {});
+    if (!result.ok && result.status !== 409) {
+      setText($("call-error"), `stop: ${CW.errorText(result)}`);
+      return;
+    }
+    wb.spies.delete(callId);
+    renderCalls();
   }
 
   // -- waiting contacts -------------------------------------------------------------------
@@ -254,49 +365,40 @@
     return start + Math.floor((t - start) / BUCKET) * BUCKET;
   }
 
-  async function fetchBucket(start, until) {
-    const result = await api("GET", `/api/reports/queues?since=${start}&until=${until}`);
-    if (result.ok) wb.buckets.set(start, result.body.queues);
-    return result;
-  }
-
   let historyDay = null;
 
+  /** Today's intervals so far, in one request; queue_interval keeps the current one live. */
   async function loadHistory() {
     const start = dayStart();
-    if (historyDay !== start) {
-      wb.buckets.clear();
-      historyDay = start;
+    if (historyDay !== start) wb.buckets.clear();
+    historyDay = start;
+    setText($("chart-status"), "loading today's figures…");
+    const result = await api("GET", `/api/reports/queues/intervals?since=${start}&until=${serverNow()}&seconds=${BUCKET}`);
+    if (!result.ok) {
+      setText($("chart-status"), `history: ${CW.errorText(result)}`);
+      return;
     }
-    const current = bucketOf(serverNow());
-    const wanted = [];
-    for (let b = start; b < current; b += BUCKET) if (!wb.buckets.has(b)) wanted.push(b);
-    setText($("chart-status"), wanted.length ? "loading today's figures…" : "");
-    let failed = null;
-    // A few at a time: this is one report per interval.
-    for (let i = 0; i < wanted.length; i += 6) {
-      const results = await Promise.all(wanted.slice(i, i + 6).map((b) => fetchBucket(b, b + BUCKET)));
-      failed = results.find((r) => !r.ok) || failed;
-      drawChart();
+    for (const [queueId, series] of Object.entries(result.body.queues)) {
+      for (const interval of series) setBucket(queueId, interval, false);
     }
-    await fetchBucket(current, serverNow());
-    setText($("chart-status"), failed ? `history: ${CW.errorText(failed)}` : "");
+    setText($("chart-status"), "");
     drawChart();
   }
 
-  let pending = null;
-  let lastBucket = null;
+  function setBucket(queueId, interval, live) {
+    const start = interval.start;
+    const known = wb.buckets.get(start) || {};
+    // A live update is never older than the report; the report never
+    // overwrites an interval a live update already filled.
+    if (!live && known[queueId] && known[queueId].live) return;
+    known[queueId] = { ...interval, live };
+    wb.buckets.set(start, known);
+  }
 
-  function scheduleCurrentBucket() {
-    if (pending) return;
-    pending = setTimeout(async () => {
-      pending = null;
-      const current = bucketOf(serverNow());
-      if (lastBucket !== null && lastBucket !== current) await fetchBucket(lastBucket, lastBucket + BUCKET);
-      lastBucket = current;
-      await fetchBucket(current, serverNow());
-      drawChart();
-    }, 2000);
+  function applyInterval(data) {
+    if (historyDay !== null && data.start < historyDay) return; // yesterday's
+    setBucket(data.queue_id, data, true);
+    drawChart();
   }
 
   function drawChart() {
@@ -319,7 +421,7 @@
     const series = [];
     for (let i = 0; i < slots; i++) {
       const figures = (wb.buckets.get(start + i * BUCKET) || {})[queueId];
-      series.push(figures ? { calls: figures.offered, sl: figures.service_level } : null);
+      series.push(figures ? { calls: figures.offered, answered: figures.answered, sl: figures.service_level } : null);
     }
     const maxCalls = Math.max(4, ...series.map((s) => (s ? s.calls : 0)));
     const x = (i) => pad.left + (i / slots) * plotW;
@@ -393,6 +495,9 @@
     ctx.stroke();
     ctx.setLineDash([]);
     canvas.dataset.calls = String(series.reduce((sum, s) => sum + (s ? s.calls : 0), 0));
+    canvas.dataset.answered = String(series.reduce((sum, s) => sum + (s ? s.answered : 0), 0));
+    const lastSl = series.filter((s) => s && s.sl !== null && s.sl !== undefined).pop();
+    canvas.dataset.serviceLevel = lastSl ? String(Math.round(lastSl.sl)) : "";
   }
   window.addEventListener("resize", drawChart);
 
@@ -404,7 +509,7 @@
       const waiting = Number(cell.dataset.waiting);
       setText(cell, waiting ? duration(Number(cell.dataset.longest) + now - Number(cell.dataset.at)) : "–");
     }
-    for (const node of document.querySelectorAll("#agents .since, #waiting .since")) {
+    for (const node of document.querySelectorAll("#agents .since, #waiting .since, #call-rows .clock")) {
       setText(node, duration(now - Number(node.dataset.since)));
     }
   }

@@ -3,7 +3,18 @@ figures and the agent grid live, the chart, forcing an agent's state."""
 
 from __future__ import annotations
 
-from tests.browser.conftest import Browsers, DeskStack, expect, log_in, screenshot
+from typing import Any
+
+from tests.browser.conftest import (
+    ADA,
+    Browsers,
+    DeskStack,
+    agent_channels,
+    eventually,
+    expect,
+    log_in,
+    screenshot,
+)
 
 
 async def test_the_waiting_count_follows_a_call_that_queues_and_hangs_up(
@@ -63,3 +74,83 @@ async def test_an_agent_is_sent_to_the_desk_from_the_wallboard(
     await page.get_by_role("button", name="Log in").click()
     await expect(page.locator("#login-error")).to_contain_text("for supervisors")
     await expect(page.locator("#board")).to_be_hidden()
+
+
+async def connect_alice(desk_stack: DeskStack, number: str, name: str) -> Any:
+    """A caller routed to Alice, who takes it: the bridged call."""
+    routing = desk_stack.runtime.routing
+    assert routing is not None
+    alice = desk_stack.seeded.agents["alice"]
+    await routing.set_agent_state(alice, "available")
+    await desk_stack.sim.inbound_call(number, name)
+    await eventually(lambda: bool(routing.router.agent(alice).reservation_ids), "offer to Alice")
+    (reservation,) = routing.router.agent(alice).reservation_ids
+    await routing.accept(reservation)
+
+    def bridged() -> Any:
+        for call in desk_stack.runtime.calls.calls():
+            if call.caller.number == number and call.bridged:
+                if any(ch.device == "PJSIP/1001" for ch in call.channels):
+                    return call
+        return None
+
+    await eventually(lambda: bridged() is not None, "the call bridged with Alice")
+    return bridged()
+
+
+async def test_a_supervisor_listens_whispers_and_stops_from_the_wallboard(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    sim = desk_stack.sim
+    sim.add_endpoint("1009")  # Sue's phone
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/wallboard", "sue")
+    call = await connect_alice(desk_stack, ADA, "Ada Lovelace")
+    (alice_leg,) = agent_channels(sim, "1001")
+
+    row = page.locator(f'#call-rows tr[data-call="{call.id}"]')
+    await expect(row).to_contain_text("Ada Lovelace")
+    await expect(row).to_contain_text("Alice Agent")
+    await row.get_by_role("button", name="Listen").click()
+    await expect(row.locator(".session")).to_have_text("listen")
+    await eventually(
+        lambda: [(s.spyee.name, s.mode) for s in sim.spies()] == [(alice_leg.name, "listen")],
+        "a ChanSpy channel listening to Alice's leg",
+    )
+    (session,) = sim.spies()
+    assert session.spyer.name.startswith("PJSIP/1009-")  # Sue's own phone
+    await screenshot(page, "wallboard-listening")
+
+    # Whisper instead: Sue's phone rings again, now whispering to Alice.
+    await row.get_by_role("button", name="Whisper").click()
+    await expect(row.locator(".session")).to_have_text("whisper")
+    await eventually(
+        lambda: [(s.spyee.name, s.mode) for s in sim.spies()] == [(alice_leg.name, "whisper")],
+        "the session in whisper mode",
+    )
+
+    await row.get_by_role("button", name="Stop").click()
+    await expect(row.get_by_role("button", name="Barge")).to_be_visible()
+    await eventually(lambda: sim.spies() == [], "no ChanSpy left")
+    assert any(c.id == call.id and c.bridged for c in desk_stack.runtime.calls.calls())
+    await expect(page.locator("#call-error")).to_have_text("")
+
+
+async def test_the_chart_follows_a_call_that_is_answered(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/wallboard", "sue")
+    chart = page.locator("#chart")
+    await expect(chart).to_have_attribute("data-calls", "0")
+    await expect(chart).to_have_attribute("data-answered", "0")
+    await connect_alice(desk_stack, "+15550100777", "Answered Caller")
+    await expect(chart).to_have_attribute("data-calls", "1")
+    await expect(chart).to_have_attribute("data-answered", "1")
+    await expect(chart).to_have_attribute("data-service-level", "100")
+    # A page opened now reads the same day back from the interval report.
+    later = await browsers.page()
+    await log_in(later, desk_stack.url, "/wallboard", "sue")
+    await expect(later.locator("#chart")).to_have_attribute("data-answered", "1")
+    await expect(later.locator("#chart")).to_have_attribute("data-service-level", "100")
+    await screenshot(later, "wallboard-chart")
