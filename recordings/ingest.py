@@ -180,7 +180,7 @@ class Ingestor:
             sha256=digest.hexdigest(),
             size=size,
             duration_ms=rec.duration_ms,
-            encrypted=self._storage.encrypting,
+            encrypted=await self._storage.is_encrypted(key),
             retain_until=self._retain_until(rec, now),
             stored_at=now,
         )

@@ -136,6 +136,10 @@ class Storage(Protocol):
 
     async def exists(self, key: str) -> bool: ...
 
+    async def is_encrypted(self, key: str) -> bool:
+        """True when the stored object is encrypted; ``ObjectNotFound`` if absent."""
+        ...
+
     def keys(self) -> AsyncIterator[str]:
         """Every stored key (temporary and stray files are not keys)."""
         ...
@@ -234,6 +238,18 @@ class LocalStorage:
     async def exists(self, key: str) -> bool:
         path = self._path(key)
         return await asyncio.to_thread(path.is_file)
+
+    async def is_encrypted(self, key: str) -> bool:
+        path = self._path(key)
+
+        def sniff() -> bool:
+            try:
+                with path.open("rb") as handle:
+                    return handle.read(len(MAGIC)) == MAGIC
+            except FileNotFoundError:
+                raise ObjectNotFound(key) from None
+
+        return await asyncio.to_thread(sniff)
 
     async def size(self, key: str) -> int:
         path = self._path(key)

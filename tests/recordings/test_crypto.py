@@ -199,6 +199,7 @@ async def test_encrypted_storage_round_trip_and_ranges(tmp_path: Path, wav: Path
     assert on_disk.startswith(b"CWREC") and b"RIFF" not in on_disk and b"WAVE" not in on_disk
     assert len(on_disk) == encrypted_size(len(data))
     assert await storage.size(KEY_A) == len(data)
+    assert await storage.is_encrypted(KEY_A)
     assert await collect(storage, KEY_A, 0, len(data) - 1) == data
     start, end = CHUNK_SIZE - 10, 2 * CHUNK_SIZE + 10
     assert await collect(storage, KEY_A, start, end) == data[start : end + 1]
@@ -235,6 +236,7 @@ async def test_plain_files_stay_readable_after_encryption_is_turned_on(
     await LocalStorage(tmp_path / "store").put(KEY_A, wav)
     storage = LocalStorage(tmp_path / "store", MASTER)
 
+    assert not await storage.is_encrypted(KEY_A)
     assert await collect(storage, KEY_A, 0, 43) == read(wav)[:44]
 
 

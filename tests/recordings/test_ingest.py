@@ -271,3 +271,19 @@ async def test_finish_pending_completes_every_ended_recording(
     assert all(r.state == "stored" for r in done)
     assert (await repo.get(live.id)).state == "recording"  # type: ignore[union-attr]
     assert len([k async for k in storage.keys()]) == 3
+
+
+async def test_an_object_stored_whose_spool_file_then_vanished_is_marked_from_storage(
+    seeded: Seeded, repo: RecordingRepository, spool: Path, tmp_path: Path
+) -> None:
+    storage = LocalStorage(tmp_path / "store", bytes(range(32)))
+    rec, data = await ended_recording(repo, seeded, spool)
+    key = key_for(rec.id, rec.started_at)
+    await storage.put(key, spool / "call-1-abc.wav")
+    (spool / "call-1-abc.wav").unlink()  # removed by hand before the row was marked
+
+    stored = await Ingestor(repo, storage, spool).finish(rec.id)
+
+    assert stored.state == "stored" and stored.encrypted
+    assert stored.sha256 == hashlib.sha256(data).hexdigest()
+    assert stored.size_bytes == len(data)
