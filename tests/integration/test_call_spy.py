@@ -251,3 +251,36 @@ async def test_supervisors_only_and_every_attempt_is_audited_with_its_mode(
     ]
     assert seen == sorted(expected, key=repr)
     assert all(r.subject == call["id"] for r in rows)
+
+
+async def test_a_restarted_callwright_finds_the_running_sessions_on_the_pbx(
+    spy_stack: SpyStack, tmp_path: Path
+) -> None:
+    call = await connect_inbound_to_agent(spy_stack, "1001")
+    session = await spy_stack.runtime.calls.spy(
+        call["id"], SUPERVISOR_PHONE, "barge", idempotency_key="restart-1"
+    )
+    await spy_stack.spying(spy_id=session.spy_id)
+    await spy_stack.runtime.stop()
+
+    # A new process: it learns the calls and the ChanSpy channels from
+    # CoreShowChannels (Application ChanSpy, its Data gives the mode).
+    runtime = Runtime(make_config(spy_stack.sim.port, tmp_path / "data"))
+    await runtime.start()
+    try:
+        await runtime.link.wait_ready(10)
+        await until(lambda: bool(runtime.calls.spies()))
+        [found] = runtime.calls.spies()
+        assert (found.spy_id, found.mode, found.device, found.started) == (
+            session.spy_id,
+            "barge",
+            SUPERVISOR_PHONE,
+            True,
+        )
+        assert found.call_id == call["id"]
+        # ... and can stop it.
+        assert await runtime.calls.stop_spy(call["id"], SUPERVISOR_PHONE) == [session.spy_id]
+        await spy_stack.spying(0)
+    finally:
+        await runtime.stop()
+        spy_stack.runtime = runtime  # the fixture stops it again: harmless
