@@ -3,6 +3,7 @@ figures and the agent grid live, the chart, forcing an agent's state."""
 
 from __future__ import annotations
 
+import re
 from typing import Any
 
 from tests.browser.conftest import (
@@ -76,6 +77,9 @@ async def test_an_agent_is_sent_to_the_desk_from_the_wallboard(
     await expect(page.locator("#board")).to_be_hidden()
 
 
+NONE = "\N{EN DASH}"  # the page's "no figure yet"
+
+
 async def connect_alice(desk_stack: DeskStack, number: str, name: str) -> Any:
     """A caller routed to Alice, who takes it: the bridged call."""
     routing = desk_stack.runtime.routing
@@ -136,18 +140,36 @@ async def test_a_supervisor_listens_whispers_and_stops_from_the_wallboard(
     await expect(page.locator("#call-error")).to_have_text("")
 
 
-async def test_the_chart_follows_a_call_that_is_answered(
+async def test_the_figures_and_the_chart_follow_a_call_that_is_answered_and_ends(
     desk_stack: DeskStack, browsers: Browsers
 ) -> None:
     page = await browsers.page()
     await log_in(page, desk_stack.url, "/wallboard", "sue")
     chart = page.locator("#chart")
+    row = page.locator('#queue-rows tr[data-queue="support"]')
     await expect(chart).to_have_attribute("data-calls", "0")
     await expect(chart).to_have_attribute("data-answered", "0")
-    await connect_alice(desk_stack, "+15550100777", "Answered Caller")
+    await expect(row.locator(".asa")).to_have_text(NONE)
+    call = await connect_alice(desk_stack, "+15550100777", "Answered Caller")
     await expect(chart).to_have_attribute("data-calls", "1")
     await expect(chart).to_have_attribute("data-answered", "1")
     await expect(chart).to_have_attribute("data-service-level", "100")
+    await expect(row.locator(".answered")).to_have_text("1")
+    await expect(row.locator(".sl")).to_have_text("100%")
+    await expect(row.locator(".asa")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    await expect(row.locator(".aht")).to_have_text(NONE)  # nothing handled yet
+
+    # Alice's time in state ticks on the page.
+    since = page.locator(f'#agents [data-agent="{desk_stack.seeded.agents["alice"]}"] .since')
+    await expect(since).to_have_text(re.compile(r"^\d+:\d\d$"))
+    first = await since.text_content()
+    await expect(since).not_to_have_text(first or "")
+
+    # The caller hangs up: after Alice's wrap-up the call counts as handled.
+    customer = next(ch.name for ch in call.channels if ch.device == "PJSIP/trunk")
+    await desk_stack.sim.customer_hangup(customer)
+    await expect(row.locator(".aht")).to_have_text(re.compile(r"^\d+:\d\d$"))
+    await expect(page.locator(f'#call-rows tr[data-call="{call.id}"]')).to_have_count(0)
     # A page opened now reads the same day back from the interval report.
     later = await browsers.page()
     await log_in(later, desk_stack.url, "/wallboard", "sue")
