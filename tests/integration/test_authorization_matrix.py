@@ -100,6 +100,9 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/calls/{call_id}/unhold"): OWN,
     ("POST", "/api/calls/{call_id}/spy"): SUPERVISORS,  # listen, whisper, barge
     ("POST", "/api/calls/{call_id}/spy/stop"): SUPERVISORS,
+    ("GET", "/api/calls/{call_id}/recording"): OWN,
+    ("POST", "/api/calls/{call_id}/recording/pause"): OWN,
+    ("POST", "/api/calls/{call_id}/recording/resume"): OWN,
     ("POST", "/api/tasks"): SUPERVISORS,
     ("GET", "/api/tasks/{task_id}"): OWN,
     ("POST", "/api/tasks/{task_id}/complete"): OWN,
@@ -522,6 +525,15 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ),
     ("POST", "/api/calls/{call_id}/spy/stop"): Scenario(
         on_call("/spy/stop", lambda w: {"device": "1003"}), 409, "wrong_state", fresh=False
+    ),
+    # A's call (click-to-dial, not routed) is not recorded: the state says so and
+    # a pause or resume is refused by the service, after authorization.
+    ("GET", "/api/calls/{call_id}/recording"): Scenario(on_call("/recording"), 200, fresh=False),
+    ("POST", "/api/calls/{call_id}/recording/pause"): Scenario(
+        on_call("/recording/pause"), 409, "not_recording", fresh=False
+    ),
+    ("POST", "/api/calls/{call_id}/recording/resume"): Scenario(
+        on_call("/recording/resume"), 409, "not_recording", fresh=False
     ),
     ("POST", "/api/tasks"): Scenario(
         fixed("/api/tasks", {"channel": "callback", "queue": "support"}), 201, fresh=False
