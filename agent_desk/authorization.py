@@ -205,6 +205,7 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("POST", "/api/calls/{call_id}/unhold"): "calls.hold",
     ("POST", "/api/calls/{call_id}/spy"): "calls.spy",
     ("POST", "/api/calls/{call_id}/spy/stop"): "calls.spy",
+    ("GET", "/api/spies"): "calls.spy",
     # routing/http.py
     ("POST", "/api/tasks"): "tasks.create",
     ("GET", "/api/tasks/{task_id}"): "tasks.read",

@@ -308,6 +308,11 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
             {"status": "stopping", "call_id": call.id, "spy_ids": stopped}, status=202
         )
 
+    async def list_spies(request: web.Request) -> web.StreamResponse:
+        """Listen/whisper/barge sessions running or ringing, everyone's."""
+        await authorize(request, "calls.spy", None)
+        return web.json_response({"spies": [spy_to_json(s) for s in service.spies()]})
+
     return [
         web.get("/api/calls", guarded(list_calls)),
         web.post("/api/calls", guarded(originate)),
@@ -320,4 +325,5 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         web.post("/api/calls/{call_id}/unhold", guarded(unhold)),
         web.post("/api/calls/{call_id}/spy", guarded(spy)),
         web.post("/api/calls/{call_id}/spy/stop", guarded(stop_spy)),
+        web.get("/api/spies", guarded(list_spies)),
     ]

@@ -11,6 +11,7 @@
   const SUPERVISOR_ROLES = new Set(["supervisor", "admin"]);
 
   let live = null;
+  let me = {}; // the logged-in supervisor (extension: the phone spy sessions ring)
   const wb = {
     queues: new Map(), // queue id -> {queue json, at: server time received}
     agents: new Map(), // agent id -> agent json
@@ -32,6 +33,7 @@
     show($("board"), true);
     show($("logout"), true);
     const agent = session.agent || {};
+    me = agent;
     setText($("who"), `${agent.display_name || agent.username || ""} (${agent.role || ""})`);
     live = new CW.Live({
       token: session.token,
@@ -78,6 +80,7 @@
     }
     renderQueues();
     renderCalls();
+    restoreSpies();
     renderAgents();
     renderWaiting();
     fillQueueChoice();
@@ -164,6 +167,18 @@
       for (const [callId, spy] of wb.spies) if (spy.spy_id === id) wb.spies.delete(callId);
     } else {
       wb.calls.set(id, data);
+    }
+    renderCalls();
+  }
+
+  /** After a (re)load: my sessions still running on the PBX. */
+  async function restoreSpies() {
+    const result = await api("GET", "/api/spies");
+    if (!result.ok) return;
+    for (const session of result.body.spies || []) {
+      if (me.extension && session.device === me.extension && wb.calls.has(session.call_id)) {
+        wb.spies.set(session.call_id, session);
+      }
     }
     renderCalls();
   }

@@ -133,6 +133,11 @@ async def test_a_supervisor_listens_whispers_and_stops_from_the_wallboard(
         "the session in whisper mode",
     )
 
+    # A reload finds the session again (GET /api/spies).
+    await page.reload()
+    await expect(page.locator("#banner")).to_have_text("live")
+    await expect(row.locator(".session")).to_have_text("whisper")
+
     await row.get_by_role("button", name="Stop").click()
     await expect(row.get_by_role("button", name="Barge")).to_be_visible()
     await eventually(lambda: sim.spies() == [], "no ChanSpy left")

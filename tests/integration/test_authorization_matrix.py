@@ -100,6 +100,7 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/calls/{call_id}/unhold"): OWN,
     ("POST", "/api/calls/{call_id}/spy"): SUPERVISORS,  # listen, whisper, barge
     ("POST", "/api/calls/{call_id}/spy/stop"): SUPERVISORS,
+    ("GET", "/api/spies"): SUPERVISORS,
     ("GET", "/api/calls/{call_id}/recording"): OWN,
     ("POST", "/api/calls/{call_id}/recording/pause"): OWN,
     ("POST", "/api/calls/{call_id}/recording/resume"): OWN,
@@ -526,6 +527,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/api/calls/{call_id}/spy/stop"): Scenario(
         on_call("/spy/stop", lambda w: {"device": "1003"}), 409, "wrong_state", fresh=False
     ),
+    ("GET", "/api/spies"): Scenario(fixed("/api/spies"), 200, fresh=False),
     # A's call (click-to-dial, not routed) is not recorded: the state says so and
     # a pause or resume is refused by the service, after authorization.
     ("GET", "/api/calls/{call_id}/recording"): Scenario(on_call("/recording"), 200, fresh=False),
