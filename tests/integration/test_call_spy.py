@@ -284,3 +284,19 @@ async def test_a_restarted_callwright_finds_the_running_sessions_on_the_pbx(
     finally:
         await runtime.stop()
         spy_stack.runtime = runtime  # the fixture stops it again: harmless
+
+
+async def test_a_supervisor_phone_that_does_not_answer_leaves_no_session(
+    spy_stack: SpyStack,
+) -> None:
+    call = await connect_inbound_to_agent(spy_stack, "1001")
+    service = spy_stack.runtime.calls
+    # No such endpoint: Asterisk creates no channel, OriginateResponse Failure.
+    await service.spy(call["id"], "1999", "listen", idempotency_key="nobody")
+    spy_stack.sim.set_device("1003", reachable=False)
+    await service.spy(call["id"], SUPERVISOR_PHONE, "listen", idempotency_key="unreachable")
+    await until(
+        lambda: len([e for e in spy_stack.sim.recent_events if e.name == "OriginateResponse"]) == 2
+    )
+    await until(lambda: service.spies() == [])
+    assert spy_stack.sim.spies() == []
