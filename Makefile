@@ -30,6 +30,7 @@ check: $(STAMP)
 bench: $(STAMP)
 	$(BIN)/python -m bench.bench_ami
 	$(BIN)/python -m bench.bench_router
+	$(BIN)/python -m bench.bench_desk
 
 sim: $(STAMP)
 	$(BIN)/python -m sim
