@@ -80,6 +80,24 @@ class OneCall:
         return self.call.channels[0]
 
 
+async def connect_to_agent(link: AmiLink, sim: PbxSimulator, customer: Any) -> None:
+    """Connected to agent 1001, as voice routing does (MixMonitor b: bridged audio only)."""
+    await link.send(
+        AmiAction.build(
+            "Redirect",
+            {
+                "Channel": customer.name,
+                "Context": "callwright-agent",
+                "Exten": "1001",
+                "Priority": "1",
+            },
+        )
+    )
+    await sim.pbx.wait_for(
+        lambda: customer.bridge is not None and len(customer.bridge.channels) == 2, 10
+    )
+
+
 @pytest.fixture
 async def sim(tmp_path: Path) -> AsyncIterator[PbxSimulator]:
     simulator = PbxSimulator(
@@ -112,21 +130,7 @@ async def test_record_pause_resume_and_store_on_both_stores(
     agent = await AgentRepository(engine).create("alice", "Alice", "1001")
     interactions = InteractionRepository(engine)
     customer = await sim.inbound_call("+15550100009", "Ada")
-    # connected to agent 1001, as voice routing does (MixMonitor b: bridged audio only)
-    await link.send(
-        AmiAction.build(
-            "Redirect",
-            {
-                "Channel": customer.name,
-                "Context": "callwright-agent",
-                "Exten": "1001",
-                "Priority": "1",
-            },
-        )
-    )
-    await sim.pbx.wait_for(
-        lambda: customer.bridge is not None and len(customer.bridge.channels) == 2, 10
-    )
+    await connect_to_agent(link, sim, customer)
     interaction = await interactions.create(
         channel="voice",
         direction="inbound",
@@ -196,3 +200,50 @@ async def test_record_pause_resume_and_store_on_both_stores(
         "stored",
     ]
     assert (await control.state("call-9"))["state"] == "stored"  # found by call id after the call
+
+
+async def test_an_interaction_ending_while_the_call_goes_on_stops_its_mixmonitor(
+    engine: AsyncEngine,  # noqa: F811
+    sim: PbxSimulator,
+    link: AmiLink,
+    tmp_path: Path,
+) -> None:
+    """A transfer to a queue ends the interaction but not the call: its
+    recording is stopped (StopMixMonitor) and stored, so the next interaction
+    gets a file of its own."""
+    interactions = InteractionRepository(engine)
+    customer = await sim.inbound_call("+15550100010", "Ada")
+    await connect_to_agent(link, sim, customer)
+    interaction = await interactions.create(
+        channel="voice",
+        direction="inbound",
+        call_id="call-10",
+        queue="support",
+        started_at=datetime.now(UTC),
+    )
+    repo = RecordingRepository(engine)
+    config = RecordingsConfig(
+        enabled=True, dir=tmp_path / "store", spool_dir=tmp_path / "spool" / "monitor"
+    )
+    live = call_on(customer.name, "call-10")
+    control = RecordingControl(
+        repo,
+        calls=OneCall(live),
+        ami=link,
+        interactions=interactions,
+        policies=config,
+        spool_dir=config.spool_dir,
+        ingestor=Ingestor(repo, LocalStorage(config.dir), config.spool_dir),
+    )
+    await control.call_answered(interaction.id, None)
+    (row,) = await repo.list_for_interaction(interaction.id)
+    assert customer.mixmonitors and row.state == "recording"
+    await control.call_ended(interaction.id, live)  # the call itself is still up
+    assert not customer.mixmonitors  # stopped on the PBX
+    assert [
+        a.get("MixMonitorID") for a in sim.ami_actions_received if a.name == "StopMixMonitor"
+    ] == [row.external_id]
+    await control.drain()
+    stored = await repo.get(row.id)
+    assert stored is not None and stored.state == "stored" and stored.size_bytes
+    assert not customer.hungup
