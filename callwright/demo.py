@@ -39,10 +39,19 @@ def demo_config(path: Path | None, *, port: int | None) -> Config:
     token = base.api.token if base.api.token else Secret(secrets.token_urlsafe(16))
     # A key for this run only: restarting the demo logs everyone out.
     signing_key = base.api.signing_key or Secret(secrets.token_urlsafe(32))
+    # The simulator is the PBX: Callwright reads MixMonitor files from its
+    # monitor/ folder. Without a config file, calls are recorded (policy all).
+    recordings = dataclasses.replace(
+        base.recordings,
+        enabled=base.recordings.enabled or path is None,
+        dir=base.recordings.dir if path is not None else store.data_dir / "recordings",
+        spool_dir=store.data_dir / "pbx-spool" / "monitor",
+    )
     return dataclasses.replace(
         base,
         server=server,
         store=store,
+        recordings=recordings,
         ami=dataclasses.replace(base.ami, host="127.0.0.1", port=1, secret=Secret(DEMO_AMI_SECRET)),
         api=dataclasses.replace(base.api, token=token, signing_key=signing_key),
     )
@@ -60,6 +69,7 @@ async def run_demo(config: Config) -> None:
         users={config.ami.username: AmiUser(secret=DEMO_AMI_SECRET)},
         agent_devices=("1001", "1002", "1003"),
         answer_delay=1.0,
+        spool_dir=str(config.recordings.spool_dir.parent),
     )
     await sim.start()
     config = dataclasses.replace(config, ami=dataclasses.replace(config.ami, port=sim.port))
