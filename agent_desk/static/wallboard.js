@@ -19,6 +19,7 @@
     buckets: new Map(), // bucket start (epoch s) -> {queue id -> figures}
     calls: new Map(), // call id -> {call, agent_ids, task_id}
     spies: new Map(), // spied call id -> my session {spy_id, mode, device, started}
+    recordings: new Map(), // call id -> recording state (the `recording` event)
   };
   const SPY_MODES = [
     ["listen", "Listen"],
@@ -75,6 +76,7 @@
     wb.agents = new Map(snapshot.agents.map((a) => [a.agent_id, a]));
     wb.waiting = new Map(snapshot.waiting.map((t) => [t.task_id, t]));
     wb.calls = new Map((snapshot.calls || []).map((c) => [c.call.id, c]));
+    wb.recordings.clear(); // read again for the calls on screen
     for (const [callId, spy] of wb.spies) {
       if (!wb.calls.has(callId) || !wb.calls.has(spy.spy_id)) wb.spies.delete(callId);
     }
@@ -107,6 +109,10 @@
         break;
       case "queue_interval":
         applyInterval(data);
+        break;
+      case "recording":
+        wb.recordings.set(data.call_id, data);
+        renderCalls();
         break;
     }
   }
@@ -163,6 +169,7 @@
     const id = data.call.id;
     if (data.event === "ended") {
       wb.calls.delete(id);
+      wb.recordings.delete(id);
       wb.spies.delete(id);
       for (const [callId, spy] of wb.spies) if (spy.spy_id === id) wb.spies.delete(callId);
     } else {
@@ -227,10 +234,27 @@
       { dataset: { call: call.id } },
       el("td", {}, String(caller)),
       el("td", {}, agentNames(data.agent_ids)),
-      el("td", { class: "call-state" }, call.state),
+      el("td", { class: "call-state" }, call.state, recordingBadge(call.id)),
       el("td", { class: "num clock", dataset: { since: String(call.answered_at || call.started_at) } }, ""),
       spyCell,
     );
+  }
+
+  /** "recording" / "recording paused" (a card payment) next to the call's state. */
+  function recordingBadge(callId) {
+    const rec = wb.recordings.get(callId);
+    if (!rec && !wb.recordings.has(`asked:${callId}`)) {
+      wb.recordings.set(`asked:${callId}`, null); // once per call; then the events
+      api("GET", `/api/calls/${encodeURIComponent(callId)}/recording`).then((result) => {
+        if (result.ok && !wb.recordings.get(callId)) {
+          wb.recordings.set(callId, result.body);
+          renderCalls();
+        }
+      });
+    }
+    const words = { recording: "recording", paused: "recording paused" };
+    if (!rec || !words[rec.state]) return "";
+    return el("span", { class: "rec", dataset: { recording: rec.state } }, words[rec.state]);
   }
 
   function spyButton(callId, mode, label) {

@@ -1,8 +1,8 @@
 """The recording on the agent desk, in a real browser: a routed call answered
 from the desk shows "Recording"; the agent pauses it (the simulator's
-MixMonitor is muted, both directions), resumes it, and the pause is stored
-with its times, the desk as its source and the agent as its actor; after the
-hangup the recording is stored."""
+MixMonitor is muted, both directions; the supervisor's wallboard shows it
+paused), resumes it, and the pause is stored with its times, the desk as its
+source and the agent as its actor; after the hangup the recording is stored."""
 
 from __future__ import annotations
 
@@ -70,6 +70,8 @@ async def test_the_agent_pauses_and_resumes_the_recording_from_the_desk(
     rec_stack: DeskStack, browsers: Browsers
 ) -> None:
     stack = rec_stack
+    wallboard = await browsers.page()
+    await log_in(wallboard, stack.url, "/wallboard", "sue")
     page = await browsers.page()
     await log_in(page, stack.url, "/desk", "alice")
     await answer(page)
@@ -95,13 +97,18 @@ async def test_the_agent_pauses_and_resumes_the_recording_from_the_desk(
         "MixMonitor muted",
     )
     await screenshot(page, "desk-recording-paused")
+    # the supervisor sees it on the wallboard's call row
+    (call,) = [c for c in stack.runtime.calls.calls() if c.caller.number == ADA]
+    badge = wallboard.locator(f'#call-rows tr[data-call="{call.id}"] .rec')
+    await expect(badge).to_have_text("recording paused")
+    await screenshot(wallboard, "wallboard-recording-paused")
 
     await task.get_by_role("button", name="Resume recording").click()
     await expect(state).to_have_text("● Recording")
     await expect(task.get_by_role("button", name="Pause recording")).to_be_visible()
     assert not rec.muted_read and not rec.muted_write  # type: ignore[attr-defined]
+    await expect(badge).to_have_text("recording")
 
-    (call,) = [c for c in stack.runtime.calls.calls() if c.caller.number == ADA]
     status = await stack.runtime.recording_control.state(call.id)
     recording_id = status["recording_id"]
     pauses = await stack.runtime.recordings.pauses(recording_id)
