@@ -38,7 +38,7 @@ from __future__ import annotations
 
 import logging
 import re
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final, Literal
 
@@ -51,7 +51,7 @@ from callwright.app import PRINCIPAL, Principal
 from cti.calls.model import Call
 from cti.calls.service import CallService
 from cti.errors import UnknownCall
-from cti.http import AUDIT_DETAIL, OWN_DEVICE
+from cti.http import AUDIT_DETAIL, CALL_SCOPE, OWN_DEVICE
 from routing.errors import RoutingError
 from routing.journal import routing_events, routing_tasks
 from routing.service import RoutingService
@@ -147,7 +147,7 @@ POLICY: Final[Mapping[str, Rule]] = {
     "customers.search": EVERYONE,
     "customers.read": EVERYONE,
     # calls
-    "calls.list": SUPERVISORS,
+    "calls.list": EVERYONE,  # an agent gets only the calls they are on (CALL_SCOPE)
     "calls.read": own("call"),
     "calls.hangup": own("call"),
     "calls.hold": own("call"),
@@ -311,6 +311,28 @@ class Ownership:
             handled_by = await self.recording_agent(subject)
             return handled_by is not None and str(handled_by) == agent.id
         return False
+
+    async def calls_of(self, agent: AgentPrincipal, calls: Sequence[Call]) -> list[Call]:
+        """The calls the agent is on: their device is on it, or it is the call
+        of a task assigned to them now (one lookup per task of theirs)."""
+        device = f"PJSIP/{agent.extension}"
+        routed: set[str] = set()
+        routing = self.routing()
+        if routing is not None:
+            try:
+                task_ids = routing.router.agent(agent.id).task_ids
+            except RoutingError:
+                task_ids = ()
+            for task_id in task_ids:
+                link = await routing.journal.task(task_id)
+                if link is not None and link.call_id is not None:
+                    routed.add(link.call_id)
+        return [
+            call
+            for call in calls
+            if call.id in routed
+            or any(ch.device == device or ch.name.startswith(device + "-") for ch in call.channels)
+        ]
 
     async def _on_call(self, agent: AgentPrincipal, subject: Any) -> bool:
         call = subject
@@ -508,6 +530,15 @@ class HttpAuthorization:
         text = _subject_text(subject)
         if principal is None:
             raise Forbidden(action, text, "not authenticated")
+        if action == "calls.list" and principal.role == "agent":
+            if not isinstance(principal, AgentPrincipal):
+                raise Forbidden(action, text, "calls.list: an agent's own calls only")
+            agent = principal
+
+            async def scope(calls: Sequence[Call]) -> list[Call]:
+                return await self.policy.ownership.calls_of(agent, calls)
+
+            request[CALL_SCOPE] = scope
         if action == "calls.originate" and subject is None:
             # The device is in the body (already read and cached by the route).
             try:

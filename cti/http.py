@@ -5,17 +5,19 @@ front that sets ``request["principal"]`` or answers 401, and may pass an
 ``authorize(request, action, call)`` hook that raises ``HTTPForbidden``; the
 default allows every authenticated principal.
 
-Two request keys tie the routes to that hook without importing it: the hook
+Request keys tie the routes to that hook without importing it: the hook
 may set ``OWN_DEVICE`` (the logged-in agent's own extension: the phone a spy
 session rings unless the body names another), and a route may set
 ``AUDIT_DETAIL`` (facts the audit row of the request should carry, such as a
-spy session's mode).
+spy session's mode). For ``calls.list`` it may set ``CALL_SCOPE``: the calls
+this principal may see out of every active call (an agent: the calls they
+are on); absent, the list is every active call.
 """
 
 from __future__ import annotations
 
 import json
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Sequence
 from typing import Any, Final
 
 from aiohttp import web
@@ -36,6 +38,7 @@ from cti.errors import (
 
 __all__ = [
     "AUDIT_DETAIL",
+    "CALL_SCOPE",
     "OWN_DEVICE",
     "Authorize",
     "call_to_json",
@@ -48,6 +51,8 @@ __all__ = [
 Authorize = Callable[[web.Request, str, Call | None], Awaitable[None]]
 OWN_DEVICE: Final = web.RequestKey("own_device", str)
 AUDIT_DETAIL: Final = web.RequestKey("audit_detail", dict[str, Any])
+CallScope = Callable[[Sequence[Call]], Awaitable[list[Call]]]
+CALL_SCOPE: Final[web.RequestKey[CallScope]] = web.RequestKey("call_scope")
 
 
 async def _allow(request: web.Request, action: str, call: Call | None) -> None:
@@ -171,7 +176,11 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
 
     async def list_calls(request: web.Request) -> web.StreamResponse:
         await authorize(request, "calls.list", None)
-        return web.json_response({"calls": [call_to_json(c) for c in service.calls()]})
+        calls = service.calls()
+        scope = request.get(CALL_SCOPE)
+        if scope is not None:
+            calls = await scope(calls)
+        return web.json_response({"calls": [call_to_json(c) for c in calls]})
 
     async def get_call(request: web.Request) -> web.StreamResponse:
         call = service.get(request.match_info["call_id"])

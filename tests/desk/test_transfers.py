@@ -24,7 +24,7 @@ from routing.persistence import AgentRepository
 from sim.pbx.server import PbxSimulator
 from store import make_engine
 from store.migrate import upgrade
-from tests.integration.conftest import Recorder, make_config
+from tests.integration.conftest import TOKEN, Recorder, make_config
 
 SUPPORT = QueueConfig(
     id="support",
@@ -263,3 +263,23 @@ def routing_state(w: World, task_id: str) -> str:
     routing = w.runtime.routing
     assert routing is not None
     return routing.router.task(task_id).state.value
+
+
+async def test_an_agent_lists_only_the_calls_they_are_on(world: World) -> None:
+    w = world
+    call, _ = await answered_by(w, "alice")
+    other = await w.runtime.calls.originate("1003", "5550100999", idempotency_key="carol-out")
+    assert other.agent_device == "1003"
+    await w.until(lambda: len(w.runtime.calls.calls()) == 2, "Carol's own call up")
+
+    async def listed(token: str) -> list[str]:
+        headers = {"Authorization": f"Bearer {token}"}
+        async with w.http.get(w.runtime.url + "/api/calls", headers=headers) as resp:
+            assert resp.status == 200, await resp.text()
+            return sorted(c["id"] for c in (await resp.json())["calls"])
+
+    assert await listed(w.tokens["alice"]) == [call.id]
+    assert await listed(w.tokens["bob"]) == []
+    carol = await listed(w.tokens["carol"])
+    assert len(carol) == 1 and carol != [call.id]
+    assert await listed(TOKEN) == sorted(c.id for c in w.runtime.calls.calls())

@@ -89,7 +89,7 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/agents/{agent_id}/password"): ADMINS,
     ("POST", "/api/agents/{agent_id}/active"): ADMINS,
     ("GET", "/api/audit"): SUPERVISORS,
-    ("GET", "/api/calls"): SUPERVISORS,
+    ("GET", "/api/calls"): EVERYONE,  # an agent: only the calls they are on
     ("POST", "/api/calls"): OWN,  # from A's own device
     ("GET", "/api/calls/{call_id}"): OWN,
     ("POST", "/api/calls/{call_id}/hangup"): OWN,
