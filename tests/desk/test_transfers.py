@@ -283,3 +283,61 @@ async def test_an_agent_lists_only_the_calls_they_are_on(world: World) -> None:
     carol = await listed(w.tokens["carol"])
     assert len(carol) == 1 and carol != [call.id]
     assert await listed(TOKEN) == sorted(c.id for c in w.runtime.calls.calls())
+
+
+async def test_an_attended_transfer_keeps_the_task_until_the_agent_leaves(world: World) -> None:
+    w = world
+    call, task_id = await answered_by(w, "alice")
+    path = f"/api/calls/{call.id}/transfer"
+
+    # Alice consults Carol and changes her mind: the caller is hers again.
+    status, body = await w.post(
+        "alice", path, {"target": "1003", "kind": "attended", "idempotency_key": "consult-1"}
+    )
+    assert status == 202, body
+    await w.until(
+        lambda: any(
+            ch.state == "Up" and ch.bridge
+            for ch in w.sim.channels()
+            if ch.name.startswith("PJSIP/1003-") and not ch.hungup
+        ),
+        "Carol answered the consultation",
+    )
+    assert routing_state(w, task_id) == "assigned"
+    status, body = await w.post("alice", f"/api/calls/{call.id}/transfer/cancel", None)
+    assert status == 202, body
+    await w.until(
+        lambda: (
+            (c := w.call(call.id)) is not None
+            and c.bridged
+            and {ch.device for ch in c.channels} == {"PJSIP/trunk", "PJSIP/1001"}
+        ),
+        "the caller back with Alice alone",
+    )
+    assert routing_state(w, task_id) == "assigned"
+
+    # Again, and this time she completes it: her task is done, Carol has the caller.
+    status, body = await w.post(
+        "alice", path, {"target": "1003", "kind": "attended", "idempotency_key": "consult-2"}
+    )
+    assert status == 202, body
+    await w.until(
+        lambda: any(
+            ch.state == "Up" and ch.bridge
+            for ch in w.sim.channels()
+            if ch.name.startswith("PJSIP/1003-") and not ch.hungup
+        ),
+        "Carol answered the second consultation",
+    )
+    assert routing_state(w, task_id) == "assigned"
+    status, body = await w.post("alice", f"/api/calls/{call.id}/transfer/complete", None)
+    assert status == 202, body
+    await w.recorder.wait_for(lambda e: isinstance(e, model.TaskCompleted) and e.task_id == task_id)
+    await w.until(lambda: w.state("alice") == "available", "Alice available again")
+    await w.until(
+        lambda: any(
+            c.bridged and {ch.device for ch in c.channels} == {"PJSIP/trunk", "PJSIP/1003"}
+            for c in w.runtime.calls.calls()
+        ),
+        "the caller talking to Carol",
+    )
