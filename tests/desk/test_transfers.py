@@ -341,3 +341,25 @@ async def test_an_attended_transfer_keeps_the_task_until_the_agent_leaves(world:
         ),
         "the caller talking to Carol",
     )
+
+
+async def test_a_blind_transfer_to_a_number_frees_the_agent(world: World) -> None:
+    w = world
+    call, task_id = await answered_by(w, "alice")
+    status, body = await w.post(
+        "alice",
+        f"/api/calls/{call.id}/transfer",
+        {"target": "+15550100555", "to": "number", "idempotency_key": "out-1"},
+    )
+    assert status == 202, body
+    await w.recorder.wait_for(lambda e: isinstance(e, model.TaskCompleted) and e.task_id == task_id)
+    await w.until(lambda: w.state("alice") == "available", "Alice available again")
+    await w.until(
+        lambda: (
+            (c := w.call(call.id)) is not None
+            and c.bridged
+            and "PJSIP/1001" not in {ch.device for ch in c.channels}
+            and len(c.channels) == 2
+        ),
+        "the caller bridged with the outside number",
+    )
