@@ -146,7 +146,10 @@ class VoiceRouting:
                 # caller is waiting again: a new task, in the queue a transfer
                 # asked for or the default one.
                 queue_id = await self._requested_queue(call)
+                interaction_id = self._interaction_of_task.get(task_id)
                 self._retire(task_id, call)
+                if interaction_id is not None:
+                    await self.interactions.voice_ended(interaction_id, call)
                 await self._new_task(call, queue_id)
         elif task_id is not None and state == "assigned":
             await self._assigned_call_changed(task_id, call)

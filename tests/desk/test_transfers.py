@@ -363,3 +363,31 @@ async def test_a_blind_transfer_to_a_number_frees_the_agent(world: World) -> Non
         ),
         "the caller bridged with the outside number",
     )
+
+
+async def test_a_caller_transferred_to_an_unreachable_agent_waits_again_as_a_new_task(
+    world: World,
+) -> None:
+    w = world
+    w.sim.set_device("1003", reachable=False)
+    call, task_id = await answered_by(w, "alice")
+    first = await w.runtime.interactions.by_call_id(call.id)
+    assert first is not None
+    status, body = await w.post(
+        "alice",
+        f"/api/calls/{call.id}/transfer",
+        {"target": "1003", "to": "agent", "idempotency_key": "to-nobody"},
+    )
+    assert status == 202, body
+    # Alice is done with it; the caller, back at the holding point, is queued again.
+    await w.recorder.wait_for(lambda e: isinstance(e, model.TaskCompleted) and e.task_id == task_id)
+    queued = await w.recorder.wait_for(
+        lambda e: isinstance(e, model.TaskQueued) and e.task_id != task_id
+    )
+    assert isinstance(queued, model.TaskQueued) and queued.queue_id == "support"
+    voice = w.runtime.voice
+    assert voice is not None and voice.task_for_call(call.id) == queued.task_id
+    second = await w.runtime.interactions.by_call_id(call.id)
+    assert second is not None and second.id != first.id
+    ended = await w.runtime.interactions.get(first.id)
+    assert ended is not None and ended.ended_at is not None
