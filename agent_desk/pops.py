@@ -267,14 +267,11 @@ class ScreenPops:
         recent: list[dict[str, Any]] = []
         open_emails: list[dict[str, Any]] = []
         if customer is not None:
-            found = await self.interactions.recent_for_customer(
+            found, threads = await self.interactions.history_for_customer(
                 customer.id, limit=self.recent_limit + 1
             )
             recent = [interaction_json(i) for i in found if i.id != interaction_id]
             recent = recent[: self.recent_limit]
-            threads = await self.interactions.open_for_customer(
-                customer.id, channel="email", limit=self.recent_limit + 1
-            )
             open_emails = [open_email_json(i) for i in threads if i.id != interaction_id]
             open_emails = open_emails[: self.recent_limit]
         emails: list[dict[str, Any]] = []

@@ -608,21 +608,42 @@ class InteractionRepository:
         self, customer_id: int, limit: int = 10
     ) -> builtins.list[Interaction]:
         """The customer's interactions, most recently started first."""
-        query = (
-            select(interactions)
-            .where(interactions.c.customer_id == customer_id)
-            .order_by(interactions.c.started_at.desc(), interactions.c.id.desc())
-            .limit(limit)
-        )
         async with self._engine.connect() as conn:
-            return [_interaction(row) for row in await conn.execute(query)]
+            return [
+                _interaction(row) for row in await conn.execute(self._recent(customer_id, limit))
+            ]
 
     async def open_for_customer(
         self, customer_id: int, *, channel: Channel = "email", limit: int = 10
     ) -> builtins.list[Interaction]:
         """The customer's interactions on ``channel`` not ended yet (open e-mail
         threads), most recently started first."""
-        query = (
+        async with self._engine.connect() as conn:
+            return await self._open(conn, customer_id, channel, limit)
+
+    async def history_for_customer(
+        self, customer_id: int, *, limit: int = 10, open_channel: Channel = "email"
+    ) -> tuple[builtins.list[Interaction], builtins.list[Interaction]]:
+        """``recent_for_customer`` and ``open_for_customer`` on one connection
+        (a screen-pop needs both)."""
+        async with self._engine.connect() as conn:
+            recent = [
+                _interaction(row) for row in await conn.execute(self._recent(customer_id, limit))
+            ]
+            return recent, await self._open(conn, customer_id, open_channel, limit)
+
+    @staticmethod
+    def _recent(customer_id: int, limit: int) -> Any:
+        return (
+            select(interactions)
+            .where(interactions.c.customer_id == customer_id)
+            .order_by(interactions.c.started_at.desc(), interactions.c.id.desc())
+            .limit(limit)
+        )
+
+    @staticmethod
+    def _open_query(customer_id: int, channel: Channel, limit: int) -> Any:
+        return (
             select(interactions)
             .where(
                 interactions.c.customer_id == customer_id,
@@ -632,8 +653,13 @@ class InteractionRepository:
             .order_by(interactions.c.started_at.desc(), interactions.c.id.desc())
             .limit(limit)
         )
-        async with self._engine.connect() as conn:
-            return [_interaction(row) for row in await conn.execute(query)]
+
+    @classmethod
+    async def _open(
+        cls, conn: AsyncConnection, customer_id: int, channel: Channel, limit: int
+    ) -> builtins.list[Interaction]:
+        query = cls._open_query(customer_id, channel, limit)
+        return [_interaction(row) for row in await conn.execute(query)]
 
     async def _first(self, query: Any) -> Interaction | None:
         async with self._engine.connect() as conn:
