@@ -374,10 +374,17 @@ async def test_the_media_url_serves_ranges(stack: PlaybackStack) -> None:
         assert content == WAV[first : last + 1], header
         assert headers["Content-Length"] == str(last - first + 1)
 
-    for header in (f"bytes={size}-", f"bytes={size + 100}-{size + 200}", "bytes=abc", "bytes=9-5"):
+    bad_ranges = (f"bytes={size}-", f"bytes={size + 100}-{size + 200}", "bytes=abc", "bytes=9-5")
+    mark = await stack.last_audit_id()
+    for header in bad_ranges:
         status, headers, content = await stack.media(url, {"Range": header})
         assert status == 416, header
         assert headers["Content-Range"] == f"bytes */{size}", header
+    refused = await stack.audit_since(mark)
+    assert [(e.action, e.outcome, e.detail["status"], e.detail["range"]) for e in refused] == [
+        ("recordings.media", "failed", 416, header) for header in bad_ranges
+    ]
+    assert {e.actor_id for e in refused} == {str(stack.accounts["supervisor"].id)}
 
     # Several ranges: the whole file (RFC 9110 lets a server ignore Range).
     status, headers, content = await stack.media(url, {"Range": "bytes=0-9,20-29"})
