@@ -590,10 +590,11 @@ class Pbx:
         waits 100 ms for a digit, then spies on the first matching channel
         that is neither hung up nor spying itself (option u: the exact channel
         name or Uniqueid, and leave at once if there is none; b: bridged ones
-        only). ChanSpyStart names spyer and spyee; ChanSpyStop only the spyer.
-        The session ends when either side hangs up; then option E leaves the
-        application, S leaves when no channel is left, else it scans again.
-        No audio: the mode is in ``spy_sessions`` (w/W whisper, B barge)."""
+        only). ChanSpyStart and ChanSpyStop name spyer and spyee (22 has
+        the spyee in ChanSpyStop since ASTERISK-28883). The session ends when
+        either side hangs up; then option E leaves the application, S leaves
+        when no channel is left, else it scans again. No audio: the mode is
+        in ``spy_sessions`` (w/W whisper, B barge)."""
         spec, _, options = data.partition(",")
         spec = "" if spec.strip() == "all" else spec.strip()
         letters = re.sub(r"\([^)]*\)", "", options)
@@ -646,14 +647,28 @@ class Pbx:
             "call",
             [*channel_headers(ch, "Spyer"), *channel_headers(target, "Spyee")],
         )
-        self.spy_sessions[ch] = SpySession(ch, target, mode, letters)
+        session = SpySession(ch, target, mode, letters)
+        self.spy_sessions[ch] = session
         try:
-            while not target.hungup and not ch.interrupted:
+            while self.spy_sessions.get(ch) is session and not ch.interrupted:
                 await ch.wait(None)
         finally:
-            self.spy_sessions.pop(ch, None)
-        # publish_chanspy_message(chan, NULL, 0): the spyer only.
-        self.ev("ChanSpyStop", "call", channel_headers(ch, "Spyer"))
+            self._end_spy(session)
+
+    def _end_spy(self, session: SpySession) -> None:
+        """ChanSpyStop, with both snapshots: app_chanspy publishes it while its
+        autochan still holds the spyee, so a spyee that hangs up is destroyed
+        (its Hangup event sent) only after it."""
+        spyer = session.spyer
+        if self.spy_sessions.get(spyer) is not session:
+            return
+        del self.spy_sessions[spyer]
+        self.ev(
+            "ChanSpyStop",
+            "call",
+            [*channel_headers(spyer, "Spyer"), *channel_headers(session.spyee, "Spyee")],
+        )
+        spyer.wake()
 
     async def _app_agi(self, ch: SimChannel, data: str) -> Outcome:
         from sim.pbx.agi import run_agi
@@ -972,9 +987,8 @@ class Pbx:
         ch.mixmonitors.clear()
         ch.hungup = True
         self.channels.pop(ch.name, None)
-        for spy in self.spy_sessions.values():
-            if spy.spyee is ch:
-                spy.spyer.wake()  # its audiohook is detached: ChanSpy notices
+        for spy in [s for s in self.spy_sessions.values() if s.spyee is ch]:
+            self._end_spy(spy)  # its audiohook is detached: ChanSpy lets go
         peer = ch.peer
         if peer is not None and not peer.hungup:
             self.queue_hangup(peer, ch.hangup_cause)
