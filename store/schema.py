@@ -15,6 +15,7 @@ def load_all() -> MetaData:
     import crm.mail.persistence
     import crm.persistence  # noqa: F401
     import cti.persistence  # noqa: F401
+    import ivr.persistence  # noqa: F401
     import recordings.persistence  # noqa: F401
     import routing.journal
     import routing.persistence  # noqa: F401

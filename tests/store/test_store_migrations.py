@@ -33,6 +33,7 @@ EXPECTED_TABLES = {
     "recordings",
     "recording_pauses",
     "legal_holds",
+    "ivr_sessions",
 }
 
 
