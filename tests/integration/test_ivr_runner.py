@@ -16,7 +16,7 @@ from crm.repository import Customer, CustomerRepository, InteractionRepository
 from ivr import CallInfo, Digits, Done, GatherDigits, HungUp, NoInput, load_flow
 from ivr.repository import IvrRepository
 from ivr.runner import IvrRunner, UnknownFlow
-from tests.store.conftest import empty_engine, engine  # noqa: F401
+from tests.store.conftest import empty_engine, engine  # noqa: F401 (fixtures)
 
 FLOW = load_flow(Path(__file__).resolve().parents[2] / "flows" / "support.toml")
 OPEN = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)  # a Wednesday, 12:00 in Paris
@@ -34,13 +34,18 @@ class Tasks:
         return []
 
 
-def make_runner(engine: AsyncEngine, now: datetime, tasks: Tasks | None = None) -> IvrRunner:
+@pytest.fixture
+def db(engine: AsyncEngine) -> AsyncEngine:  # noqa: F811
+    return engine
+
+
+def make_runner(db: AsyncEngine, now: datetime, tasks: Tasks | None = None) -> IvrRunner:
     prefetched: list[Customer] = []
     runner = IvrRunner(
         {"support": FLOW},
-        IvrRepository(engine),
-        customers=CustomerRepository(engine),
-        interactions=InteractionRepository(engine),
+        IvrRepository(db),
+        customers=CustomerRepository(db),
+        interactions=InteractionRepository(db),
         tasks=lambda: tasks,
         prefetch=prefetched.append,
         clock=lambda: now,
@@ -49,12 +54,12 @@ def make_runner(engine: AsyncEngine, now: datetime, tasks: Tasks | None = None) 
     return runner
 
 
-async def test_known_vip_caller_is_queued_with_everything_collected(engine: AsyncEngine) -> None:
-    customers = CustomerRepository(engine)
+async def test_known_vip_caller_is_queued_with_everything_collected(db: AsyncEngine) -> None:
+    customers = CustomerRepository(db)
     ann = await customers.create(
         "Ann Vip", phones=["+33612345678"], account_number="1234567", notes="Key account #VIP"
     )
-    runner = make_runner(engine, OPEN)
+    runner = make_runner(db, OPEN)
     turn = await runner.begin("agi", "support", CallInfo("+33612345678", "5000", "1796.1"))
     assert isinstance(turn.wait, GatherDigits)  # the language menu, after the lookup
     assert [c.id for c in runner.prefetched] == [ann.id]  # type: ignore[attr-defined]
@@ -73,8 +78,8 @@ async def test_known_vip_caller_is_queued_with_everything_collected(engine: Asyn
     assert row.data["language"] == "fr" and row.data["survey"] is True
 
 
-async def test_hangup_mid_menu_is_abandoned_at_that_node(engine: AsyncEngine) -> None:
-    runner = make_runner(engine, OPEN)
+async def test_hangup_mid_menu_is_abandoned_at_that_node(db: AsyncEngine) -> None:
+    runner = make_runner(db, OPEN)
     turn = await runner.begin("agi", "support", CallInfo("+15550009999", "5000", "u-1"))
     turn = await runner.feed(turn, Digits("1"))
     turn = await runner.feed(turn, Digits("7"))  # garbage: re-prompt
@@ -87,15 +92,15 @@ async def test_hangup_mid_menu_is_abandoned_at_that_node(engine: AsyncEngine) ->
     assert await runner.repo.handoff_for(["u-1"]) is None
 
 
-async def test_unknown_flow_is_refused(engine: AsyncEngine) -> None:
-    runner = make_runner(engine, OPEN)
+async def test_unknown_flow_is_refused(db: AsyncEngine) -> None:
+    runner = make_runner(db, OPEN)
     with pytest.raises(UnknownFlow, match="nosuch"):
         await runner.begin("agi", "nosuch", CallInfo("1", "2", "3"))
 
 
-async def test_callback_when_closed_becomes_a_task_with_the_number(engine: AsyncEngine) -> None:
+async def test_callback_when_closed_becomes_a_task_with_the_number(db: AsyncEngine) -> None:
     tasks = Tasks()
-    runner = make_runner(engine, CLOSED, tasks)
+    runner = make_runner(db, CLOSED, tasks)
     turn = await runner.begin("agi", "support", CallInfo("+33612345678", "5000", "u-2"))
     turn = await runner.feed(turn, NoInput())
     turn = await runner.feed(turn, NoInput())  # no language choice: English
@@ -111,14 +116,14 @@ async def test_callback_when_closed_becomes_a_task_with_the_number(engine: Async
 
 
 async def test_survey_after_a_queued_call_is_stored_for_the_interaction(
-    engine: AsyncEngine,
+    db: AsyncEngine,
 ) -> None:
-    runner = make_runner(engine, OPEN)
+    runner = make_runner(db, OPEN)
     turn = await runner.begin("agi", "support", CallInfo("+15550009999", "5000", "u-3"))
     turn = await runner.feed(turn, Digits("1"))
     turn = await runner.feed(turn, Digits("0"))  # operator
     assert isinstance(turn.wait, Done) and turn.wait.outcome == "queued"
-    interaction = await InteractionRepository(engine).create(
+    interaction = await InteractionRepository(db).create(
         channel="voice", direction="inbound", started_at=OPEN, call_id="u-3"
     )
     await runner.repo.link(turn.session_id, call_id="u-3", interaction_id=interaction.id)
