@@ -300,3 +300,22 @@ async def test_a_supervisor_phone_that_does_not_answer_leaves_no_session(
     )
     await until(lambda: service.spies() == [])
     assert spy_stack.sim.spies() == []
+
+
+async def test_refusals_over_rest_are_json_with_their_status(spy_stack: SpyStack) -> None:
+    body = {"mode": "listen", "idempotency_key": "rest-refusal"}
+    status, answer = await spy_stack.as_user("sue", "/api/calls/no-such-call/spy", body)
+    assert (status, answer["error"]) == (404, "unknown_call")
+    await spy_stack.sim.inbound_call("+15550100010", "Still Waiting")
+    [waiting] = await spy_stack.wait_calls(lambda cs: len(cs) == 1)
+    status, answer = await spy_stack.as_user("sue", f"/api/calls/{waiting['id']}/spy", body)
+    assert (status, answer["error"]) == (409, "wrong_state")
+    assert "no agent leg" in answer["message"]
+    status, answer = await spy_stack.as_user(
+        "sue", f"/api/calls/{waiting['id']}/spy", {"mode": "shout", "idempotency_key": "x"}
+    )
+    assert (status, answer["error"]) == (400, "invalid_request")
+    assert "mode: expected one of listen, whisper, barge" in answer["message"]
+    status, answer = await spy_stack.as_user("sue", f"/api/calls/{waiting['id']}/spy/stop")
+    assert (status, answer["error"]) == (409, "wrong_state")
+    assert spy_stack.originates() == []
