@@ -63,6 +63,8 @@
     for (const offer of desk.offers.values()) offer.view.remove();
     for (const card of [...desk.tasks.values(), ...desk.finished.values()]) card.root.remove();
     desk.offers.clear();
+    for (const card of otherCalls.values()) card.root.remove();
+    otherCalls.clear();
     desk.tasks.clear();
     desk.finished.clear();
     desk.calls.clear();
@@ -121,7 +123,10 @@
         removeOffer(data.reservation_id);
         break;
       case "task":
-        if (mineRoom) applyTask(data);
+        if (mineRoom) {
+          applyTask(data);
+          renderOtherCalls();
+        }
         break;
       case "call":
         if (data.event === "ended") desk.calls.delete(data.call.id);
@@ -517,6 +522,89 @@
 
   function refreshCalls() {
     for (const card of desk.tasks.values()) card.renderCall();
+    renderOtherCalls();
+  }
+
+  // -- calls outside my tasks (click-to-dial, a call transferred to me) -----------------
+
+  const otherCalls = new Map(); // call id -> {root, render(entry)}
+
+  function renderOtherCalls() {
+    const me = session && session.agent ? String(session.agent.id) : "";
+    const inTasks = new Set();
+    for (const card of desk.tasks.values()) {
+      const entry = callOf(card.task);
+      if (entry) inTasks.add(entry.call.id);
+    }
+    const wanted = new Map();
+    for (const entry of desk.calls.values()) {
+      if (entry.agent_ids.includes(me) && !inTasks.has(entry.call.id)) wanted.set(entry.call.id, entry);
+    }
+    for (const [id, card] of otherCalls) {
+      if (!wanted.has(id)) {
+        card.root.remove();
+        otherCalls.delete(id);
+      }
+    }
+    for (const [id, entry] of wanted) {
+      let card = otherCalls.get(id);
+      if (!card) {
+        card = callCard(id);
+        otherCalls.set(id, card);
+        $("calls").append(card.root);
+      }
+      card.render(entry);
+    }
+  }
+
+  /** A call with no task card: its parties and the call controls. */
+  function callCard(callId) {
+    const parties = el("span", { class: "muted parties" });
+    const state = el("p", { class: "call-state" });
+    const error = el("p", { class: "error", role: "alert" });
+    const hangup = el("button", { type: "button", class: "danger" }, "Hang up");
+    const hold = el("button", { type: "button" }, "Hold");
+    const target = el("input", { placeholder: "extension or number", maxlength: 32, "aria-label": "Transfer target", class: "target" });
+    const kind = el("select", { "aria-label": "Transfer to" }, el("option", { value: "agent" }, "extension"), el("option", { value: "number" }, "number"));
+    const blind = el("button", { type: "button" }, "Blind transfer");
+    const root = el(
+      "article",
+      { class: "card call-only", dataset: { call: callId } },
+      el("header", {}, el("h2", {}, "Call"), parties),
+      state,
+      el("div", { class: "buttons" }, hangup, hold),
+      el("div", { class: "buttons" }, target, kind, blind),
+      error,
+    );
+    let current = null;
+    const act = async (action, body) => {
+      setText(error, "");
+      const key = newKey();
+      const buttons = root.querySelectorAll("button");
+      buttons.forEach((b) => (b.disabled = true));
+      const payload = action === "transfer" ? { ...body, idempotency_key: key } : body;
+      const result = await api("POST", `/api/calls/${encodeURIComponent(callId)}/${action}`, payload, { idempotencyKey: key });
+      buttons.forEach((b) => (b.disabled = false));
+      if (!result.ok) setText(error, `${action}: ${errorText(result)}`);
+    };
+    hangup.addEventListener("click", () => act("hangup"));
+    hold.addEventListener("click", () => act(current && current.call.held ? "unhold" : "hold"));
+    blind.addEventListener("click", () => {
+      const to = target.value.trim();
+      if (!to) setText(error, "Enter an extension or a number to transfer to.");
+      else act("transfer", { target: to, kind: "blind", to: kind.value });
+    });
+    return {
+      root,
+      render(entry) {
+        current = entry;
+        const call = entry.call;
+        setText(parties, [...new Set([call.caller.number, call.callee.number].filter(Boolean))].join(" → "));
+        setText(state, call.held ? "on hold" : call.bridged ? "connected" : call.state);
+        state.dataset.call = call.state;
+        setText(hold, call.held ? "Resume" : "Hold");
+      },
+    };
   }
 
   function callOf(task) {

@@ -457,3 +457,11 @@ async def test_click_to_dial_from_a_customer_record_rings_the_agent_then_the_cus
         "Alice's phone bridged with Ada's number",
     )
     assert agent_channels(sim, "1001") != []
+    # No task for it, but the desk shows the call with its controls.
+    card = page.locator("article.call-only")
+    await expect(card.locator(".call-state")).to_have_text("connected")
+    await expect(card.locator(".parties")).to_contain_text(ADA.lstrip("+"))
+    await screenshot(page, "desk-click-to-dial")
+    await card.get_by_role("button", name="Hang up").click()
+    await eventually(lambda: agent_channels(sim, "1001") == [], "the call hung up")
+    await expect(card).to_have_count(0)
