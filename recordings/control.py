@@ -356,24 +356,27 @@ class RecordingControl:
         action = AmiAction.build(
             "MixMonitor", {"Channel": channel, "File": spool_name, "Options": MIXMONITOR_OPTIONS}
         )
-        try:
-            response = await self.ami.send(action)
-        except CtiError as exc:
-            self._live.pop(call_id, None)
-            failed = await self.repo.update(row.id, state="failed", ended_at=self.clock())
-            log.warning("recording %s of call %s not started: %s", row.id, call_id, exc)
-            await self._audit(
-                SYSTEM,
-                "recordings.start",
-                "failed",
-                row.id,
-                {"call_id": call_id, "reason": str(exc)},
-            )
-            await self._publish(await self._json(failed, agent_id))
-            return
-        live.mixmonitor_id = response.get("MixMonitorID") or None
-        if live.mixmonitor_id is not None:
-            row = await self.repo.update(row.id, external_id=live.mixmonitor_id)
+        # Held until Asterisk answered: a pause asked meanwhile waits for the
+        # MixMonitorID rather than finding no MixMonitor on the channel.
+        async with live.lock:
+            try:
+                response = await self.ami.send(action)
+            except CtiError as exc:
+                self._live.pop(call_id, None)
+                failed = await self.repo.update(row.id, state="failed", ended_at=self.clock())
+                log.warning("recording %s of call %s not started: %s", row.id, call_id, exc)
+                await self._audit(
+                    SYSTEM,
+                    "recordings.start",
+                    "failed",
+                    row.id,
+                    {"call_id": call_id, "reason": str(exc)},
+                )
+                await self._publish(await self._json(failed, agent_id))
+                return
+            live.mixmonitor_id = response.get("MixMonitorID") or None
+            if live.mixmonitor_id is not None:
+                row = await self.repo.update(row.id, external_id=live.mixmonitor_id)
         log.info("recording %s of call %s started on %s", row.id, call_id, channel)
         await self._publish(await self._json(row, agent_id))
 
