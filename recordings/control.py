@@ -277,9 +277,8 @@ class RecordingControl:
         self.settle_seconds = settle_seconds
         self._decided: dict[int, str | None] = {}  # interaction id -> recording id or None
         self._live: dict[str, _Live] = {}  # call id -> the running recording
-        self._not_recorded: dict[
-            str, tuple[int, str | None]
-        ] = {}  # call id -> (interaction, agent)
+        # call id -> (interaction id, agent id) of calls the policy left unrecorded
+        self._not_recorded: dict[str, tuple[int, str | None]] = {}
         self._ingests: set[asyncio.Task[None]] = set()
 
     def wrap_interactions(self, inner: VoiceInteractions) -> VoiceInteractions:
