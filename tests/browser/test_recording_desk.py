@@ -102,6 +102,10 @@ async def test_the_agent_pauses_and_resumes_the_recording_from_the_desk(
     badge = wallboard.locator(f'#call-rows tr[data-call="{call.id}"] .rec')
     await expect(badge).to_have_text("recording paused")
     await screenshot(wallboard, "wallboard-recording-paused")
+    # a reloaded desk reads the state back: still paused, still resumable
+    await page.reload()
+    await expect(page.locator("#banner")).to_have_text("live")
+    await expect(state).to_have_text("Recording paused")
 
     await task.get_by_role("button", name="Resume recording").click()
     await expect(state).to_have_text("● Recording")
