@@ -25,7 +25,13 @@ Pop (JSON)::
                               "agent_id", "started_at", "answered_at",
                               "ended_at", "disposition", "notes", "subject"}],
      "open_emails": [{"id", "subject", "started_at", "queue"}],  # not this one
-     "emails": [email_json, ...]}   # e-mail tasks: the thread, oldest first
+     "emails": [email_json, ...],   # e-mail tasks: the thread, oldest first
+     "ivr": null | {"flow", "language", "session_id", "data": {name: value}}}
+                                    # what the caller told the IVR (``ivr_json``)
+
+``remember(customer)`` is the IVR runner's prefetch: the customer an IVR
+lookup found is kept here while the caller is still in the menu, so the
+call's pop is built without reading the customer again.
 
 ``rebuild(task_id, customer)`` makes a task's pop again around a customer
 linked to its interaction from the desk (an unknown caller identified).
@@ -48,7 +54,10 @@ from routing import model
 from routing.email import email_json
 from routing.voice import CustomerMatch, Interactions
 
-__all__ = ["ScreenPops", "customer_json", "interaction_json", "open_email_json"]
+__all__ = ["ScreenPops", "customer_json", "interaction_json", "ivr_json", "open_email_json"]
+
+# Task attributes that are not the caller's answers (ivr_json leaves them out).
+_NOT_IVR_DATA = frozenset({"caller_id", "caller_number", "dialed", "ivr_flow", "ivr_session"})
 
 log = logging.getLogger(__name__)
 
@@ -88,6 +97,22 @@ def interaction_json(interaction: Interaction) -> dict[str, Any]:
         "disposition": interaction.disposition,
         "notes": interaction.notes,
         "subject": interaction.subject,
+    }
+
+
+def ivr_json(task: model.TaskView) -> dict[str, Any] | None:
+    """What the caller told the IVR, from the task an IVR flow made (its
+    attributes carry ``ivr_flow``): collected digits, menu choices, values set;
+    None for a task that did not come through an IVR."""
+    flow = task.attributes.get("ivr_flow")
+    if not isinstance(flow, str):
+        return None
+    session = task.attributes.get("ivr_session")
+    return {
+        "flow": flow,
+        "language": task.language,
+        "session_id": session if isinstance(session, str) else None,
+        "data": {k: v for k, v in task.attributes.items() if k not in _NOT_IVR_DATA},
     }
 
 
@@ -167,6 +192,10 @@ class ScreenPops:
         self._customers.put(str(customer.id), customer)
         return CustomerMatch(customer.id, customer.name)
 
+    def remember(self, customer: Customer) -> None:
+        """Keep a customer just found (the IVR's lookup) for the call's pop."""
+        self._customers.put(str(customer.id), customer)
+
     def wrap_interactions(self, inner: Interactions) -> Interactions:
         return _PopInteractions(self, inner)
 
@@ -207,7 +236,7 @@ class ScreenPops:
             call_id=old["call_id"],
             caller_number=old["caller_number"],
         )
-        pop = {"task_id": task_id, **pop}
+        pop = {"task_id": task_id, **pop, "ivr": old.get("ivr")}
         self._by_task[task_id] = pop
         return pop
 
@@ -221,7 +250,7 @@ class ScreenPops:
         if pop is None:
             pop = await self._from_store(task)
             self.store_builds += 1
-        pop = {"task_id": task.id, **pop}
+        pop = {"task_id": task.id, **pop, "ivr": ivr_json(task)}
         self._by_task[task.id] = pop
         return pop
 

@@ -257,10 +257,17 @@ class RecordingsConfig:
 @dataclass(frozen=True)
 class IvrConfig:
     """IVR flows, read and validated at start (``ivr.loader``, ``ivr.validate``):
-    ``flow_files`` as resolved (relative to the config file), ``flows`` by name."""
+    ``flow_files`` as resolved (relative to the config file), ``flows`` by name.
+    ``agi_host``/``agi_port``: where the FastAGI server listens (``ivr.fastagi``;
+    started only when flows are configured; port 0: any free port).
+    ``voicemail_dir``: where Asterisk's RECORD FILE writes voicemails (relative:
+    its sounds directory)."""
 
     flow_files: tuple[Path, ...] = ()
     flows: Mapping[str, Flow] = field(default_factory=dict)
+    agi_host: str = "127.0.0.1"
+    agi_port: int = 4573
+    voicemail_dir: str = "callwright/voicemail"
 
 
 @dataclass(frozen=True)
@@ -690,6 +697,9 @@ def _ivr(source: str, table: Any, base_dir: Path | None, routing: RoutingConfig)
         lambda v: v if isinstance(v, list) and all(isinstance(f, str) and f for f in v) else None,
         "a list of flow file paths",
     )
+    agi_host = s.string("agi_host", "127.0.0.1")
+    agi_port = s.integer("agi_port", 4573, 0, 65535)
+    voicemail_dir = s.string("voicemail_dir", "callwright/voicemail")
     s.finish()
     queue_ids = [q.id for q in routing.queues]
     files: list[Path] = []
@@ -709,7 +719,13 @@ def _ivr(source: str, table: Any, base_dir: Path | None, routing: RoutingConfig)
             raise ConfigError(f"{source}: ivr.flows[{index}] ({name}): {exc}") from None
         files.append(path)
         flows[flow.name] = flow
-    return IvrConfig(flow_files=tuple(files), flows=flows)
+    return IvrConfig(
+        flow_files=tuple(files),
+        flows=flows,
+        agi_host=agi_host,
+        agi_port=agi_port,
+        voicemail_dir=voicemail_dir,
+    )
 
 
 STRATEGIES = ("longest_idle", "least_occupied", "best_skill")

@@ -149,14 +149,18 @@ class IvrRepository:
         reason: str = "",
         queue: str | None = None,
         survey: bool = False,
+        task: Mapping[str, Any] | None = None,
     ) -> None:
         """Store the session after a step. ``outcome``: the session ended (for
         ``abandoned``, ``node`` is where the caller hung up). ``queue``/``survey``:
-        an ``Enqueue`` (``data.survey``: run the post-call survey)."""
+        an ``Enqueue`` (``data.survey``: run the post-call survey; ``data.task``:
+        the ``TaskRequest`` as JSON, for voice routing)."""
         now = self._clock()
         data = session_data(session)
         if survey:
             data["survey"] = True
+        if task is not None:
+            data["task"] = dict(task)
         values: dict[str, Any] = {
             "node": node or session.node,
             "session": session.to_json(),

@@ -50,6 +50,7 @@ from datetime import UTC, datetime
 from typing import Any, Protocol
 
 from crm.repository import Customer
+from cti.calls.model import Call
 from ivr.interpreter import feed, start, start_survey
 from ivr.model import (
     Action,
@@ -69,12 +70,14 @@ from ivr.model import (
     Wait,
 )
 from ivr.repository import IvrRepository
+from routing.voice import CustomerMatch, IvrHandoff
 
 __all__ = [
     "BACK_OFFICE",
     "IvrRunner",
     "Turn",
     "UnknownFlow",
+    "VoiceHandoffs",
     "customer_fields",
     "is_vip",
 ]
@@ -154,6 +157,64 @@ class Turn:
             if isinstance(action, Enqueue):
                 return action
         return None
+
+
+def task_json(task: TaskRequest) -> dict[str, Any]:
+    return {
+        "queue": task.queue,
+        "priority": task.priority,
+        "language": task.language,
+        "skills": dict(task.skills),
+        "customer_id": task.customer_id,
+        "attributes": dict(task.attributes),
+    }
+
+
+class VoiceHandoffs:
+    """``routing.voice.IvrHandoffs`` over the store: the queued FastAGI run of a
+    call (by its channels' uniqueids), and the link back once it is a task."""
+
+    def __init__(self, repo: IvrRepository) -> None:
+        self.repo = repo
+
+    async def for_call(self, call: Call) -> IvrHandoff | None:
+        refs = [ch.uniqueid for ch in call.channels] + [call.id]
+        row = await self.repo.handoff_for(refs)
+        if row is None:
+            return None
+        task = (row.data or {}).get("task")
+        if not isinstance(task, Mapping):
+            return None
+        session = row.session
+        customer = None
+        if session.customer is not None and session.customer_id is not None:
+            if session.customer_id.isdigit():
+                name = session.customer.get("name", "")
+                customer = CustomerMatch(int(session.customer_id), str(name))
+        skills = task.get("skills")
+        attributes = task.get("attributes")
+        language = task.get("language")
+        priority = task.get("priority")
+        return IvrHandoff(
+            session_id=row.id,
+            queue=str(task.get("queue") or row.queue or ""),
+            priority=priority if isinstance(priority, int) else 0,
+            language=language if isinstance(language, str) and language else None,
+            skills={str(k): v for k, v in (skills or {}).items() if isinstance(v, int)},
+            customer=customer,
+            attributes={
+                str(k): v
+                for k, v in (attributes or {}).items()
+                if isinstance(v, str | int | float | bool)
+            },
+        )
+
+    async def linked(
+        self, handoff: IvrHandoff, call_id: str, interaction_id: int | None, task_id: str
+    ) -> None:
+        await self.repo.link(
+            handoff.session_id, call_id=call_id, interaction_id=interaction_id, task_id=task_id
+        )
 
 
 def _utc(now: datetime) -> datetime:
@@ -250,9 +311,11 @@ class IvrRunner:
         wait = step.wait
         queue = None
         survey = False
+        task: dict[str, Any] | None = None
         for action in step.actions:
             if isinstance(action, Enqueue):
                 queue, survey = action.task.queue, action.survey
+                task = task_json(action.task)
         if isinstance(wait, Done):
             await self.repo.save(
                 row_id,
@@ -262,6 +325,7 @@ class IvrRunner:
                 reason=wait.reason,
                 queue=queue,
                 survey=survey,
+                task=task,
             )
         else:
             await self.repo.save(row_id, step.session)

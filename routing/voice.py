@@ -17,6 +17,13 @@ It listens to both sides:
   that is not their routed task (a call Callwright did not route, or one
   transferred to them) marks the agent ``external_busy`` so no voice is
   offered meanwhile.
+* the IVR (``ivr``, optional): a caller reaching the holding point for the
+  first time after a FastAGI flow that ended ``queued`` gets the task that
+  flow asked for: its queue (``CALLWRIGHT_QUEUE``, read and cleared like a
+  transfer's, or the stored session's), priority, language, skills,
+  attributes (everything collected) and the customer the IVR identified (the
+  caller-ID match is the fallback). The session is linked to the call,
+  interaction and task (``IvrHandoffs.linked``).
 * routing events: ``TaskAssigned`` on a voice task redirects the caller to
   ``<agent_context>,<extension>``, which rings the agent's device.
 """
@@ -26,7 +33,7 @@ from __future__ import annotations
 import logging
 import uuid
 from collections.abc import Awaitable, Callable, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Protocol
 
 from cti.calls.model import Call, CallEnded, CallEvent
@@ -35,7 +42,7 @@ from routing import model
 from routing.errors import RoutingError
 from routing.service import RoutingService
 
-__all__ = ["CustomerMatch", "VoiceRouting"]
+__all__ = ["CustomerMatch", "IvrHandoff", "IvrHandoffs", "VoiceRouting"]
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +51,27 @@ log = logging.getLogger(__name__)
 class CustomerMatch:
     id: int
     name: str
+
+
+@dataclass(frozen=True)
+class IvrHandoff:
+    """What an IVR flow asked for a call it queued."""
+
+    session_id: str
+    queue: str
+    priority: int = 0
+    language: str | None = None
+    skills: Mapping[str, int] = field(default_factory=dict)
+    customer: CustomerMatch | None = None
+    attributes: Mapping[str, model.AttributeValue] = field(default_factory=dict)
+
+
+class IvrHandoffs(Protocol):
+    async def for_call(self, call: Call) -> IvrHandoff | None: ...
+
+    async def linked(
+        self, handoff: IvrHandoff, call_id: str, interaction_id: int | None, task_id: str
+    ) -> None: ...
 
 
 class CallControl(Protocol):
@@ -80,6 +108,7 @@ class VoiceRouting:
         agent_context: str,
         default_queue: str,
         active_calls: Callable[[], Sequence[Call]],
+        ivr: IvrHandoffs | None = None,
     ) -> None:
         self.routing = routing
         self.calls = calls
@@ -91,6 +120,7 @@ class VoiceRouting:
         self.agent_context = agent_context
         self.default_queue = default_queue
         self.active_calls = active_calls
+        self.ivr = ivr
         self._task_of_call: dict[str, str] = {}
         self._call_of_task: dict[str, str] = {}
         self._interaction_of_task: dict[str, int] = {}
@@ -129,7 +159,7 @@ class VoiceRouting:
             await self._call_ended(call, task_id, state)
         elif self._waiting_at_hold(call):
             if task_id is None:
-                await self._new_task(call)
+                await self._first_task(call)
             elif state == "assigned":
                 queue_id = await self._requested_queue(call)
                 if queue_id is not None:
@@ -229,26 +259,69 @@ class VoiceRouting:
                 return agent_id
         return None
 
-    async def _new_task(self, call: Call, queue_id: str | None = None) -> None:
+    async def _first_task(self, call: Call) -> None:
+        """A caller at the holding point for the first time: after an IVR flow,
+        the task it asked for; else the default queue."""
+        if self.ivr is None:
+            await self._new_task(call)
+            return
+        queue_id = await self._requested_queue(call)  # CALLWRIGHT_QUEUE, cleared
+        try:
+            handoff = await self.ivr.for_call(call)
+        except Exception:
+            log.exception("call %s: reading its IVR session failed; default routing", call.id)
+            handoff = None
+        if handoff is not None and queue_id is None and handoff.queue in self._queue_ids():
+            queue_id = handoff.queue
+        await self._new_task(call, queue_id, handoff)
+
+    def _queue_ids(self) -> Sequence[str]:
+        return list(self.routing.router.queue_ids())
+
+    async def _new_task(
+        self, call: Call, queue_id: str | None = None, handoff: IvrHandoff | None = None
+    ) -> None:
         number = call.caller.number or ""
-        customer = await self.lookup_customer(number) if number else None
+        customer = handoff.customer if handoff is not None else None
+        if customer is None:
+            customer = await self.lookup_customer(number) if number else None
         queue_id = queue_id or self.default_queue
         interaction_id = await self.interactions.voice_started(call, customer, queue_id)
         task_id = f"v-{uuid.uuid4().hex[:12]}"
+        attributes: dict[str, model.AttributeValue] = {}
+        if handoff is not None:
+            attributes.update(handoff.attributes)
+            attributes["ivr_session"] = handoff.session_id
+        if number:
+            attributes["caller_number"] = number
         spec = model.TaskSpec(
             id=task_id,
             queue_id=queue_id,
             channel="voice",
+            priority=handoff.priority if handoff is not None else 0,
             customer_id=None if customer is None else str(customer.id),
-            attributes={"caller_number": number} if number else {},
+            language=handoff.language if handoff is not None else None,
+            required_skills=dict(handoff.skills) if handoff is not None else {},
+            attributes=attributes,
         )
         self._link(task_id, call.id, interaction_id)
+        if handoff is not None:
+            try:
+                await self.ivr_linked(handoff, call.id, interaction_id, task_id)
+            except Exception:
+                log.exception("call %s: linking its IVR session failed", call.id)
         try:
             await self.routing.submit(spec, interaction_id=interaction_id, call_id=call.id)
         except RoutingError:
             log.exception("voice call %s could not be routed", call.id)
             self._task_of_call.pop(call.id, None)
             self._call_of_task.pop(task_id, None)
+
+    async def ivr_linked(
+        self, handoff: IvrHandoff, call_id: str, interaction_id: int, task_id: str
+    ) -> None:
+        if self.ivr is not None:
+            await self.ivr.linked(handoff, call_id, interaction_id, task_id)
 
     async def _call_ended(self, call: Call, task_id: str | None, state: str | None) -> None:
         if task_id is not None:

@@ -36,6 +36,10 @@ What it models (from the recording and res_agi.c):
   Permitted on a dead channel or intercept routine`` to the others.
   ``sighup=False`` is ``AGISIGHUP=no`` (no HANGUP line); ``exit_on_hangup=True``
   is ``AGIEXITONHANGUP=yes``: Asterisk writes HANGUP twice (if sighup) and closes.
+- RECORD FILE (voicemail): an escape key queued in ``digits`` ends it with
+  ``200 result=<ascii> (dtmf) endpos=40000`` (a 5 s message); none ends it at
+  its time limit, ``(timeout)``; a hangup answers ``200 result=-1 (hangup)
+  endpos=0`` (res_agi.c handle_recordfile). No file is written.
 - ``respond(line)`` may return a reply text (LF-joined lines, no final LF) to
   override the default for that command line, or None to keep the default.
 
@@ -133,6 +137,7 @@ DEAD_OK_APPS = frozenset({"set", "noop", "log", "verbose", "execif", "system"})
 
 FULL_PLAY_ENDPOS = 16000  # 2 s at 8 kHz
 INTERRUPTED_ENDPOS = 8000
+RECORDED_ENDPOS = 40000  # a 5 s message, then the finish key
 
 
 @dataclass(frozen=True)
@@ -417,6 +422,8 @@ class _Channel:
             # A command that waits on the caller is cut short; usage errors and
             # EXEC of a missing application never got that far.
             if name in _MEDIA and reply.startswith("200 ") and reply != "200 result=-2":
+                if name == "record file":
+                    return "200 result=-1 (hangup) endpos=0"
                 return "200 result=-1 endpos=0" if "stream file" in name else "200 result=-1"
         self.dead = self.dead or hangup_now
         return reply
@@ -524,6 +531,19 @@ class _Channel:
         if not re.fullmatch(r"-?\d+", argv[3]):
             return REPLY_USAGE
         return f"200 result={ord(self.digits.popleft())}" if self.digits else "200 result=0"
+
+    def _record_file(self, argv: list[str]) -> str:
+        # RECORD FILE <file> <format> <escape digits> <timeout ms> [offset] [BEEP] [s=N]
+        # (res_agi.c handle_recordfile): an escape key ends it "(dtmf)", the
+        # time limit "(timeout)"; endpos counts 8 kHz samples. The caller
+        # "speaks" RECORDED_ENDPOS samples before a key.
+        if len(argv) < 6 or not re.fullmatch(r"-?\d+", argv[5]):
+            return REPLY_USAGE
+        key = self._escape(argv[4])
+        if key is not None:
+            return f"200 result={ord(key)} (dtmf) endpos={RECORDED_ENDPOS}"
+        ms = int(argv[5])
+        return f"200 result=0 (timeout) endpos={max(ms, 0) * 8}"
 
     def _say(self, argv: list[str], counts: tuple[int, ...]) -> str:
         if len(argv) not in counts:

@@ -337,8 +337,39 @@ class _AgiSession:
             digits += digit
         return f"200 result={digits}", "success"
 
+    async def cmd_record_file(self, args: list[str]) -> tuple[str, str]:
+        """RECORD FILE <file> <format> <escape digits> <timeout ms> [offset] [BEEP]
+        [s=silence] (res_agi.c handle_recordfile): ends on an escape key
+        ``(dtmf)``, at the time limit ``(timeout)`` or when the caller hangs up
+        ``result=-1 (hangup)``; ``endpos`` counts 8 kHz samples of the time the
+        caller spoke. The simulator writes no audio file."""
+        if len(args) < 4 or not args[3].lstrip("-").isdigit():
+            return "", "usage"
+        escape = args[2]
+        ms = int(args[3])
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        deadline = None if ms < 0 else started + ms / 1000 * self.pbx.time_scale
+
+        def endpos() -> int:
+            spoken = (loop.time() - started) / (self.pbx.time_scale or 1.0)
+            return int(spoken * 8000)
+
+        while True:
+            while self.ch.dtmf_queue:
+                digit = self.ch.dtmf_queue.pop(0)
+                if digit in escape:
+                    return f"200 result={ord(digit)} (dtmf) endpos={endpos()}", "success"
+            if self.dead:
+                return f"200 result=-1 (hangup) endpos={endpos()}", "failure"
+            remaining = None if deadline is None else deadline - loop.time()
+            if remaining is not None and remaining <= 0:
+                return f"200 result=0 (timeout) endpos={endpos()}", "success"
+            await self.ch.wait(remaining)
+
 
 _COMMANDS = [
+    "record file",
     "get full variable",
     "get variable",
     "set variable",
