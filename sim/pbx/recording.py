@@ -90,11 +90,12 @@ def option_flags(options: str) -> dict[str, str]:
 def spool_path(file: str, spool_dir: str | None) -> tuple[str, Path | None]:
     """(the MIXMONITOR_FILENAME Asterisk reports, the file this simulator
     writes or ``None``). Nothing is written without a spool dir."""
-    base = DEFAULT_SPOOL if spool_dir is None else spool_dir.rstrip("/") or "/"
+    # Asterisk reports absolute paths (its astspooldir is absolute).
+    root = None if spool_dir is None else Path(spool_dir).resolve()
+    base = DEFAULT_SPOOL if root is None else str(root).rstrip("/") or "/"
     shown = file if file.startswith("/") else f"{base}/monitor/{file}"
-    if spool_dir is None:
+    if root is None:
         return shown, None
-    root = Path(spool_dir).resolve()
     target = Path(shown).resolve()
     if not target.is_relative_to(root) or target == root:
         log.warning("MixMonitor file %r is outside the spool %s: not written", file, root)

@@ -290,6 +290,8 @@ def test_option_flags_and_spool_paths() -> None:
         Path("/srv/spool/monitor/x.wav"),
     )
     assert spool_path("/srv/other/x.wav", "/srv/spool")[1] is None
+    relative = spool_path("x.wav", "spool")[0]  # reported absolute, as Asterisk does
+    assert relative.startswith("/") and relative.endswith("/spool/monitor/x.wav")
     assert spool_path("x.gsm", "/srv/spool")[1] is None  # only .wav is simulated
 
 
