@@ -38,8 +38,14 @@ once Asterisk accepted it, store the pause with its time, source and actor
 down.
 
 The IVR hook: the IVR adapters call ``pause_for(call_id, source="ivr")`` and
-``resume_for(call_id, source="ivr")`` (around a card-number ``<Gather>`` or
-``GET DATA``); they raise the same errors and are audited with actor ``ivr``.
+``resume_for(call_id, source="ivr")`` on the runtime's ``recording_control``
+(around a card-number ``<Gather>`` or ``GET DATA``); ``call_id`` is
+Callwright's call id (``cti.calls.model.Call.id``: the Linkedid the call was
+first seen with; an AGI channel's ``agi_uniqueid`` finds it through
+``CallService.calls()``). They raise the same errors (``NotRecording`` when the
+call has no running recording yet, e.g. before an agent answered, or is on
+Twilio, whose recordings are paused through Twilio) and are audited with actor
+``ivr``.
 
 State pushed (``publish(data, agent_id)``; the runtime sends it as the desk's
 ``recording`` room event to ``supervisors`` and ``agent:{id}``, see
