@@ -221,8 +221,12 @@ def records_routes(
             if set(body) != {"customer_id"}:
                 raise Invalid("customer_id: link an existing customer, with no other field")
             customer_id = body["customer_id"]
-            if isinstance(customer_id, bool) or not isinstance(customer_id, int):
-                raise Invalid("customer_id: expected an integer")
+            if (
+                isinstance(customer_id, bool)
+                or not isinstance(customer_id, int)
+                or not 0 < customer_id < 2**63
+            ):
+                raise Invalid("customer_id: expected a positive integer")
             found = await customers.get(customer_id)
             if found is None:
                 raise Invalid(f"customer_id: no customer {customer_id}", 404, "unknown_customer")

@@ -6,23 +6,28 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import secrets
 from collections.abc import AsyncIterator, Callable
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any
 
 import pytest
 import socketio
+from sqlalchemy import text
+from sqlalchemy.pool import NullPool
 
+from callwright.config import RoutingConfig
 from callwright.runtime import Runtime
 from routing.persistence import AgentRepository
 from sim.pbx.server import PbxSimulator
 from store import make_engine
-from tests.integration.conftest import TOKEN, Recorder, seed_agents, start_runtime
+from tests.integration.conftest import QUEUE, TOKEN, Recorder, make_config, seed_agents
 
 __all__ = ["NS", "TOKEN", "DeskClient", "DeskStack"]
 
 NS = "/desk"
+PG_ADMIN_URL = "postgresql+asyncpg://postgres@127.0.0.1:5432/test"
 ROOM_EVENTS = (
     "offer",
     "reservation",
@@ -192,17 +197,37 @@ async def seed_supervisor(url: str) -> str:
     return str(agent.id)
 
 
-@pytest.fixture
-async def desk(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:
-    """Alice (1001) and Bob (1002), agents in queue support; Sue, a supervisor;
-    a session token for each (as ``POST /api/login`` would give)."""
-    data = tmp_path / "data"
-    url = f"sqlite+aiosqlite:///{data / 'callwright.db'}"
+@contextlib.asynccontextmanager
+async def fresh_postgres() -> AsyncIterator[str]:
+    """A new, empty PostgreSQL database on the local server (its URL), dropped after."""
+    name = f"cw_desk_{secrets.token_hex(6)}"
+    admin = make_engine(PG_ADMIN_URL, poolclass=NullPool, isolation_level="AUTOCOMMIT")
+    async with admin.connect() as conn:
+        await conn.execute(text(f'CREATE DATABASE "{name}"'))
+    try:
+        yield PG_ADMIN_URL.rsplit("/", 1)[0] + f"/{name}"
+    finally:
+        async with admin.connect() as conn:
+            await conn.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        await admin.dispose()
+
+
+@contextlib.asynccontextmanager
+async def open_desk(sim: PbxSimulator, data: Path, url: str) -> AsyncIterator[DeskStack]:
     agents = await seed_agents(url, capacity={"voice": 1, "email": 3})
     sue = await seed_supervisor(url)
-    runtime, recorder = await start_runtime(sim, data)
+    config = replace(
+        make_config(sim.port, data, "" if url.startswith("sqlite") else url),
+        routing=RoutingConfig(queues=(QUEUE,), voice_queue="support"),
+    )
+    runtime = Runtime(config)
+    await runtime.start()
+    recorder = Recorder()
     stack = DeskStack(sim, runtime, recorder, agents, {})
     try:
+        await runtime.link.wait_ready(10)
+        assert runtime.routing is not None
+        runtime.routing.subscribe(recorder)
         for user, agent_id in (("alice", agents["1001"]), ("bob", agents["1002"]), ("sue", sue)):
             stack.tokens[user] = await stack.token_for(agent_id)
         yield stack
@@ -210,3 +235,26 @@ async def desk(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:
         for client in stack.clients:
             await client.close()
         await runtime.stop()
+
+
+@pytest.fixture
+async def desk(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:
+    """Alice (1001) and Bob (1002), agents in queue support; Sue, a supervisor;
+    a session token for each (as ``POST /api/login`` would give). SQLite."""
+    data = tmp_path / "data"
+    async with open_desk(sim, data, f"sqlite+aiosqlite:///{data / 'callwright.db'}") as stack:
+        yield stack
+
+
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def desk_on_each_store(
+    request: pytest.FixtureRequest, sim: PbxSimulator, tmp_path: Path
+) -> AsyncIterator[DeskStack]:
+    """``desk`` on SQLite, then on a fresh PostgreSQL database."""
+    data = tmp_path / "data"
+    if request.param == "sqlite":
+        async with open_desk(sim, data, f"sqlite+aiosqlite:///{data / 'callwright.db'}") as stack:
+            yield stack
+        return
+    async with fresh_postgres() as url, open_desk(sim, data, url) as stack:
+        yield stack

@@ -1,7 +1,8 @@
 """The desk's REST routes on the customer record, over the real stack: the
 wrap-up (disposition and notes saved on the interaction), an unknown caller
 created as a customer or linked to one (the pop refreshed on the desk), the
-customer record with its history and open e-mails, and what each refuses."""
+customer record with its history and open e-mails, and what each refuses.
+On SQLite and on PostgreSQL."""
 
 from __future__ import annotations
 
@@ -9,11 +10,19 @@ from email.message import EmailMessage
 from typing import Any
 
 import aiohttp
+import pytest
 
 from crm.mail.parse import parse_email
 from tests.desk.conftest import DeskClient, DeskStack
 
 UNKNOWN = "+15550199001"
+
+
+@pytest.fixture
+def desk(desk_on_each_store: DeskStack) -> DeskStack:
+    return desk_on_each_store
+
+
 ADA = "+15550100001"
 
 
@@ -140,7 +149,8 @@ async def test_an_unknown_caller_becomes_a_new_customer_from_the_pop(desk: DeskS
         ({"name": "Grace", "email": "not-an-address"}, 400, "email: expected an e-mail"),
         ({"name": "Grace", "colour": "blue"}, 400, "colour: unknown field"),
         ({"customer_id": 999999}, 404, "customer_id: no customer 999999"),
-        ({"customer_id": "1"}, 400, "customer_id: expected an integer"),
+        ({"customer_id": "1"}, 400, "customer_id: expected a positive integer"),
+        ({"customer_id": 2**70}, 400, "customer_id: expected a positive integer"),
     ):
         got, answer = await request(desk, "alice", "POST", path, body)
         assert (got, answer["message"][: len(message)]) == (status, message), answer
