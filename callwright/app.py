@@ -60,8 +60,9 @@ PRINCIPAL = web.RequestKey("principal", Principal)
 PUBLIC_PREFIXES = ("/healthz", "/static/", "/socket.io/", "/desk/static/", "/recordings/media/")
 # /desk, /wallboard, /interactions and /desk/static/: the pages log in themselves
 # (agent_desk/http.py).
-# /twilio/recording-status: Twilio has no token; the route checks the request's
-# X-Twilio-Signature itself (cti/twilio_webhooks.py) and refuses (403) without it.
+# /twilio/*: Twilio has no token; each route checks the request's
+# X-Twilio-Signature itself (cti/twilio_webhooks.py) and refuses (403) without it
+# (recordings/twilio.py: recording status; ivr/twilio.py: voice, status, wait).
 PUBLIC_PATHS = (
     "/",
     "/api/login",
@@ -69,6 +70,9 @@ PUBLIC_PATHS = (
     "/wallboard",
     "/interactions",
     "/twilio/recording-status",
+    "/twilio/voice",
+    "/twilio/status",
+    "/twilio/wait",
 )
 
 

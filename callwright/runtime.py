@@ -33,6 +33,11 @@ from cti.calls.model import Call, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
+from ivr.agi.server import AgiServer
+from ivr.fastagi import FastAgiIvr
+from ivr.repository import IvrRepository
+from ivr.runner import IvrRunner, VoiceHandoffs
+from ivr.twilio import TwilioVoice
 from recordings.control import RecordingControl
 from recordings.erase import Eraser, erase_routes
 from recordings.http import control_routes
@@ -261,6 +266,27 @@ class Runtime:
             audit=self.audit,
         )
         self.app.add_routes(self.twilio_recordings.routes())
+        # IVR flows: one runner (ivr.runner: store, lookups, back office) for both
+        # edges; the Twilio voice webhooks (ivr.twilio, public paths, signed).
+        self.ivr_sessions = IvrRepository(self.engine)
+        self.ivr = IvrRunner(
+            config.ivr.flows,
+            self.ivr_sessions,
+            customers=self.customers,
+            # InteractionSink's **fields does not match create's keywords for mypy
+            interactions=self.interactions,  # type: ignore[arg-type]
+            tasks=lambda: self.routing,
+        )
+        self.twilio_voice = TwilioVoice(
+            self.ivr,
+            interactions=self.interactions,
+            call_records=self.call_records,
+            routing=lambda: self.routing,
+            settings=config.twilio,
+            auth_token=config.twilio.auth_token.reveal(),
+            audit=self.audit,
+        )
+        self.app.add_routes(self.twilio_voice.routes())
         # Retention (recordings.retention) and GDPR erasure with legal holds (recordings.erase).
         self.recordings_repo = self.recordings
         self.purger = Purger(
@@ -310,6 +336,11 @@ class Runtime:
             audit=self.audit,
             settings=desk_settings.json(),
         )
+        # The customer an IVR lookup finds waits in the pop cache (agent_desk.pops).
+        self.ivr.prefetch = self.desk.pops.remember
+        # FastAGI (ivr.fastagi): Asterisk's AGI(agi://host:port/<flow>), when flows exist.
+        self.agi: AgiServer | None = None
+        self.fastagi = FastAgiIvr(self.ivr, voicemail_dir=config.ivr.voicemail_dir)
         # The wrap-up, unknown callers identified, the customer record.
         self.app.add_routes(
             records_routes(
@@ -396,6 +427,7 @@ class Runtime:
             agent_context=pbx.agent_context,
             default_queue=self.config.routing.voice_queue,
             active_calls=self.calls.calls,
+            ivr=VoiceHandoffs(self.ivr_sessions),
         )
         await self.voice.restore()
         self.calls.queue_ids = routing.router.queue_ids  # transfers to a queue
@@ -475,6 +507,9 @@ class Runtime:
         await self._open_routing()
         assert self.routing is not None
         self.routing.start()
+        if self.config.ivr.flows:
+            self.agi = AgiServer(self.fastagi.handle)
+            await self.agi.start(self.config.ivr.agi_host, self.config.ivr.agi_port)
         await self._start_mail()
         self.calls.start()
         self.link.start()
@@ -498,6 +533,9 @@ class Runtime:
         return f"http://{self.config.server.host}:{self.port}"
 
     async def stop(self) -> None:
+        if self.agi is not None:
+            await self.agi.stop()  # callers in a flow go on in the dialplan
+            self.agi = None
         await self.desk.stop()
         if self._runner is not None:
             await self._runner.cleanup()
