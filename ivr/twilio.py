@@ -351,10 +351,17 @@ class BadRequest(ValueError):
 
 
 def task_spec(
-    task: TaskRequest, task_id: str, channel: routing_model.Channel, session_id: str
+    task: TaskRequest, task_id: str, channel: routing_model.Channel, session: str, caller: str
 ) -> routing_model.TaskSpec:
-    """The routing task for an interpreter ``TaskRequest`` (as ``ivr.runner``
-    builds its tasks: the attributes plus ``ivr_session``)."""
+    """The routing task for an interpreter ``TaskRequest``, with the attributes
+    voice routing gives a FastAGI caller's task (``routing.voice``): the
+    ``ivr_session`` row id and the ``caller_number``."""
+    attributes: dict[str, routing_model.AttributeValue] = {
+        **task.attributes,
+        "ivr_session": session,
+    }
+    if caller:
+        attributes["caller_number"] = caller
     return routing_model.TaskSpec(
         id=task_id,
         queue_id=task.queue,
@@ -363,7 +370,7 @@ def task_spec(
         customer_id=task.customer_id,
         language=task.language or None,
         required_skills=dict(task.skills),
-        attributes={**task.attributes, "ivr_session": session_id},
+        attributes=attributes,
     )
 
 
@@ -580,7 +587,7 @@ class TwilioVoice:
             queue=task.queue,
             started_at=self.clock(),
         )
-        spec = task_spec(task, f"tw-{uuid.uuid4().hex[:12]}", "voice", row_id)
+        spec = task_spec(task, f"tw-{uuid.uuid4().hex[:12]}", "voice", row_id, session.caller_id)
         await self.sessions.link(
             row_id, call_id=call_sid, interaction_id=int(interaction.id), task_id=spec.id
         )

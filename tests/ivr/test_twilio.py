@@ -48,7 +48,7 @@ async def start_runtime(
     config = replace(
         make_config(sim.port, tmp_path / "data"),
         routing=shipped.routing,
-        ivr=shipped.ivr,
+        ivr=replace(shipped.ivr, agi_port=0),
         twilio=twilio,
     )
     runtime = Runtime(config)
@@ -177,6 +177,8 @@ async def test_unknown_caller_reaches_billing_with_everything_collected(
     assert attributes["caller_id"] == "+33612345678"
     assert attributes["dialed"] == "+14155550199"
     assert attributes["ivr_flow"] == "support"
+    assert attributes["caller_number"] == "+33612345678"
+    assert attributes["ivr_session"] == row.id
     interaction = await runtime.interactions.get(row.interaction_id)
     assert interaction is not None
     assert (interaction.call_id, interaction.queue) == (call.sid, "billing")
