@@ -32,11 +32,13 @@ interpreter            AGI
                        ``CALLWRIGHT_IVR_SESSION <id>``, then return: the
                        dialplan goes on to ``callwright-hold``, where voice
                        routing reads the stored session for the task
-``AwaitTransfer``      ``SET VARIABLE CALLWRIGHT_TRANSFER <number>`` and
-                       return: the dialplan dials it through
-                       ``callwright-outbound`` (the session ends
-                       ``transferred``; a failed Dial hangs up there, the flow
-                       does not see it)
+``AwaitTransfer``      ``SET VARIABLE CALLWRIGHT_TRANSFER <number>`` (and
+                       ``CALLWRIGHT_TRANSFER_TIMEOUT``), ``SET CONTEXT
+                       callwright-ivr-transfer``, ``SET EXTENSION <number>``,
+                       ``SET PRIORITY 1`` and return: that context dials it
+                       (without transfer features for the caller). The
+                       session ends ``transferred``; a failed Dial hangs up
+                       there, the flow's ``failure`` branch is not taken
 ``Hangup``             ``HANGUP``
 ``Done``               ``SET VARIABLE CALLWRIGHT_IVR <outcome>``; ``failed``
                        returns to the dialplan, which queues the caller in the
@@ -100,9 +102,16 @@ class FastAgiIvr:
     """``handle`` is an ``AgiServer`` handler; ``voicemail_dir`` is where
     ``RECORD FILE`` writes (relative: Asterisk's sounds directory)."""
 
-    def __init__(self, runner: IvrRunner, *, voicemail_dir: str = "callwright/voicemail") -> None:
+    def __init__(
+        self,
+        runner: IvrRunner,
+        *,
+        voicemail_dir: str = "callwright/voicemail",
+        transfer_context: str = "callwright-ivr-transfer",
+    ) -> None:
         self.runner = runner
         self.voicemail_dir = voicemail_dir.rstrip("/")
+        self.transfer_context = transfer_context
 
     async def handle(self, channel: AgiChannel) -> None:
         request = channel.request
@@ -179,6 +188,8 @@ class FastAgiIvr:
                 await channel.set_variable(QUEUE_VARIABLE, action.task.queue)
                 await channel.set_variable(SESSION_VARIABLE, turn.session_id)
             elif isinstance(action, Hangup):
+                if isinstance(turn.wait, Done) and turn.wait.outcome == "transferred":
+                    continue  # the caller goes on to the transfer context
                 await channel.hangup()
         wait = turn.wait
         if isinstance(wait, Done):
@@ -190,7 +201,13 @@ class FastAgiIvr:
         if isinstance(wait, AwaitRecording):
             return await self._record(channel, turn, wait)
         if isinstance(wait, AwaitTransfer):
+            # The dialplan dials it once the AGI returns: SET CONTEXT/EXTENSION/
+            # PRIORITY move the channel (ast_explicit_goto: it resumes at priority 1).
             await channel.set_variable(TRANSFER_VARIABLE, wait.number)
+            await channel.set_variable("CALLWRIGHT_TRANSFER_TIMEOUT", str(wait.timeout))
+            await channel.command("SET CONTEXT", self.transfer_context)
+            await channel.command("SET EXTENSION", wait.number)
+            await channel.command("SET PRIORITY", "1")
             return TransferCompleted()
         raise RuntimeError(f"IVR: the runner left a {type(wait).__name__} wait")
 

@@ -242,7 +242,10 @@ class _AgiSession:
     async def cmd_set_priority(self, args: list[str]) -> tuple[str, str]:
         if not args or not args[0].isdigit():
             return "", "usage"
-        self.ch.priority = int(args[0])
+        # res_agi's handle_setpriority is ast_explicit_goto, which takes one off
+        # while the channel runs dialplan (AST_FLAG_IN_AUTOLOOP): the PBX adds
+        # it back after AGI() returns, so the channel resumes *at* that priority.
+        self.ch.priority = int(args[0]) - 1
         return "200 result=0", "success"
 
     async def cmd_hangup(self, args: list[str]) -> tuple[str, str]:

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from urllib.parse import urlsplit, urlunsplit
 
 __all__ = [
     "CALLWRIGHT",
@@ -20,6 +21,7 @@ __all__ = [
     "REAL_LAB",
     "Dialplan",
     "Step",
+    "agi_target",
     "evaluate",
     "pattern_matches",
 ]
@@ -143,6 +145,18 @@ def _unquote(text: str) -> str:
     return text
 
 
+def agi_target(agi_url: str, data: str, *, inbound: bool) -> str:
+    """Where a ``callwright`` AGI step connects when the simulator has an
+    ``agi_url``: the inbound flow goes to ``agi_url`` itself (its path names the
+    flow); any other AGI step (the post-call survey) keeps its own script on
+    ``agi_url``'s host and port."""
+    if inbound:
+        return agi_url
+    base = urlsplit(agi_url)
+    step = urlsplit(data)
+    return urlunsplit((base.scheme, base.netloc, step.path, step.query, ""))
+
+
 def _ctx(*extens: tuple[str, tuple[Step, ...]]) -> tuple[tuple[str, tuple[Step, ...]], ...]:
     return extens
 
@@ -192,9 +206,32 @@ CALLWRIGHT = Dialplan(
                 "_X.",
                 (
                     S("NoOp", "Ring agent ${EXTEN}"),
-                    S("Dial", "PJSIP/${EXTEN},30,t"),
+                    # g: the caller goes on when the agent hangs up
+                    S("Dial", "PJSIP/${EXTEN},30,tg"),
+                    # after a conversation: the post-call survey
+                    S("GotoIf", '$["${DIALSTATUS}" = "ANSWER"]?survey'),
                     # a failed Dial returns the caller to the holding point
                     S("Goto", "callwright-hold,s,1"),
+                    S("AGI", "agi://callwright.example:4573/callwright-survey", label="survey"),
+                    S("Hangup"),
+                ),
+            ),
+        ),
+        "callwright-ivr-transfer": _ctx(
+            (
+                "_X.",
+                (
+                    S("NoOp", "IVR transfer to ${EXTEN}"),
+                    S("Dial", "PJSIP/${EXTEN}@trunk,${CALLWRIGHT_TRANSFER_TIMEOUT}"),
+                    S("Hangup"),
+                ),
+            ),
+            (
+                "_+X.",
+                (
+                    S("NoOp", "IVR transfer to ${EXTEN}"),
+                    S("Dial", "PJSIP/${EXTEN}@trunk,${CALLWRIGHT_TRANSFER_TIMEOUT}"),
+                    S("Hangup"),
                 ),
             ),
         ),

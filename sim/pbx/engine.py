@@ -32,7 +32,7 @@ from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass
 from typing import Any
 
-from sim.pbx.dialplan import Dialplan, evaluate
+from sim.pbx.dialplan import Dialplan, agi_target, evaluate
 from sim.pbx.model import (
     Bridge,
     MixMonitorRec,
@@ -446,7 +446,9 @@ class Pbx:
                     continue
                 data = evaluate(step.data, lambda name: self.get_var(ch, name))
                 if step.app == "AGI" and self.dialplan.name == "callwright" and self.agi_url:
-                    data = self.agi_url
+                    data = agi_target(
+                        self.agi_url, data, inbound=ch.context == "callwright-inbound"
+                    )
                 ch.application, ch.app_data = step.app, data
                 if ch.shown_cep != (ch.context, ch.exten, ch.priority):
                     self._newexten(ch)

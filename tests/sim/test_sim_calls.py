@@ -167,16 +167,18 @@ async def test_customer_hangup_ends_both_legs_with_cause_16(
     assert sim.channels() == []
 
 
-async def test_agent_hangup_ends_the_callers_dialplan_at_dial(
+async def test_agent_hangup_sends_the_caller_on_to_the_survey_step(
     ami: AmiClient, sim: PbxSimulator
 ) -> None:
     customer, _agent = await connect_to_agent(ami, sim)
     await sim.device_hangup("1001")
     hangup = await ami.event("Hangup", Channel=customer.name)
     assert hangup["Cause"] == "16"
-    # Dial without option g: the next priority (Hangup()) does not run.
-    assert ami.events("Newexten", Channel=customer.name)[-1]["Application"] == "Dial"
-    assert ami.events("SoftHangupRequest", Channel=customer.name)[-1]["Cause"] == "16"
+    # Dial option g: the caller goes on (DIALSTATUS ANSWER) to the survey AGI
+    # (skipped: no agi_url) and Hangup(); it never returns to the holding point.
+    apps = [e["Application"] for e in ami.events("Newexten", Channel=customer.name)]
+    assert apps[-3:] == ["Dial", "GotoIf", "Hangup"]
+    assert not ami.events("MusicOnHoldStart", Channel=customer.name)[1:]
     assert sim.channels() == []
 
 

@@ -83,5 +83,6 @@ def test_a_failed_agent_dial_returns_the_caller_to_the_holding_point() -> None:
     documented = parse_extensions((DOCS / "extensions.conf").read_text())
     [(_, steps)] = documented["callwright-agent"]
     assert steps[0][0] == "NoOp"
-    assert steps[1] == ("Dial", "PJSIP/${EXTEN},30,t")
-    assert steps[2] == ("Goto", "callwright-hold,s,1")
+    assert steps[1] == ("Dial", "PJSIP/${EXTEN},30,tg")
+    assert steps[2] == ("GotoIf", '$["${DIALSTATUS}" = "ANSWER"]?survey')
+    assert steps[3] == ("Goto", "callwright-hold,s,1")

@@ -76,7 +76,7 @@ async def test_core_show_channels_items_have_the_asterisk_header_set(
         ]
         assert item["BridgeId"] == bridge_id
     apps = sorted((i["Application"], i["ApplicationData"]) for i in items)
-    assert apps == [("AppDial", "(Outgoing Line)"), ("Dial", "PJSIP/1001,30,t")]
+    assert apps == [("AppDial", "(Outgoing Line)"), ("Dial", "PJSIP/1001,30,tg")]
 
 
 async def test_status_lists_channels_with_items_and_variables(
