@@ -144,6 +144,9 @@ class TwilioConfig:
     public_url: str = ""
     # Behind a TLS-terminating proxy: believe its X-Forwarded-Proto / -Host.
     trust_proxy: bool = False
+    # What a caller waiting in a Twilio queue hears (<Enqueue waitUrl>, ivr/twilio.py);
+    # empty: Twilio's public classical hold music.
+    hold_music_url: str = ""
 
 
 @dataclass(frozen=True)
@@ -532,10 +535,17 @@ def _twilio(source: str, table: Any, env: Mapping[str, str]) -> TwilioConfig:
             f"{source}: twilio.public_url: expected an http(s):// base URL without a query, "
             f"got {public_url!r}"
         )
+    hold_music_url = s.string("hold_music_url", "", allow_empty=True)
+    if hold_music_url and not hold_music_url.startswith(("https://", "http://")):
+        raise ConfigError(
+            f"{source}: twilio.hold_music_url: expected an http(s):// audio URL, "
+            f"got {hold_music_url!r}"
+        )
     config = TwilioConfig(
         auth_token=s.secret("auth_token", env),
         public_url=public_url,
         trust_proxy=_boolean(s, "trust_proxy", False),
+        hold_music_url=hold_music_url,
     )
     s.finish()
     return config

@@ -285,6 +285,7 @@ class Runtime:
             settings=config.twilio,
             auth_token=config.twilio.auth_token.reveal(),
             audit=self.audit,
+            hold_music_url=config.twilio.hold_music_url,
         )
         self.app.add_routes(self.twilio_voice.routes())
         # Retention (recordings.retention) and GDPR erasure with legal holds (recordings.erase).

@@ -563,3 +563,49 @@ def test_twiml_parses_as_xml() -> None:
     from ivr.twilio import apology
 
     assert ET.fromstring(str(apology().to_xml())).tag == "Response"
+
+
+async def test_caller_hanging_up_while_recording_leaves_the_voicemail(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    sim, runtime = await start_runtime(tmp_path, TwilioConfig(auth_token=Secret(TOKEN)), CLOSED)
+    try:
+        call = caller(runtime, keys=["1", "1"], recordings=[None])  # hangs up to end it
+        await call.run(http)
+        row = await session_row(runtime, call.sid)
+        assert row.outcome == "voicemail" and row.task_id is not None
+        assert state(runtime, row.task_id) == "waiting"
+        assert "Thank you, we will get back to you. Goodbye." not in call.said()
+    finally:
+        await runtime.stop()
+        await sim.stop()
+
+
+async def test_the_queue_wait_url_plays_the_configured_hold_music(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    music = "https://cdn.example.com/hold.mp3"
+    twilio = TwilioConfig(auth_token=Secret(TOKEN), hold_music_url=music)
+    sim, runtime = await start_runtime(tmp_path, twilio)
+    try:
+        url = runtime.url + "/twilio/wait?language=en"
+        fields = {"CallSid": call_sid(), "QueuePosition": "1", "QueueTime": "3"}
+        status, body = await post_signed(http, url, fields)
+        assert status == 200
+        document = ET.fromstring(body)
+        assert [(v.tag, v.text) for v in document] == [("Play", music)]
+        async with http.post(url, data=fields) as resp:
+            assert resp.status == 403
+    finally:
+        await runtime.stop()
+        await sim.stop()
+
+
+def test_hold_music_url_must_be_an_http_url() -> None:
+    from callwright.config import ConfigError, parse_config
+
+    base = {"ami": {"secret": "s"}}
+    with pytest.raises(ConfigError, match=r"twilio\.hold_music_url: expected an http"):
+        parse_config({**base, "twilio": {"hold_music_url": "file:///etc/passwd"}}, env={})
+    config = parse_config({**base, "twilio": {"hold_music_url": "https://x.example/a.mp3"}}, env={})
+    assert config.twilio.hold_music_url == "https://x.example/a.mp3"
