@@ -7,6 +7,7 @@ their answer."""
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import xml.etree.ElementTree as ET
 from collections.abc import AsyncIterator
@@ -25,10 +26,12 @@ from callwright.config import Secret, TwilioConfig, load_config
 from callwright.runtime import Runtime
 from cti.persistence import call_records
 from ivr.persistence import ivr_sessions
+from routing import model
 from routing.model import TaskView
 from sim.pbx.server import PbxSimulator
 from sim.twilio import TwilioCaller, call_sid, find, sign, verbs
-from tests.integration.conftest import make_config
+from tests.desk.conftest import fresh_postgres
+from tests.integration.conftest import Recorder, make_config, offered_to, seed_agents
 
 ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "twilio-voice-test-token-0123456789"
@@ -40,13 +43,13 @@ SUPPORT = ["1", "2", "999999#"]
 
 
 async def start_runtime(
-    tmp_path: Path, twilio: TwilioConfig, now: datetime = OPEN
+    tmp_path: Path, twilio: TwilioConfig, now: datetime = OPEN, store_url: str = ""
 ) -> tuple[PbxSimulator, Runtime]:
     shipped = load_config(ROOT / "config.toml", env={})
     sim = PbxSimulator(answer_delay=0.02, login_failure_delay=0)
     await sim.start()
     config = replace(
-        make_config(sim.port, tmp_path / "data"),
+        make_config(sim.port, tmp_path / "data", store_url),
         routing=shipped.routing,
         ivr=replace(shipped.ivr, agi_port=0),
         twilio=twilio,
@@ -57,14 +60,19 @@ async def start_runtime(
     return sim, runtime
 
 
-@pytest.fixture
-async def runtime(tmp_path: Path) -> AsyncIterator[Runtime]:
-    sim, rt = await start_runtime(tmp_path, TwilioConfig(auth_token=Secret(TOKEN)))
-    try:
-        yield rt
-    finally:
-        await rt.stop()
-        await sim.stop()
+@pytest.fixture(params=["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)])
+async def runtime(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator[Runtime]:
+    """The runtime on SQLite, then on a fresh PostgreSQL database."""
+    async with contextlib.AsyncExitStack() as stack:
+        url = ""
+        if request.param == "postgresql":
+            url = await stack.enter_async_context(fresh_postgres())
+        sim, rt = await start_runtime(tmp_path, TwilioConfig(auth_token=Secret(TOKEN)), OPEN, url)
+        try:
+            yield rt
+        finally:
+            await rt.stop()
+            await sim.stop()
 
 
 @pytest.fixture
@@ -320,6 +328,34 @@ async def test_after_the_agent_the_caller_rates_the_call(
     assert (survey.outcome, survey.survey_score) == ("completed", 5)
     assert survey.origin_id == flow_row.id
     assert await runtime.ivr_sessions.survey_for_interaction(flow_row.interaction_id) == 5
+
+
+async def test_the_queued_twilio_caller_is_offered_to_an_agent_with_the_pop(
+    tmp_path: Path, http: aiohttp.ClientSession
+) -> None:
+    agents = await seed_agents(f"sqlite+aiosqlite:///{tmp_path / 'data' / 'callwright.db'}")
+    sim, runtime = await start_runtime(tmp_path, TwilioConfig(auth_token=Secret(TOKEN)))
+    try:
+        assert runtime.routing is not None
+        recorder = Recorder()
+        runtime.routing.subscribe(recorder)
+        alice = agents["1001"]
+        await runtime.routing.set_agent_state(alice, "available")
+        customer = await runtime.customers.create("Bea Known", phones=["+14155550100"])
+        call = caller(runtime, keys=["1", "2"])  # known by caller ID: no account asked
+        await call.run(http)
+        assert call.queued == "support"
+        offer = await recorder.wait_for(offered_to(alice))
+        assert isinstance(offer, model.ReservationOffered)
+        row = await session_row(runtime, call.sid)
+        assert offer.task_id == row.task_id
+        pop = await runtime.desk.pops.for_task(task(runtime, offer.task_id))
+        assert pop["call_id"] == call.sid and pop["interaction_id"] == row.interaction_id
+        assert pop["customer"]["id"] == customer.id
+        assert pop["ivr"]["data"]["intent"] == "support"
+    finally:
+        await runtime.stop()
+        await sim.stop()
 
 
 async def test_caller_hanging_up_in_the_queue_cancels_the_task(
