@@ -7,6 +7,12 @@ optionally hung up by the customer after ``hold_seconds``.
     await load.stop()      # stops placing calls; calls in progress stay up
 
 ``placed``, ``reached_hold``, ``hung_up`` and ``failed`` count what happened.
+
+IVR callers: ``keys(number)`` gives the keys a caller presses in the IVR (sent
+as soon as the call is up; the FastAGI flow reads them in order). With
+``survey_keys(number)``, a caller talking to an agent when ``hold_seconds``
+are over stays on the line: the agent hangs up instead, and the caller
+answers the post-call survey with those keys (``surveyed`` counts them).
 """
 
 from __future__ import annotations
@@ -14,8 +20,9 @@ from __future__ import annotations
 import asyncio
 import itertools
 import logging
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 
+from sim.pbx.model import SimChannel
 from sim.pbx.server import PbxSimulator
 
 __all__ = ["CallLoad"]
@@ -32,6 +39,8 @@ class CallLoad:
         hold_seconds: float | None = None,
         numbers: Sequence[str] | None = None,
         did: str = "5000",
+        keys: Callable[[str], str] | None = None,
+        survey_keys: Callable[[str], str] | None = None,
     ) -> None:
         if rate_per_s <= 0:
             raise ValueError("rate_per_s must be positive")
@@ -39,6 +48,8 @@ class CallLoad:
         self.rate_per_s = rate_per_s
         self.hold_seconds = hold_seconds
         self.did = did
+        self.keys = keys
+        self.survey_keys = survey_keys
         self._numbers = itertools.cycle(numbers) if numbers else None
         self._serial = itertools.count(1)
         self._runner: asyncio.Task[None] | None = None
@@ -49,6 +60,7 @@ class CallLoad:
         self.reached_hold = 0
         self.hung_up = 0
         self.failed = 0
+        self.surveyed = 0
 
     @property
     def running(self) -> bool:
@@ -105,7 +117,11 @@ class CallLoad:
 
     async def _call(self, number: str) -> None:
         try:
-            ch = await self.sim.inbound_call(number, "", self.did)
+            keys = self.keys(number) if self.keys is not None else ""
+            if keys:
+                ch = await self._ivr_call(number, keys)
+            else:
+                ch = await self.sim.inbound_call(number, "", self.did)
         except Exception:
             self.failed += 1
             log.exception("load call from %s failed", number)
@@ -124,9 +140,47 @@ class CallLoad:
             await asyncio.sleep(self.hold_seconds)
         finally:
             self._waiting.discard(task)
+        if not ch.hungup and self.survey_keys is not None and await self._agent_hangs_up(ch):
+            self.sim.send_dtmf(ch.name, self.survey_keys(number))
+            self.surveyed += 1
+            return
         if not ch.hungup:
             try:
                 await self.sim.customer_hangup(ch.name)
             except LookupError:
                 return
             self.hung_up += 1
+
+    async def _ivr_call(self, number: str, keys: str) -> SimChannel:
+        """Place the call and press ``keys`` once its channel exists."""
+        before = {c.name for c in self.sim.channels()}
+        call = asyncio.get_running_loop().create_task(self.sim.inbound_call(number, "", self.did))
+
+        def new_channel(channels: list[SimChannel]) -> bool:
+            return call.done() or any(
+                c.name not in before and c.device == "trunk" and c.caller_num == number
+                for c in channels
+            )
+
+        channels = await self.sim.wait_for_channels(new_channel, timeout=10)
+        for c in channels:
+            if c.name not in before and c.device == "trunk" and c.caller_num == number:
+                self.sim.send_dtmf(c.name, keys)
+                break
+        return await call
+
+    async def _agent_hangs_up(self, ch: SimChannel) -> bool:
+        """The agent talking to ``ch`` puts the phone down; False if none is."""
+        bridge = ch.bridge
+        if bridge is None:
+            return False
+        agents = [
+            c.device for c in bridge.channels if c is not ch and c.device not in (None, "trunk")
+        ]
+        if not agents:
+            return False
+        try:
+            await self.sim.device_hangup(agents[0])
+        except LookupError:
+            return False
+        return True
