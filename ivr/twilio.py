@@ -216,9 +216,6 @@ class Links:
     def next(self, event: Event) -> str:
         return PATH_VOICE + "?" + urlencode({"flow": self.flow, "on": event, "at": self.at})
 
-    def wait(self, language: str) -> str:
-        return self.hold + "?" + urlencode({"language": language})
-
 
 def _seconds(value: float) -> int:
     return max(1, math.ceil(value))
@@ -231,9 +228,7 @@ def _speak(verb: Any, say: Say) -> None:
         verb.say(say.text, language=say_language(say))
 
 
-def twiml(
-    actions: Sequence[Action], wait: Wait, links: Links, *, language: str = "en"
-) -> VoiceResponse:
+def twiml(actions: Sequence[Action], wait: Wait, links: Links) -> VoiceResponse:
     """The TwiML for one step: its actions in order, then its wait (a
     ``AwaitLookup`` is never rendered: resolve it first)."""
     response = VoiceResponse()
@@ -243,7 +238,7 @@ def twiml(
         elif isinstance(action, Enqueue):
             response.enqueue(
                 action.task.queue,
-                wait_url=links.wait(language),
+                wait_url=links.hold,
                 wait_url_method="POST",
                 action=links.next("queue"),
                 method="POST",
@@ -270,7 +265,7 @@ def twiml(
             _speak(response, say)
         response.record(
             max_length=wait.max_seconds,
-            finish_on_key=wait.finish_on_key or None,
+            finish_on_key=wait.finish_on_key,
             play_beep=True,
             action=links.next("record"),
             method="POST",
@@ -570,7 +565,7 @@ class TwilioVoice:
             if row is not None and row.interaction_id is not None:
                 await self.interactions.update(row.interaction_id, call_id=call_sid)
         links = Links(flow=turn.flow.name, at=position(turn.session))
-        return twiml(turn.actions, turn.wait, links, language=turn.session.language)
+        return twiml(turn.actions, turn.wait, links)
 
     async def _enqueue(
         self, call_sid: str, row_id: str, session: Session, enqueue: Enqueue
@@ -637,7 +632,7 @@ class TwilioVoice:
         if row.outcome == "queued" and row.queue is not None:
             response.enqueue(
                 row.queue,
-                wait_url=links.wait(session.language),
+                wait_url=links.hold,
                 wait_url_method="POST",
                 action=links.next("queue"),
                 method="POST",
@@ -647,7 +642,7 @@ class TwilioVoice:
         if wait is None:
             response.hangup()
             return response
-        return twiml((), wait, links, language=session.language)
+        return twiml((), wait, links)
 
     # -- status callbacks ------------------------------------------------------
 

@@ -624,7 +624,7 @@ async def test_the_queue_wait_url_plays_the_configured_hold_music(
     twilio = TwilioConfig(auth_token=Secret(TOKEN), hold_music_url=music)
     sim, runtime = await start_runtime(tmp_path, twilio)
     try:
-        url = runtime.url + "/twilio/wait?language=en"
+        url = runtime.url + "/twilio/wait"
         fields = {"CallSid": call_sid(), "QueuePosition": "1", "QueueTime": "3"}
         status, body = await post_signed(http, url, fields)
         assert status == 200
