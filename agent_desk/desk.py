@@ -31,6 +31,7 @@ import socketio  # type: ignore[import-untyped]
 
 from agent_desk.namespace import Authenticate, DeskNamespace
 from agent_desk.notifier import AgentInfo, DeskNotifier
+from agent_desk.outbound import OutboundCalls
 from agent_desk.policy import Audit, Authorize, desk_policy
 from agent_desk.pops import ScreenPops
 from agent_desk.rooms import RoomLog
@@ -63,6 +64,7 @@ class Desk:
         """``settings``: what the pages are told in the hello (``[desk]``)."""
         self.sio = sio
         self.customers = customers
+        self.interactions = interactions
         self.pops = ScreenPops(customers, interactions, mail=mail)
         self.rooms = rooms or RoomLog()
         self.authenticate = authenticate
@@ -71,6 +73,7 @@ class Desk:
         self.settings = dict(settings or {})
         self.routing: RoutingService | None = None
         self.notifier: DeskNotifier | None = None
+        self.outbound: OutboundCalls | None = None
         self.namespace: DeskNamespace | None = None
         self._stopped = False
 
@@ -85,6 +88,15 @@ class Desk:
         """``agents``: the store's agent profiles (id, display_name, extension)."""
         self.routing = routing
         self.pops.links = routing.journal
+        task_for_call = voice.task_for_call if voice is not None else lambda call_id: None
+        trunk = getattr(getattr(calls, "dialplan", None), "trunk_endpoint", "trunk")
+        self.outbound = OutboundCalls(
+            self.interactions,
+            self.customers,
+            agent_of_device={f"PJSIP/{a.extension}": str(a.id) for a in agents},
+            trunk_device=f"PJSIP/{trunk}",
+            task_for_call=task_for_call,
+        )
         if voice is not None:
             self.pops.task_for_call = voice.task_for_call
         self.notifier = DeskNotifier(
@@ -94,7 +106,8 @@ class Desk:
             pops=self.pops,
             active_calls=calls.calls,
             directory={str(a.id): AgentInfo(a.display_name, a.extension) for a in agents},
-            task_for_call=voice.task_for_call if voice is not None else lambda call_id: None,
+            task_for_call=task_for_call,
+            interaction_for_call=self.outbound.interaction_for,
             namespace=NAMESPACE,
         )
         self.namespace = DeskNamespace(
@@ -109,6 +122,8 @@ class Desk:
         )
         self.sio.register_namespace(self.namespace)
         routing.subscribe(self.notifier.on_routing_events)
+        # Click-to-dial calls get their interaction before the desk hears of them.
+        calls.subscribe(self.outbound.on_call_event)
         calls.subscribe(self.notifier.on_call_event)
 
     async def customer_linked(self, interaction_id: int, customer: Customer) -> Any:

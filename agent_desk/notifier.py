@@ -120,6 +120,7 @@ class DeskNotifier:
         active_calls: Callable[[], Sequence[calls.Call]],
         directory: Mapping[str, AgentInfo],
         task_for_call: Callable[[str], str | None] = lambda call_id: None,
+        interaction_for_call: Callable[[str], int | None] = lambda call_id: None,
         namespace: str = "/desk",
         stats_per_second: float = 4.0,
     ) -> None:
@@ -135,12 +136,14 @@ class DeskNotifier:
             if info.extension
         }
         self.task_for_call = task_for_call
+        self.interaction_for_call = interaction_for_call
         self.namespace = namespace
         self.clock = routing.clock
         self._stats = Coalescer(1.0 / stats_per_second)
         self._timers: set[asyncio.Task[None]] = set()
         self._call_agents: dict[str, frozenset[str]] = {}
         self._call_tasks: dict[str, str] = {}  # call id -> its task, kept until it ends
+        self._call_interactions: dict[str, int] = {}  # click-to-dial: kept until it ends
         self._meta: dict[str, dict[str, Any]] = {}  # task id -> what stays the same
         self._closed = False
         self.sent = 0
@@ -511,6 +514,7 @@ class DeskNotifier:
             "call": call_to_json(call),
             "task_id": self.task_for_call(call.id),
             "agent_ids": sorted(agents),
+            "interaction_id": self.interaction_for_call(call.id),
         }
 
     async def on_call_event(self, event: calls.CallEvent) -> None:
@@ -525,10 +529,16 @@ class DeskNotifier:
         before = self._call_agents.get(call_.id, frozenset())
         task_id = self.task_for_call(call_.id) or self._call_tasks.get(call_.id)
         ended = isinstance(event, calls.CallEnded)
+        interaction_id = self.interaction_for_call(call_.id) or self._call_interactions.get(
+            call_.id
+        )
         if ended:
             self._call_agents.pop(call_.id, None)
             self._call_tasks.pop(call_.id, None)
+            self._call_interactions.pop(call_.id, None)
         else:
+            if interaction_id is not None:
+                self._call_interactions[call_.id] = interaction_id
             if now_on:
                 self._call_agents[call_.id] = now_on
             else:
@@ -541,6 +551,7 @@ class DeskNotifier:
             "task_id": task_id,
             "agent_ids": sorted(now_on | before if ended else now_on),
             "event": CALL_EVENTS.get(type(event), "updated"),
+            "interaction_id": interaction_id,
         }
         await self._send(SUPERVISORS, "call", data)
         for agent_id in sorted(now_on | before):

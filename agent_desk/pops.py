@@ -21,7 +21,7 @@ Pop (JSON)::
     {"task_id", "channel", "interaction_id", "call_id", "caller_number",
      "customer": null | {"id", "name", "account_number", "notes", "phones",
                          "emails", "created_at"},
-     "recent_interactions": [{"id", "channel", "direction", "queue",
+     "recent_interactions": [{"id", "customer_id", "channel", "direction", "queue",
                               "agent_id", "started_at", "answered_at",
                               "ended_at", "disposition", "notes", "subject"}],
      "open_emails": [{"id", "subject", "started_at", "queue"}],  # not this one
@@ -87,6 +87,7 @@ def customer_json(customer: Customer) -> dict[str, Any]:
 def interaction_json(interaction: Interaction) -> dict[str, Any]:
     return {
         "id": interaction.id,
+        "customer_id": interaction.customer_id,
         "channel": interaction.channel,
         "direction": interaction.direction,
         "queue": interaction.queue,

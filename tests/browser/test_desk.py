@@ -435,7 +435,7 @@ async def test_a_call_is_transferred_into_a_queue_from_the_desk(
     assert agent_channels(desk_stack.sim, "1001") == []
 
 
-async def test_click_to_dial_from_a_customer_record_rings_the_agent_then_the_customer(
+async def test_click_to_dial_from_a_record_rings_the_agent_then_the_customer_and_wraps_up(
     desk_stack: DeskStack, browsers: Browsers
 ) -> None:
     sim, runtime = desk_stack.sim, desk_stack.runtime
@@ -464,4 +464,16 @@ async def test_click_to_dial_from_a_customer_record_rings_the_agent_then_the_cus
     await screenshot(page, "desk-click-to-dial")
     await card.get_by_role("button", name="Hang up").click()
     await eventually(lambda: agent_channels(sim, "1001") == [], "the call hung up")
+    # An outbound interaction: wrapped up on the card, then in Ada's history.
+    await expect(card.locator(".call-state")).to_have_text("ended")
+    await card.get_by_label("Disposition").select_option("no_answer")
+    await card.get_by_label("Notes").fill("Left a voicemail")
+    await card.get_by_role("button", name="Save wrap-up").click()
+    await expect(card.locator(".saved")).to_have_text("saved: No answer")
+    row = page.locator("#record tbody tr").first
+    await expect(row).to_contain_text("voice outbound")
+    await expect(row.locator(".disposition")).to_have_text("no_answer")
+    await expect(row.locator(".notes")).to_have_text("Left a voicemail")
+    await screenshot(page, "desk-click-to-dial-wrap-up")
+    await card.get_by_role("button", name="Close").click()
     await expect(card).to_have_count(0)
