@@ -561,10 +561,7 @@
       if (entry.agent_ids.includes(me) && !inTasks.has(entry.call.id)) wanted.set(entry.call.id, entry);
     }
     for (const [id, card] of otherCalls) {
-      if (wanted.has(id)) continue;
-      if (card.interactionId && !card.closed) {
-        card.ended(); // the call is over: its wrap-up stays until the agent closes it
-      } else {
+      if (!wanted.has(id)) {
         card.root.remove();
         otherCalls.delete(id);
       }
@@ -580,37 +577,6 @@
     }
   }
 
-  /** Disposition and notes for an interaction (codes from the settings). */
-  function wrapUpForm(interactionId, error) {
-    const disposition = el(
-      "select",
-      { "aria-label": "Disposition" },
-      el("option", { value: "" }, "disposition…"),
-      (settings().dispositions || []).map((code) => el("option", { value: code }, label(code))),
-    );
-    const notes = el("textarea", { rows: 2, maxlength: settings().notes_max_chars || 2000, placeholder: "notes", "aria-label": "Notes" });
-    const save = el("button", { type: "button" }, "Save wrap-up");
-    const saved = el("span", { class: "muted saved" });
-    save.addEventListener("click", async () => {
-      setText(error, "");
-      if (!disposition.value) {
-        setText(error, "Choose a disposition.");
-        return;
-      }
-      save.disabled = true;
-      const result = await api("POST", `/api/interactions/${encodeURIComponent(interactionId())}/disposition`, {
-        disposition: disposition.value,
-        notes: notes.value,
-      });
-      save.disabled = false;
-      if (result.ok) {
-        setText(saved, `saved: ${label(result.body.interaction.disposition)}`);
-        refreshRecord(result.body.interaction.customer_id);
-      } else setText(error, `wrap-up not saved: ${errorText(result)}`);
-    });
-    return el("div", {}, el("h4", {}, "Wrap-up"), el("div", { class: "buttons" }, disposition, save, saved), notes);
-  }
-
   /** A call with no task card: its parties and the call controls. */
   function callCard(callId) {
     const parties = el("span", { class: "muted parties" });
@@ -621,16 +587,13 @@
     const target = el("input", { placeholder: "extension or number", maxlength: 32, "aria-label": "Transfer target", class: "target" });
     const kind = el("select", { "aria-label": "Transfer to" }, el("option", { value: "agent" }, "extension"), el("option", { value: "number" }, "number"));
     const blind = el("button", { type: "button" }, "Blind transfer");
-    const controls = el("div", { class: "controls" }, el("div", { class: "buttons" }, hangup, hold), el("div", { class: "buttons" }, target, kind, blind));
-    const wrapSlot = el("div", { class: "wrap-up" });
-    const close = el("button", { type: "button", class: "small", hidden: true }, "Close");
     const root = el(
       "article",
       { class: "card call-only", dataset: { call: callId } },
-      el("header", {}, el("h2", {}, "Call"), parties, close),
+      el("header", {}, el("h2", {}, "Call"), parties),
       state,
-      controls,
-      wrapSlot,
+      el("div", { class: "buttons" }, hangup, hold),
+      el("div", { class: "buttons" }, target, kind, blind),
       error,
     );
     let current = null;
@@ -651,10 +614,8 @@
       if (!to) setText(error, "Enter an extension or a number to transfer to.");
       else act("transfer", { target: to, kind: "blind", to: kind.value });
     });
-    const card = {
+    return {
       root,
-      interactionId: null,
-      closed: false,
       render(entry) {
         current = entry;
         const call = entry.call;
@@ -662,24 +623,8 @@
         setText(state, call.held ? "on hold" : call.bridged ? "connected" : call.state);
         state.dataset.call = call.state;
         setText(hold, call.held ? "Resume" : "Hold");
-        if (entry.interaction_id && !card.interactionId) {
-          // A click-to-dial call is an interaction of its own: wrap it up here.
-          card.interactionId = entry.interaction_id;
-          wrapSlot.append(wrapUpForm(() => card.interactionId, error));
-        }
-      },
-      ended() {
-        setText(state, "ended");
-        state.dataset.call = "ended";
-        show(controls, false);
-        show(close, true);
       },
     };
-    close.addEventListener("click", () => {
-      card.closed = true;
-      renderOtherCalls();
-    });
-    return card;
   }
 
   function callOf(task) {
@@ -922,7 +867,7 @@
         const saved = result.body.interaction;
         setText(this.saved, `saved: ${label(saved.disposition)}`);
         // The customer's record on the side shows it at once.
-        refreshRecord(saved.customer_id);
+        refreshRecord(this.task.pop && this.task.pop.customer && this.task.pop.customer.id);
       } else setText(this.error, `wrap-up not saved: ${errorText(result)}`);
     }
 
