@@ -42,19 +42,24 @@ Interpreter steps to TwiML:
 * ``AwaitRecording`` -> the prompts, ``<Record maxLength finishOnKey playBeep
   action recordingStatusCallback=/twilio/recording-status>``, then a
   ``<Redirect on=norecord>`` (Twilio skips the action when nothing was said).
-  The interaction (``call_id`` = CallSid) is created first, so the recording
-  callbacks (``recordings.twilio``) find it.
+  The action's ``RecordingUrl`` and ``RecordingDuration`` are the voicemail:
+  the runner makes it an interaction and a callback task; that interaction
+  then gets ``call_id`` = CallSid, so the ``completed`` recording callback
+  (``recordings.twilio``, sent once the file is ready) finds it. One that
+  arrives before the action was handled gets 404 (Twilio's debugger logs it;
+  the recording URL is on the task anyway).
 * ``AwaitTransfer`` -> ``<Dial timeout action><Number>``; ``DialCallStatus``
   completed/answered is ``TransferCompleted``, anything else ``TransferFailed``.
 * ``Enqueue`` -> an interaction (``call_id`` = CallSid) and a routing task in
   our router (channel ``voice``, the queue, priority, language, skills,
-  customer and every attribute of the ``TaskRequest``; stored, linked on the
-  ``ivr_sessions`` row), then ``<Enqueue waitUrl action>queue id</Enqueue>``:
+  customer and every attribute of the ``TaskRequest``, plus ``caller_number``
+  and ``ivr_session`` as voice routing gives a FastAGI caller's task; stored,
+  linked on the ``ivr_sessions`` row), then ``<Enqueue waitUrl action>queue id</Enqueue>``:
   the caller waits in the Twilio queue of the same name while the router
   offers the task on the agent desk (offer and screen-pop as for any call).
-* ``Voicemail`` / ``Callback`` -> a routing task on channel ``callback`` (the
-  recording URL and seconds, the number to call back in its attributes).
-* ``SurveyScore`` -> ``ivr_sessions.survey_score`` of the survey row.
+* ``Voicemail`` / ``Callback`` / ``SurveyScore``: done by the runner (a
+  routing task on channel ``callback`` with the recording and the number to
+  call back; the score on the survey's ``ivr_sessions`` row).
 * ``Hangup`` -> ``<Hangup/>``.
 
 Connecting the agent (what is built, what is not): the router reserves an
@@ -271,7 +276,7 @@ def twiml(actions: Sequence[Action], wait: Wait, links: Links) -> VoiceResponse:
             method="POST",
             recording_status_callback=links.recording_status,
             recording_status_callback_method="POST",
-            recording_status_callback_event="in-progress completed absent",
+            recording_status_callback_event="completed",
         )
         response.redirect(links.next("norecord"), method="POST")
     elif isinstance(wait, AwaitTransfer):

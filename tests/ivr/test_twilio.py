@@ -271,6 +271,20 @@ async def test_closed_line_takes_a_voicemail_as_a_callback_task(
         assert view.attributes["callback_number"] == "+14155550100"
         interaction = await runtime.interactions.by_call_id(call.sid)
         assert interaction is not None and interaction.id == row.interaction_id
+        # Twilio's recording callback, once the file is ready, lands on that interaction.
+        recording_sid = "RE" + "0" * 31 + "1"
+        fields = {
+            "AccountSid": "AC" + "5" * 32,
+            "CallSid": call.sid,
+            "RecordingSid": recording_sid,
+            "RecordingStatus": "completed",
+            "RecordingDuration": "12",
+        }
+        status, body = await post_signed(http, runtime.url + "/twilio/recording-status", fields)
+        assert status == 200, body
+        stored = await runtime.recordings.find_by_external_id("twilio", recording_sid)
+        assert stored is not None and stored.interaction_id == row.interaction_id
+        assert stored.duration_ms == 12000
     finally:
         await runtime.stop()
         await sim.stop()
