@@ -367,6 +367,13 @@ async def test_the_queued_twilio_caller_is_offered_to_an_agent_with_the_pop(
         assert pop["call_id"] == call.sid and pop["interaction_id"] == row.interaction_id
         assert pop["customer"]["id"] == customer.id
         assert pop["ivr"]["data"]["intent"] == "support"
+        # Alice takes it; when Twilio reports the bridged call over, her task ends
+        # (wrap-up) and the caller, still there, is asked for the survey.
+        await runtime.routing.accept(offer.reservation_id)
+        assert state(runtime, offer.task_id) == "assigned"
+        await call.leave_queue(http, "bridged")
+        assert state(runtime, offer.task_id) == "wrapping"  # support: 10 s of wrap-up
+        assert "Please rate this call from 1, poor, to 5, excellent." in call.said()
     finally:
         await runtime.stop()
         await sim.stop()
