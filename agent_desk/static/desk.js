@@ -561,7 +561,10 @@
       if (entry.agent_ids.includes(me) && !inTasks.has(entry.call.id)) wanted.set(entry.call.id, entry);
     }
     for (const [id, card] of otherCalls) {
-      if (!wanted.has(id)) {
+      if (wanted.has(id)) continue;
+      if (card.interactionId && !card.closed) {
+        card.ended(); // the call is over: its wrap-up stays until the agent closes it
+      } else {
         card.root.remove();
         otherCalls.delete(id);
       }
@@ -577,6 +580,37 @@
     }
   }
 
+  /** Disposition and notes for an interaction (codes from the settings). */
+  function wrapUpForm(interactionId, error) {
+    const disposition = el(
+      "select",
+      { "aria-label": "Disposition" },
+      el("option", { value: "" }, "disposition…"),
+      (settings().dispositions || []).map((code) => el("option", { value: code }, label(code))),
+    );
+    const notes = el("textarea", { rows: 2, maxlength: settings().notes_max_chars || 2000, placeholder: "notes", "aria-label": "Notes" });
+    const save = el("button", { type: "button" }, "Save wrap-up");
+    const saved = el("span", { class: "muted saved" });
+    save.addEventListener("click", async () => {
+      setText(error, "");
+      if (!disposition.value) {
+        setText(error, "Choose a disposition.");
+        return;
+      }
+      save.disabled = true;
+      const result = await api("POST", `/api/interactions/${encodeURIComponent(interactionId())}/disposition`, {
+        disposition: disposition.value,
+        notes: notes.value,
+      });
+      save.disabled = false;
+      if (result.ok) {
+        setText(saved, `saved: ${label(result.body.interaction.disposition)}`);
+        refreshRecord(result.body.interaction.customer_id);
+      } else setText(error, `wrap-up not saved: ${errorText(result)}`);
+    });
+    return el("div", {}, el("h4", {}, "Wrap-up"), el("div", { class: "buttons" }, disposition, save, saved), notes);
+  }
+
   /** A call with no task card: its parties and the call controls. */
   function callCard(callId) {
     const parties = el("span", { class: "muted parties" });
@@ -587,13 +621,16 @@
     const target = el("input", { placeholder: "extension or number", maxlength: 32, "aria-label": "Transfer target", class: "target" });
     const kind = el("select", { "aria-label": "Transfer to" }, el("option", { value: "agent" }, "extension"), el("option", { value: "number" }, "number"));
     const blind = el("button", { type: "button" }, "Blind transfer");
+    const controls = el("div", { class: "controls" }, el("div", { class: "buttons" }, hangup, hold), el("div", { class: "buttons" }, target, kind, blind));
+    const wrapSlot = el("div", { class: "wrap-up" });
+    const close = el("button", { type: "button", class: "small", hidden: true }, "Close");
     const root = el(
       "article",
       { class: "card call-only", dataset: { call: callId } },
-      el("header", {}, el("h2", {}, "Call"), parties),
+      el("header", {}, el("h2", {}, "Call"), parties, close),
       state,
-      el("div", { class: "buttons" }, hangup, hold),
-      el("div", { class: "buttons" }, target, kind, blind),
+      controls,
+      wrapSlot,
       error,
     );
     let current = null;
@@ -614,8 +651,10 @@
       if (!to) setText(error, "Enter an extension or a number to transfer to.");
       else act("transfer", { target: to, kind: "blind", to: kind.value });
     });
-    return {
+    const card = {
       root,
+      interactionId: null,
+      closed: false,
       render(entry) {
         current = entry;
         const call = entry.call;
@@ -623,8 +662,24 @@
         setText(state, call.held ? "on hold" : call.bridged ? "connected" : call.state);
         state.dataset.call = call.state;
         setText(hold, call.held ? "Resume" : "Hold");
+        if (entry.interaction_id && !card.interactionId) {
+          // A click-to-dial call is an interaction of its own: wrap it up here.
+          card.interactionId = entry.interaction_id;
+          wrapSlot.append(wrapUpForm(() => card.interactionId, error));
+        }
+      },
+      ended() {
+        setText(state, "ended");
+        state.dataset.call = "ended";
+        show(controls, false);
+        show(close, true);
       },
     };
+    close.addEventListener("click", () => {
+      card.closed = true;
+      renderOtherCalls();
+    });
+    return card;
   }
 
   function callOf(task) {
@@ -867,7 +922,7 @@
         const saved = result.body.interaction;
         setText(this.saved, `saved: ${label(saved.disposition)}`);
         // The customer's record on the side shows it at once.
-        refreshRecord(this.task.pop && this.task.pop.customer && this.task.pop.customer.id);
+        refreshRecord(saved.customer_id);
       } else setText(this.error, `wrap-up not saved: ${errorText(result)}`);
     }
 
