@@ -225,3 +225,16 @@ async def test_hanging_up_during_the_voicemail_still_leaves_the_message(agi: Agi
     assert transcript.replies[record] == "200 result=-1 (hangup) endpos=0"
     row = await agi.only_row()
     assert row.outcome == "abandoned" and row.abandoned_node == "voicemail"
+
+
+def test_the_fastagi_address_is_configured_and_checked(tmp_path: Path) -> None:
+    from callwright.config import ConfigError, load_config
+
+    good = tmp_path / "good.toml"
+    good.write_text('[ami]\nsecret = "s"\n[ivr]\nagi_host = "0.0.0.0"\nagi_port = 4600\n')
+    ivr = load_config(good).ivr
+    assert (ivr.agi_host, ivr.agi_port) == ("0.0.0.0", 4600)
+    bad = tmp_path / "bad.toml"
+    bad.write_text('[ami]\nsecret = "s"\n[ivr]\nagi_port = 70000\n')
+    with pytest.raises(ConfigError, match=r"ivr\.agi_port: expected an integer 0-65535"):
+        load_config(bad)
