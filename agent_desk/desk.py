@@ -89,12 +89,14 @@ class Desk:
         self.routing = routing
         self.pops.links = routing.journal
         task_for_call = voice.task_for_call if voice is not None else lambda call_id: None
-        trunk = getattr(getattr(calls, "dialplan", None), "trunk_endpoint", "trunk")
+        dialplan = getattr(calls, "dialplan", None)
+        trunk = getattr(dialplan, "trunk_endpoint", "trunk")
         self.outbound = OutboundCalls(
             self.interactions,
             self.customers,
             agent_of_device={f"PJSIP/{a.extension}": str(a.id) for a in agents},
             trunk_device=f"PJSIP/{trunk}",
+            outbound_context=getattr(dialplan, "outbound_context", "callwright-outbound"),
             task_for_call=task_for_call,
         )
         if voice is not None:

@@ -92,3 +92,40 @@ async def test_a_routed_inbound_call_is_not_taken_for_a_click_to_dial_one(
         if i is not None
     ]
     assert interaction.direction == "inbound"
+
+
+async def test_a_click_to_dial_call_nobody_answers_is_recorded_unanswered(
+    desk: DeskStack,
+) -> None:
+    number = "+15550100002"
+    desk.sim.set_device(number, auto_answer=False)  # the customer's phone just rings
+    alice = await desk.connect("alice")
+    status, body = await request(
+        desk,
+        "alice",
+        "POST",
+        "/api/calls",
+        {"agent_device": "1001", "number": number, "idempotency_key": "dial-nobody"},
+    )
+    assert status == 202, body
+    ringing = await alice.next_event("call", lambda d: d["interaction_id"] is not None)
+    call_id = ringing["data"]["call"]["id"]
+    assert not ringing["data"]["call"]["bridged"]
+    interaction = await desk.runtime.interactions.get(ringing["data"]["interaction_id"])
+    assert interaction is not None and interaction.customer_id is None
+    assert interaction.answered_at is None
+
+    await desk.sim.device_hangup("1001")  # Alice gives up and puts the phone down
+    ended = await alice.next_event("call", lambda d: d["event"] == "ended")
+    assert ended["data"]["call"]["id"] == call_id
+    interaction = await desk.runtime.interactions.get(interaction.id)
+    assert interaction is not None
+    assert interaction.answered_at is None and interaction.ended_at is not None
+    status, body = await request(
+        desk,
+        "alice",
+        "POST",
+        f"/api/interactions/{interaction.id}/disposition",
+        {"disposition": "no_answer"},
+    )
+    assert status == 200, body
