@@ -242,6 +242,38 @@ async def test_hangup_mid_flow_is_abandoned_at_its_node(
     assert await count(runtime, call_records) == 1
 
 
+@pytest.mark.parametrize("status", ["busy", "no-answer", "canceled"])
+async def test_any_end_of_the_call_in_the_ivr_is_abandoned_at_its_node(
+    runtime: Runtime, http: aiohttp.ClientSession, status: str
+) -> None:
+    call = caller(runtime, keys=["1", "2"], status_path=None)  # waits at the account prompt
+    await call.run(http)
+    reply = await call.post(
+        http, runtime.url + "/twilio/status", call.params(CallStatus=status, CallDuration="0")
+    )
+    assert reply.status == 200
+    row = await session_row(runtime, call.sid)
+    assert (row.outcome, row.abandoned_node) == ("abandoned", "account")
+    record = await runtime.call_records.get(call.sid)
+    assert record is not None and record.state == status and record.ended_at is not None
+
+
+async def test_hanging_up_during_the_survey_abandons_the_survey_only(
+    runtime: Runtime, http: aiohttp.ClientSession
+) -> None:
+    call = caller(runtime, keys=SUPPORT)  # no key left for the survey: the caller hangs up
+    await call.run(http)
+    await call.leave_queue(http, "bridged")
+    assert call.ended
+    survey = await session_row(runtime, call.sid, phase="survey")
+    assert (survey.outcome, survey.abandoned_node, survey.survey_score) == (
+        "abandoned",
+        "survey",
+        None,
+    )
+    assert (await session_row(runtime, call.sid)).outcome == "queued"
+
+
 async def test_closed_line_takes_a_voicemail_as_a_callback_task(
     tmp_path: Path, http: aiohttp.ClientSession
 ) -> None:
