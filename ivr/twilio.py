@@ -468,6 +468,11 @@ class TwilioVoice:
                     response = await self._continue(call_sid, event, at, event_input)
         except BadRequest as exc:
             return web.json_response({"error": "invalid_request", "message": str(exc)}, status=400)
+        except Exception:
+            # The store or routing failed: the caller hears an apology, not
+            # Twilio's "application error"; what was stored before stays.
+            log.exception("Twilio voice webhook failed (%s)", request.query.get("on", "start"))
+            return _xml(apology())
         return _xml(response)
 
     async def status(self, request: web.Request) -> web.StreamResponse:

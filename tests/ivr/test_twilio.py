@@ -19,7 +19,7 @@ from urllib.parse import parse_qs, urlsplit
 
 import aiohttp
 import pytest
-from sqlalchemy import func, select
+from sqlalchemy import func, select, text
 
 from agent_desk.audit import audit_events
 from callwright.config import Secret, TwilioConfig, load_config
@@ -548,6 +548,19 @@ async def test_unknown_flow_apologises_and_hangs_up(
     assert "not available" in (find(reply.xml, "Say").text or "")
     assert any("no-such-flow" in r.getMessage() for r in caplog.records)
     assert await count(runtime, ivr_sessions) == 0
+
+
+async def test_a_store_failure_gets_an_apology_not_an_application_error(
+    runtime: Runtime, http: aiohttp.ClientSession, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with runtime.engine.begin() as conn:
+        await conn.execute(text("DROP TABLE ivr_sessions"))
+    call = caller(runtime)
+    with caplog.at_level(logging.ERROR, logger="ivr.twilio"):
+        reply = await call.post(http, call.first_url, call.params())
+    assert reply.status == 200 and reply.xml is not None
+    assert verbs(reply.xml) == ["Say", "Hangup"]
+    assert any("Twilio voice webhook failed" in r.getMessage() for r in caplog.records)
 
 
 async def test_replayed_and_out_of_order_webhooks_change_nothing(
