@@ -273,8 +273,7 @@ class Runtime:
             config.ivr.flows,
             self.ivr_sessions,
             customers=self.customers,
-            # InteractionSink's **fields does not match create's keywords for mypy
-            interactions=self.interactions,  # type: ignore[arg-type]
+            interactions=self.interactions,
             tasks=lambda: self.routing,
         )
         self.twilio_voice = TwilioVoice(

@@ -100,9 +100,17 @@ class CustomerSource(Protocol):
 
 
 class InteractionSink(Protocol):
-    """``crm.repository.InteractionRepository.create`` (keyword arguments)."""
+    """``crm.repository.InteractionRepository.create``: what the runner passes."""
 
-    async def create(self, **fields: Any) -> Any: ...
+    async def create(
+        self,
+        *,
+        channel: Any,
+        direction: Any,
+        started_at: datetime,
+        customer_id: int | None = None,
+        queue: str | None = None,
+    ) -> Any: ...
 
 
 class TaskSink(Protocol):
