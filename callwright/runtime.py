@@ -508,6 +508,11 @@ class Runtime:
         assert self.routing is not None
         self.routing.start()
         if self.config.ivr.flows:
+            # FastAGI sessions of an earlier run lost their connection; their
+            # callers went on in the dialplan (the default queue).
+            stale = await self.ivr_sessions.fail_in_progress("agi", "Callwright restarted")
+            if stale:
+                log.info("%d FastAGI IVR session(s) of an earlier run marked failed", stale)
             self.agi = AgiServer(self.fastagi.handle)
             await self.agi.start(self.config.ivr.agi_host, self.config.ivr.agi_port)
         await self._start_mail()

@@ -3,7 +3,8 @@
 ``IvrRepository`` is the runner's (``ivr.runner``) and voice routing's view of
 the table: ``create`` when a call enters a flow, ``save`` after every
 interpreter step (before the adapter acts on it), ``link`` once routing made
-an interaction and task of it, ``record_survey`` for the post-call score, and
+an interaction and task of it, ``record_survey`` for the post-call score,
+``fail_in_progress`` for the sessions an earlier run left behind, and
 the finders: ``handoff_for`` (voice routing: the ``queued`` run of a call,
 by the Asterisk uniqueids of its channels or an ``ivr_sessions.id``),
 ``get``, ``latest_for_call_ref``, ``survey_for_interaction``.
@@ -208,6 +209,19 @@ class IvrRepository:
                 .where(ivr_sessions.c.id == row_id)
                 .values(survey_score=score, updated_at=self._clock())
             )
+
+    async def fail_in_progress(self, edge: Edge, reason: str) -> int:
+        """End every ``edge`` session still ``in_progress`` as ``failed`` with
+        ``reason`` (FastAGI at start: the connections of an earlier run are
+        gone, and their callers went on in the dialplan). Returns how many."""
+        now = self._clock()
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(ivr_sessions)
+                .where(ivr_sessions.c.edge == edge, ivr_sessions.c.outcome == "in_progress")
+                .values(outcome="failed", reason=reason[:200], ended_at=now, updated_at=now)
+            )
+        return int(result.rowcount or 0)
 
     async def get(self, row_id: str) -> IvrSessionRow | None:
         return await self._first(select(ivr_sessions).where(ivr_sessions.c.id == row_id))

@@ -134,3 +134,14 @@ async def test_survey_after_a_queued_call_is_stored_for_the_interaction(
     assert isinstance(survey.wait, Done) and survey.wait.outcome == "completed"
     assert await runner.repo.survey_for_interaction(interaction.id) == 4
     assert await runner.begin_survey("agi", "nobody") is None
+
+
+async def test_sessions_left_in_progress_are_failed_for_their_edge_only(db: AsyncEngine) -> None:
+    runner = make_runner(db, OPEN)
+    agi = await runner.begin("agi", "support", CallInfo("+15550009999", "5000", "u-4"))
+    twilio = await runner.begin("twilio", "support", CallInfo("+15550009999", "5000", "CA1"))
+    assert await runner.repo.fail_in_progress("agi", "Callwright restarted") == 1
+    row = await runner.repo.get(agi.session_id)
+    assert row is not None and (row.outcome, row.reason) == ("failed", "Callwright restarted")
+    other = await runner.repo.get(twilio.session_id)
+    assert other is not None and other.outcome == "in_progress"
