@@ -11,7 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 import socketio  # type: ignore[import-untyped]
@@ -509,8 +509,13 @@ class Runtime:
         self.routing.start()
         if self.config.ivr.flows:
             # FastAGI sessions of an earlier run lost their connection; their
-            # callers went on in the dialplan (the default queue).
-            stale = await self.ivr_sessions.fail_in_progress("agi", "Callwright restarted")
+            # callers went on in the dialplan (the default queue). A session
+            # idle for 15 minutes is dead whichever node served it.
+            stale = await self.ivr_sessions.fail_in_progress(
+                "agi",
+                "Callwright restarted",
+                idle_before=datetime.now(UTC) - timedelta(minutes=15),
+            )
             if stale:
                 log.info("%d FastAGI IVR session(s) of an earlier run marked failed", stale)
             self.agi = AgiServer(self.fastagi.handle)

@@ -210,15 +210,21 @@ class IvrRepository:
                 .values(survey_score=score, updated_at=self._clock())
             )
 
-    async def fail_in_progress(self, edge: Edge, reason: str) -> int:
-        """End every ``edge`` session still ``in_progress`` as ``failed`` with
-        ``reason`` (FastAGI at start: the connections of an earlier run are
-        gone, and their callers went on in the dialplan). Returns how many."""
+    async def fail_in_progress(self, edge: Edge, reason: str, *, idle_before: datetime) -> int:
+        """End the ``edge`` sessions still ``in_progress`` whose last step is
+        older than ``idle_before`` as ``failed`` with ``reason`` (FastAGI at
+        start: the connections of an earlier run are gone and their callers
+        went on in the dialplan; the cut-off spares the live sessions of other
+        nodes sharing the store). Returns how many."""
         now = self._clock()
         async with self._engine.begin() as conn:
             result = await conn.execute(
                 update(ivr_sessions)
-                .where(ivr_sessions.c.edge == edge, ivr_sessions.c.outcome == "in_progress")
+                .where(
+                    ivr_sessions.c.edge == edge,
+                    ivr_sessions.c.outcome == "in_progress",
+                    ivr_sessions.c.updated_at < idle_before,
+                )
                 .values(outcome="failed", reason=reason[:200], ended_at=now, updated_at=now)
             )
         return int(result.rowcount or 0)

@@ -5,7 +5,7 @@ routing tasks with the number, the survey score stored for the interaction."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -136,12 +136,20 @@ async def test_survey_after_a_queued_call_is_stored_for_the_interaction(
     assert await runner.begin_survey("agi", "nobody") is None
 
 
-async def test_sessions_left_in_progress_are_failed_for_their_edge_only(db: AsyncEngine) -> None:
+async def test_idle_sessions_left_in_progress_are_failed_for_their_edge_only(
+    db: AsyncEngine,
+) -> None:
+    earlier = IvrRepository(db, clock=lambda: OPEN - timedelta(hours=1))
     runner = make_runner(db, OPEN)
-    agi = await runner.begin("agi", "support", CallInfo("+15550009999", "5000", "u-4"))
-    twilio = await runner.begin("twilio", "support", CallInfo("+15550009999", "5000", "CA1"))
-    assert await runner.repo.fail_in_progress("agi", "Callwright restarted") == 1
-    row = await runner.repo.get(agi.session_id)
-    assert row is not None and (row.outcome, row.reason) == ("failed", "Callwright restarted")
-    other = await runner.repo.get(twilio.session_id)
-    assert other is not None and other.outcome == "in_progress"
+    runner.repo = earlier
+    old_agi = await runner.begin("agi", "support", CallInfo("+15550009999", "5000", "u-4"))
+    old_twilio = await runner.begin("twilio", "support", CallInfo("+15550009999", "5000", "CA1"))
+    runner.repo = IvrRepository(db, clock=lambda: OPEN)
+    live_agi = await runner.begin("agi", "support", CallInfo("+15550009999", "5000", "u-5"))
+    cutoff = OPEN - timedelta(minutes=15)
+    assert await runner.repo.fail_in_progress("agi", "restarted", idle_before=cutoff) == 1
+    row = await runner.repo.get(old_agi.session_id)
+    assert row is not None and (row.outcome, row.reason) == ("failed", "restarted")
+    for untouched in (old_twilio, live_agi):  # another edge; a live session elsewhere
+        other = await runner.repo.get(untouched.session_id)
+        assert other is not None and other.outcome == "in_progress"
