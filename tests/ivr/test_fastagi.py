@@ -238,3 +238,27 @@ def test_the_fastagi_address_is_configured_and_checked(tmp_path: Path) -> None:
     bad.write_text('[ami]\nsecret = "s"\n[ivr]\nagi_port = 70000\n')
     with pytest.raises(ConfigError, match=r"ivr\.agi_port: expected an integer 0-65535"):
         load_config(bad)
+
+
+async def test_random_keys_and_hangups_always_end_the_session_cleanly(agi: Agi) -> None:
+    """Any keys, open or closed, hung up at any command: the handler never
+    fails, the caller is never left in a session that is still in progress."""
+    import random
+
+    rng = random.Random(20261130)
+    for n in range(40):
+        agi.now[0] = rng.choice((OPEN, CLOSED))
+        keys = "".join(rng.choice("0123456789*#") for _ in range(rng.randrange(0, 12)))
+        hangup = rng.choice((None, rng.randrange(1, 30)))
+        uniqueid = f"1796.{n}"
+        env = {**DEFAULT_ENV, "uniqueid": uniqueid, "callerid": rng.choice(("", "+33612345678"))}
+        transcript = await asyncio.wait_for(
+            run_fastagi(agi.url(), env, digits=keys, hangup_after=hangup), 20
+        )
+        assert transcript.closed_by == "server", (keys, hangup)
+        row = await agi.repo.latest_for_call_ref(uniqueid)
+        assert row is not None and row.outcome != "in_progress", (keys, hangup, row)
+        if row.outcome == "abandoned":
+            assert row.abandoned_node
+    assert agi.server.stats.errors == 0
+    assert agi.server.stats.sessions == 40
