@@ -305,8 +305,9 @@ class IvrRunner:
     async def _advance(self, row_id: str, edge: str, flow: Flow, step: Step) -> Turn:
         actions: list[Action] = []
         for _ in range(MAX_LOOKUPS):
-            await self._store(row_id, step)
+            # The score, the callback task first: an outcome stored means done.
             await self._back_office(row_id, step)
+            await self._store(row_id, step)
             actions.extend(step.actions)
             wait = step.wait
             if not isinstance(wait, AwaitLookup):

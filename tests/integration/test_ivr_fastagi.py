@@ -308,6 +308,17 @@ async def test_post_call_survey_after_the_agent_hangs_up_is_stored(
     await stack.wait_row(lambda r: r.phase == "survey")
     stack.sim.send_dtmf(caller.name, "4")
     survey = await stack.wait_row(lambda r: r.phase == "survey" and r.outcome == "completed")
-    assert survey.origin_id == row.id and survey.survey_score == 4
+    assert survey.origin_id == row.id and survey.survey_score == 4, (
+        survey.session,
+        _agi_log(stack, caller),
+    )
     assert row.interaction_id is not None
     assert await stack.runtime.ivr_sessions.survey_for_interaction(row.interaction_id) == 4
+
+
+def _agi_log(stack: IvrStack, channel: SimChannel) -> list[tuple[str, str]]:
+    return [
+        (e.name, (e.get("Command") or "") + " " + (e.get("Result") or ""))
+        for e in stack.sim.recent_events
+        if e.name in ("AGIExecEnd", "DTMFEnd") and e.get("Channel") == channel.name
+    ]
