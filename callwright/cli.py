@@ -121,7 +121,7 @@ async def _recordings_check(config: Config, repair: bool) -> int:
 
 
 async def _customers_erase(config: Config, customer_id: int) -> int:
-    from recordings.erase import Eraser, LegalHoldActive
+    from recordings.erase import Eraser, LegalHoldActive, RecordingInProgress
     from recordings.retention import SYSTEM
     from store.errors import NotFoundError
 
@@ -131,7 +131,7 @@ async def _customers_erase(config: Config, customer_id: int) -> int:
             report = await eraser.erase(customer_id, actor=SYSTEM)
         except NotFoundError as exc:
             raise _CommandFailed(str(exc)) from None
-        except LegalHoldActive as exc:
+        except (LegalHoldActive, RecordingInProgress) as exc:
             raise _CommandFailed(str(exc)) from None
         print(f"customer {customer_id} erased:")
         for key, value in report.as_dict().items():

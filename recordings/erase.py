@@ -56,6 +56,7 @@ __all__ = [
     "Eraser",
     "ErasureReport",
     "LegalHoldActive",
+    "RecordingInProgress",
     "erase_routes",
     "hold_json",
 ]
@@ -64,6 +65,9 @@ log = logging.getLogger(__name__)
 
 ERASED_NAME: Final = "erased"
 MAX_REASON: Final = 2000
+# Rows recording control still owns: the call is being recorded, or its file is on its
+# way from the spool into storage.
+LIVE_STATES: Final = frozenset({"recording", "paused", "ended"})
 
 
 class LegalHoldActive(Exception):
@@ -78,6 +82,20 @@ class LegalHoldActive(Exception):
         super().__init__(
             f"customer {customer_id} cannot be erased while under legal hold ({names}); "
             "release the hold first"
+        )
+
+
+class RecordingInProgress(Exception):
+    """A recording of the customer is still being made or not yet stored: erasing now would
+    delete its row under recording control, and the file would land later with no row."""
+
+    def __init__(self, customer_id: int, recording_ids: Sequence[str]) -> None:
+        self.customer_id = customer_id
+        self.recording_ids = tuple(recording_ids)
+        super().__init__(
+            f"customer {customer_id} cannot be erased while a call of theirs is being recorded "
+            f"or its recording is not yet stored ({', '.join(recording_ids)}); "
+            "try again after the call"
         )
 
 
@@ -154,6 +172,21 @@ class Eraser:
             )
             raise LegalHoldActive(customer_id, holds)
         interaction_ids = await self._interaction_ids(customer_id)
+        live = [
+            rec[0]
+            for rec in await self._recordings_of(customer_id, interaction_ids)
+            if rec[2] in LIVE_STATES
+        ]
+        if live:
+            await self._audit.record(
+                actor=actor,
+                action="customers.erase",
+                outcome="denied",
+                subject=subject,
+                detail={"reason": "recording_in_progress", "recordings": live},
+                client_ip=client_ip,
+            )
+            raise RecordingInProgress(customer_id, live)
 
         # 1. Recordings: file, then row, each audited.
         recording_ids: list[str] = []
@@ -290,15 +323,15 @@ class Eraser:
 
     async def _recordings_of(
         self, customer_id: int, interaction_ids: list[int]
-    ) -> list[tuple[str, str | None]]:
-        query = select(recordings.c.id, recordings.c.storage_key).where(
+    ) -> list[tuple[str, str | None, str]]:
+        query = select(recordings.c.id, recordings.c.storage_key, recordings.c.state).where(
             or_(
                 recordings.c.customer_id == customer_id,
                 recordings.c.interaction_id.in_(interaction_ids),
             )
         )
         async with self._engine.connect() as conn:
-            return [(row.id, row.storage_key) for row in await conn.execute(query)]
+            return [(row.id, row.storage_key, row.state) for row in await conn.execute(query)]
 
 
 # -- HTTP ---------------------------------------------------------------------------------
@@ -393,6 +426,11 @@ def erase_routes(
         except LegalHoldActive as exc:
             request[AUDITED] = True  # the eraser wrote the denied row
             return _error(409, "legal_hold", str(exc), holds=[hold_json(h) for h in exc.holds])
+        except RecordingInProgress as exc:
+            request[AUDITED] = True  # the eraser wrote the denied row
+            return _error(
+                409, "recording_in_progress", str(exc), recordings=list(exc.recording_ids)
+            )
         request[AUDITED] = True  # the eraser wrote its rows
         return web.json_response({"erased": report.as_dict()})
 

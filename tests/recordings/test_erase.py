@@ -15,7 +15,7 @@ from agent_desk.audit import AuditLog
 from crm.mail import MailStore, parse_email
 from crm.mail.persistence import email_attachments, email_messages
 from cti.persistence import call_records
-from recordings.erase import ERASED_NAME, Eraser, LegalHoldActive
+from recordings.erase import ERASED_NAME, Eraser, LegalHoldActive, RecordingInProgress
 from recordings.ingest import Ingestor
 from recordings.repository import RecordingRepository
 from recordings.retention import SYSTEM
@@ -174,6 +174,33 @@ async def test_erase_is_refused_while_a_legal_hold_is_on(world: World, on: str) 
     await world.repo.release_hold(hold.id, released_by="9")
     report = await world.eraser.erase(s.customer_id, actor=SYSTEM)
     assert report.recordings == (rec_id,)
+
+
+async def test_erase_is_refused_while_a_call_of_theirs_is_being_recorded(world: World) -> None:
+    s = world.seeded
+    stored = await world.recording(interaction_id=s.interaction_id, customer_id=s.customer_id)
+    live = await world.repo.create(
+        spool_name="live.wav", interaction_id=s.interaction_id, customer_id=s.customer_id
+    )
+    assert live.state == "recording"
+
+    with pytest.raises(RecordingInProgress, match="being recorded") as caught:
+        await world.eraser.erase(s.customer_id, actor=SYSTEM)
+
+    assert caught.value.recording_ids == (live.id,)
+    assert await world.repo.get(stored) is not None and await world.repo.get(live.id) is not None
+    customer = await s.customers.get(s.customer_id)
+    assert customer is not None and customer.name == "Jörg Kunde"
+    (row,) = await world.audit.query(action="customers.erase")
+    assert row.outcome == "denied"
+    assert row.detail == {"reason": "recording_in_progress", "recordings": [live.id]}
+
+    # The call ends and its file is stored: now the customer can be erased.
+    write_tone(world.spool / "live.wav", 0.2)
+    await world.repo.mark_ended(live.id, ended_at=T0)
+    await Ingestor(world.repo, world.storage, world.spool).finish(live.id)
+    report = await world.eraser.erase(s.customer_id, actor=SYSTEM)
+    assert set(report.recordings) == {stored, live.id}
 
 
 async def test_erasing_an_unknown_customer_is_not_found(world: World) -> None:
