@@ -117,7 +117,8 @@ def spy_to_json(session: SpySession) -> dict[str, Any]:
     }
 
 
-def _map_error(exc: CtiError) -> web.Response:
+def map_cti_error(exc: CtiError) -> web.Response:
+    """A call-control failure as the JSON error the call API answers (status by kind)."""
     if isinstance(exc, InvalidRequest | LocalProtocolError):
         return error_response(400, "invalid_request", str(exc))
     if isinstance(exc, UnknownCall):
@@ -170,7 +171,7 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
             try:
                 return await fn(request)
             except CtiError as exc:
-                return _map_error(exc)
+                return map_cti_error(exc)
 
         return handler
 

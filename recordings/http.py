@@ -22,15 +22,10 @@ from typing import Any, Final
 from aiohttp import web
 
 from cti.errors import (
-    ActionFailed,
-    ActionTimeout,
     CtiError,
     InvalidRequest,
-    LinkLost,
-    NotConnected,
-    UnknownCall,
 )
-from cti.http import error_response, read_json_object
+from cti.http import error_response, map_cti_error, read_json_object
 from recordings.control import (
     AlreadyPaused,
     NotPaused,
@@ -52,22 +47,6 @@ def _call_id(request: web.Request) -> str:
     if not call_id or len(call_id) > _CALL_ID_MAX:
         raise InvalidRequest("call_id: expected a call id")
     return call_id
-
-
-def map_cti_error(exc: CtiError) -> web.Response:
-    if isinstance(exc, InvalidRequest):
-        return error_response(400, "invalid_request", str(exc))
-    if isinstance(exc, UnknownCall):
-        return error_response(404, "unknown_call", str(exc))
-    if isinstance(exc, ActionFailed):
-        return error_response(409, "pbx_refused", exc.message)
-    if isinstance(exc, NotConnected):
-        return error_response(503, "pbx_not_connected", str(exc))
-    if isinstance(exc, LinkLost):
-        return error_response(502, "pbx_link_lost", str(exc))
-    if isinstance(exc, ActionTimeout):
-        return error_response(504, "pbx_timeout", str(exc))
-    return error_response(500, "cti_error", str(exc))
 
 
 def _control_error(exc: RecordingControlError) -> web.Response:
