@@ -695,16 +695,19 @@ async def _seed(url: str, settings: Settings) -> tuple[list[str], list[str], dic
         by_number: dict[str, int] = {}
         rng = random.Random(settings.seed)
         now = datetime.datetime.now(UTC)
-        for i in range(settings.n_customers):
-            number = _number(i)
+        n = settings.n_customers
+        for i in range(n):
+            # One number per phase: a late offer from an earlier phase's call is
+            # never taken for this phase's (the poll matches by number).
+            numbers = [_number(k * n + i) for k in range(max(1, len(settings.modes)))]
             customer = await customers.create(
                 f"Customer {i}",
-                phones=[number],
+                phones=numbers,
                 emails=[f"customer{i}@example.com"],
                 account_number=f"AC-{i:06d}",
                 notes="Prefers a call back in the afternoon" if i % 3 == 0 else None,
             )
-            by_number[number] = customer.id
+            by_number.update(dict.fromkeys(numbers, customer.id))
             for h in range(settings.history):
                 await interactions.create(
                     channel="voice",
@@ -950,10 +953,11 @@ async def run(settings: Settings) -> dict[str, Any]:
             if connected != settings.agents:
                 errors = [e for r in replies for e in r["reply"]["errors"]]
                 raise RuntimeError(f"{connected} of {settings.agents} agents connected: {errors}")
-            numbers = [_number(i) for i in range(settings.n_customers)]
+            n = settings.n_customers
             profiler = cProfile.Profile() if settings.profile else None
             phases = []
-            for mode in settings.modes:
+            for k, mode in enumerate(settings.modes):
+                numbers = [_number(k * n + i) for i in range(n)]
                 settled = await _settle(runtime, agent_ids)
                 if not settled:
                     log.warning("agents not all available before the %s phase", mode)
