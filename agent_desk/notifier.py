@@ -7,21 +7,28 @@ room's next sequence number (``rooms.RoomLog``), as a Socket.IO event named by
 its type. Publishing and emitting are adjacent with no await in between, so
 every client of a room receives its envelopes in sequence order.
 
-Rooms: ``agent:{id}`` (that agent), ``queue:{id}`` (everyone serving the queue;
-supervisors are in every queue room) and ``supervisors``. Queue-wide facts go
-to the queue room only, so a supervisor gets each once.
+Rooms: ``agent:{id}`` (that agent), ``queue:{id}`` (the supervisors, who are
+in every queue room: each change of the queue's tasks and its figures),
+``figures:{id}`` (the agents serving the queue: its figures only, at a lower
+rate) and ``supervisors``. Queue-wide facts go to the queue room once, so a
+supervisor gets each once. Agents are kept out of ``queue:{id}``: at 1,000
+agents, every task change sent to all of them cost 1,000 websocket messages
+(bench/RESULTS.md, "Screen-pop"), and an agent's desk shows only its own tasks.
 
 Outgoing events (the envelope's ``data``; times are epoch seconds):
 
 * ``offer`` -> ``agent:{id}``: a reservation offered, with the screen-pop.
 * ``reservation`` -> ``agent:{id}``: the offer accepted, rejected, timed out or
   canceled.
-* ``task`` -> ``queue:{id}`` (every change) and ``agent:{id}`` (changes of a
-  task reserved for, assigned to or wrapped by that agent; with the pop).
+* ``task`` -> ``queue:{id}`` (every change, for supervisors) and ``agent:{id}``
+  (changes of a task reserved for, assigned to or wrapped by that agent; with
+  the pop).
 * ``agent_state`` -> ``supervisors`` and ``agent:{id}``.
 * ``queue_stats`` -> ``queue:{id}``: the queue's live figures, at most
   ``stats_per_second`` times a second per queue; changes in between are
-  coalesced into one trailing update carrying the latest figures.
+  coalesced into one trailing update carrying the latest figures. The same
+  figures -> ``figures:{id}`` for the agents, at most
+  ``agent_stats_per_second`` times a second, coalesced the same way.
 * ``call`` -> ``supervisors`` and ``agent:{id}`` of every agent whose device is
   (or, for the event that takes it off, was) on the call.
 * ``recording`` -> ``supervisors`` and ``agent:{id}`` of the call's agent: a
@@ -37,7 +44,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
@@ -60,6 +67,7 @@ __all__ = [
     "AgentInfo",
     "DeskNotifier",
     "agent_room",
+    "figures_room",
     "queue_room",
 ]
 
@@ -74,6 +82,10 @@ def agent_room(agent_id: str) -> str:
 
 def queue_room(queue_id: str) -> str:
     return f"queue:{queue_id}"
+
+
+def figures_room(queue_id: str) -> str:
+    return f"figures:{queue_id}"
 
 
 @dataclass(frozen=True)
@@ -123,6 +135,7 @@ class DeskNotifier:
         interaction_for_call: Callable[[str], int | None] = lambda call_id: None,
         namespace: str = "/desk",
         stats_per_second: float = 4.0,
+        agent_stats_per_second: float = 1.0,
     ) -> None:
         self.sio = sio
         self.rooms = rooms
@@ -139,7 +152,8 @@ class DeskNotifier:
         self.interaction_for_call = interaction_for_call
         self.namespace = namespace
         self.clock = routing.clock
-        self._stats = Coalescer(1.0 / stats_per_second)
+        self._stats = Coalescer(1.0 / stats_per_second)  # queue:{id}, supervisors
+        self._agent_stats = Coalescer(1.0 / agent_stats_per_second)  # figures:{id}, agents
         self._timers: set[asyncio.Task[None]] = set()
         self._call_agents: dict[str, frozenset[str]] = {}
         self._call_tasks: dict[str, str] = {}  # call id -> its task, kept until it ends
@@ -434,23 +448,46 @@ class DeskNotifier:
     async def queue_stats_changed(self, queue_id: str) -> None:
         if self._closed:
             return
-        decision = self._stats.request(queue_id, self.clock())
+        await self._throttled(self._stats, queue_id, self.queue_stats)
+        await self._throttled(self._agent_stats, queue_id, self.agents_queue_stats)
+
+    async def _throttled(
+        self,
+        coalescer: Coalescer,
+        queue_id: str,
+        send: Callable[[str], Awaitable[None]],
+    ) -> None:
+        decision = coalescer.request(queue_id, self.clock())
         if decision is None:
             return  # an update is already due; it will carry this change
         if decision == SEND:
-            await self.queue_stats(queue_id)
+            await send(queue_id)
             return
         assert isinstance(decision, float)
         task = asyncio.create_task(
-            self._queue_stats_at(queue_id, decision), name="desk-queue-stats"
+            self._send_at(coalescer, queue_id, decision, send), name="desk-queue-stats"
         )
         self._timers.add(task)
         task.add_done_callback(self._timers.discard)
 
-    async def _queue_stats_at(self, queue_id: str, at: float) -> None:
+    async def _send_at(
+        self,
+        coalescer: Coalescer,
+        queue_id: str,
+        at: float,
+        send: Callable[[str], Awaitable[None]],
+    ) -> None:
         await asyncio.sleep(max(0.0, at - self.clock()))
-        self._stats.sent(queue_id, self.clock())
-        await self.queue_stats(queue_id)
+        coalescer.sent(queue_id, self.clock())
+        await send(queue_id)
+
+    async def agents_queue_stats(self, queue_id: str) -> None:
+        try:
+            await self._send(
+                figures_room(queue_id), "queue_stats", self.queue_json(queue_id, self.clock())
+            )
+        except Exception:
+            log.exception("desk: queue_stats for the agents of %s not sent", queue_id)
 
     async def queue_stats(self, queue_id: str) -> None:
         try:
@@ -573,7 +610,7 @@ class DeskNotifier:
             return [SUPERVISORS, *(queue_room(q) for q in self.routing.queues)]
         assert agent_id is not None
         view = self.routing.router.agent(agent_id)  # UnknownAgent for a stranger
-        return [agent_room(agent_id), *(queue_room(q) for q in view.queues)]
+        return [agent_room(agent_id), *(figures_room(q) for q in view.queues)]
 
     async def prepare_agent(self, agent_id: str) -> None:
         """Build (from the store) the pops an agent's snapshot will show and

@@ -46,11 +46,12 @@ async def test_an_agent_unknown_to_routing_is_refused(desk: DeskStack) -> None:
     assert await refused(desk, {"token": token}) == "unknown_agent"
 
 
-async def test_an_agent_enters_their_own_room_and_their_queues(desk: DeskStack) -> None:
+async def test_an_agent_enters_their_own_room_and_their_queues_figures(desk: DeskStack) -> None:
     alice = await desk.connect("alice")
     hello = alice.hello
     assert hello["principal"] == {"id": desk.alice, "role": "agent"}
-    assert set(hello["rooms"]) == {f"agent:{desk.alice}", "queue:support"}
+    # Not the queue's room (every task change, for supervisors): its figures only.
+    assert set(hello["rooms"]) == {f"agent:{desk.alice}", "figures:support"}
     snapshot = hello["snapshot"]
     assert snapshot["agent"]["agent_id"] == desk.alice
     assert snapshot["agent"]["state"] == "offline"

@@ -138,7 +138,7 @@ async def test_resync_only_for_the_clients_own_rooms(desk: DeskStack) -> None:
 async def test_a_resume_that_leaves_out_one_of_the_rooms_gets_a_snapshot(desk: DeskStack) -> None:
     alice = await desk.connect("alice")
     epoch = alice.hello["epoch"]
-    partial = {f"agent:{desk.alice}": 0}  # queue:support left out
+    partial = {f"agent:{desk.alice}": 0}  # figures:support left out
     again = desk.client()
     await again.connect(
         {"token": desk.tokens["alice"], "resume": {"epoch": epoch, "rooms": partial}}

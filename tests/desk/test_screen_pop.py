@@ -43,6 +43,7 @@ async def test_the_offer_carries_the_callers_record_before_the_phone_rings(
     desk: DeskStack,
 ) -> None:
     ada_id, earlier_id = await seed_ada(desk)
+    sue = await desk.connect("sue")  # a supervisor: in the queue's room
     alice = await desk.connect("alice")
     ringing_at_offer: list[bool] = []
     alice.probe = lambda env: (
@@ -79,11 +80,11 @@ async def test_the_offer_carries_the_callers_record_before_the_phone_rings(
     mine = f"agent:{desk.alice}"
     assigned = await alice.next_event("task", lambda d: d["change"] == "assigned", room=mine)
     assert assigned["data"]["pop"]["customer"]["name"] == "Ada Lovelace"
-    # The queue's room hears of it too, without the customer's record.
-    queued = await alice.next_event(
-        "task", lambda d: d["change"] == "assigned", room="queue:support"
-    )
+    # The queue's room (the supervisors) hears of it too, without the customer's
+    # record; the agent is not in it and gets the task only in its own room.
+    queued = await sue.next_event("task", lambda d: d["change"] == "assigned", room="queue:support")
     assert "pop" not in queued["data"] and queued["data"]["agent_id"] == desk.alice
+    assert {e["room"] for e in alice.envelopes if e["type"] == "task"} == {mine}
 
     def connected(data: dict[str, Any]) -> bool:
         devices = {ch["device"] for ch in data["call"]["channels"]}

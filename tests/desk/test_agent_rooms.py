@@ -1,0 +1,24 @@
+"""What an agent's connection carries: its own tasks and its queues' figures,
+not every change of every task of the queue (that stream is the supervisors')."""
+
+from __future__ import annotations
+
+from tests.desk.conftest import DeskStack
+
+
+async def test_an_agent_sees_the_queue_figures_but_not_other_callers_tasks(
+    desk: DeskStack,
+) -> None:
+    sue = await desk.connect("sue")
+    alice = await desk.connect("alice")  # offline: the caller waits in the queue
+    await desk.sim.inbound_call("+15550100031", "Waiting Caller")
+
+    queued = await sue.next_event("task", lambda d: d["change"] == "queued", room="queue:support")
+    figures = await alice.next_event(
+        "queue_stats", lambda d: d["figures"]["waiting"] == 1, room="figures:support"
+    )
+    assert figures["data"]["queue_id"] == "support"
+    # The supervisor's stream carries the task; the agent's carries none of it.
+    assert queued["data"]["agent_id"] is None
+    assert [e for e in alice.envelopes if e["type"] == "task"] == []
+    assert {e["room"] for e in alice.envelopes} <= {f"agent:{desk.alice}", "figures:support"}
