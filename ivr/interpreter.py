@@ -31,8 +31,9 @@ API
 
 Every call returns ``Step(session, actions, wait)``: perform ``actions`` in
 order (``Say``, ``SetLanguage``, ``Enqueue``, ``Voicemail``, ``Callback``,
-``SurveyScore``, ``Hangup``), then do what ``wait`` says (``GatherDigits``,
-``AwaitLookup``, ``AwaitRecording``, ``AwaitTransfer``) and feed the result, or
+``SurveyScore``, ``PauseRecording``, ``ResumeRecording``, ``Hangup``), then do
+what ``wait`` says (``GatherDigits``, ``AwaitLookup``, ``AwaitRecording``,
+``AwaitTransfer``) and feed the result, or
 stop at ``Done(outcome, node, reason)``. Outcomes: ``queued``, ``transferred``,
 ``voicemail``, ``callback``, ``completed``, ``abandoned`` (the caller hung up;
 ``node`` is where), ``failed`` (the flow could not go on: no callback number,
@@ -48,7 +49,8 @@ node the flow lacks. The session passed in is never changed.
 Task attributes (``TaskRequest.attributes``): every ``var`` collected (menu
 choices, digits, ISO dates, survey scores), every attribute set by ``set`` or
 copied from the customer by ``lookup.copy``, plus ``caller_id`` and ``dialed``
-(when known) and ``ivr_flow``.
+(when known) and ``ivr_flow``. A ``secret`` collect keeps only its mask
+(``ivr.model.mask_secret``): the digits typed are in no session and no task.
 """
 
 from __future__ import annotations
@@ -87,9 +89,12 @@ from ivr.model import (
     MenuNode,
     NoInput,
     Outcome,
+    PauseRecording,
     Prompt,
     QueueNode,
     RecordingDone,
+    RecordingNode,
+    ResumeRecording,
     Say,
     SayNode,
     Session,
@@ -104,6 +109,8 @@ from ivr.model import (
     TransferNode,
     Voicemail,
     VoicemailNode,
+    luhn_ok,
+    mask_secret,
     utc_iso,
 )
 from routing.model import AttributeValue
@@ -149,6 +156,7 @@ def start(flow: Flow, call: CallInfo, now: datetime) -> Step:
         dialed=call.dialed,
         ref=call.ref,
         started_at=utc_iso(now),
+        origin_queue=call.origin_queue,
     )
     actions: list[Action] = [SetLanguage(flow.language, flow.locale(flow.language))]
     return _enter(flow, session, flow.start, actions, now)
@@ -293,6 +301,9 @@ def _enter(
         elif isinstance(node, SetNode):
             session = _apply_set(flow, session, node, actions)
             node_id = node.next
+        elif isinstance(node, RecordingNode):
+            actions.append(PauseRecording() if node.action == "pause" else ResumeRecording())
+            node_id = node.next
         elif isinstance(node, BranchNode):
             view = _TaskView(session)
             node_id = next(
@@ -318,7 +329,8 @@ def _enter(
         elif isinstance(node, QueueNode):
             if node.prompt is not None:
                 actions.append(render(flow, node.prompt, language))
-            task = _task(flow, session, node.queue, node.priority, node.skills, node.attributes)
+            queue = session.origin_queue if node.origin and session.origin_queue else node.queue
+            task = _task(flow, session, queue, node.priority, node.skills, node.attributes)
             actions.append(Enqueue(task, survey=node.survey and flow.survey is not None))
             return _end(session, actions, "queued", node.id, hangup=False)
         elif isinstance(node, VoicemailNode):
@@ -420,12 +432,16 @@ def _collect(flow: Flow, session: Session, node: CollectNode, keys: str, now: da
         return _miss(flow, session, node, "no_input", now)
     if not set(keys) <= _DIGITS or not node.min_digits <= len(keys) <= node.max_digits:
         return _miss(flow, session, node, "invalid", now)
+    if node.check == "luhn" and not luhn_ok(keys):
+        return _miss(flow, session, node, "invalid", now)
     value = keys
     if node.format == "date":
         day = _parse_date(keys, node.date_order, _local_today(flow, now))
         if day is None:
             return _miss(flow, session, node, "invalid", now)
         value = day.isoformat()
+    if node.secret:
+        value = mask_secret(keys)
     session = _with_attribute(session, node.var, value)
     return _enter(flow, session, node.next, [], now)
 

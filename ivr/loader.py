@@ -55,6 +55,7 @@ from ivr.model import (
     Node,
     Prompt,
     QueueNode,
+    RecordingNode,
     SayNode,
     Schedule,
     SetNode,
@@ -98,6 +99,7 @@ KINDS: Final = (
     "callback",
     "survey",
     "transfer",
+    "recording",
     "hangup",
 )
 
@@ -347,6 +349,7 @@ class _FlowReader:
             | CallbackNode
             | SurveyNode
             | TransferNode
+            | RecordingNode
             | HangupNode,
         )
         return node
@@ -407,6 +410,11 @@ class _FlowReader:
             raise t.error(
                 "min_digits", f"expected at most max_digits ({max_digits}), got {min_digits}"
             )
+        check = t.choice("check", "none", ("none", "luhn"))
+        if check == "luhn" and fmt != "digits":
+            raise t.error("check", "a luhn check takes format = 'digits', not a date")
+        if check == "luhn" and min_digits < 2:
+            raise t.error("min_digits", "a luhn check needs at least 2 digits (a card has 12-19)")
         return CollectNode(
             id=node_id,
             prompt=prompt,
@@ -422,6 +430,8 @@ class _FlowReader:
             date_order=t.choice("date_order", "DMY", ("DMY", "MDY", "YMD")),  # type: ignore[arg-type]
             invalid=self.prompt(t, "invalid", required=False),
             no_input=self.prompt(t, "no_input", required=False),
+            check=check,  # type: ignore[arg-type]
+            secret=t.boolean("secret", False),
         )
 
     def _lookup(self, node_id: str, t: _Table) -> LookupNode:
@@ -546,6 +556,7 @@ class _FlowReader:
             skills=self.skills(t, "skills"),
             attributes=self.attributes(t, "attributes"),
             survey=t.boolean("survey", True),
+            origin=t.boolean("origin", False),
         )
 
     def _voicemail(self, node_id: str, t: _Table) -> VoicemailNode:
@@ -597,6 +608,12 @@ class _FlowReader:
             timeout=t.integer("timeout", 30, 5, 120),
             failure=t.optional_name("failure"),
         )
+
+    def _recording(self, node_id: str, t: _Table) -> RecordingNode:
+        action = t.require(
+            "action", lambda v: v if v in ("pause", "resume") else None, "'pause' or 'resume'"
+        )
+        return RecordingNode(id=node_id, action=action, next=t.name("next"))
 
     def _hangup(self, node_id: str, t: _Table) -> HangupNode:
         return HangupNode(id=node_id, prompt=self.prompt(t, "prompt", required=False))

@@ -29,8 +29,13 @@ voicemail  (ends: voicemail)                                    caller (recordin
 callback   no_number (optional; ends: callback)                 -
 survey     next, failure                                        caller (digits)
 transfer   failure (optional; ends: transferred)                PBX (dial)
+recording  next                                                 -
 hangup     (ends: completed)                                    -
 ========== ==================================================== =================
+
+``recording`` pauses or resumes the call's recording (``action = "pause"`` or
+``"resume"``, e.g. around a card number): an action for the adapter, which
+never stops the flow (a call that is not recorded simply goes on).
 
 ``Prompt``: text per language (for ``<Say>`` / TTS; every prompt has a text in
 every language of its flow), plus optionally an Asterisk sound name (played
@@ -61,6 +66,7 @@ from routing.model import AttributeValue
 
 __all__ = [
     "CALLER_INPUT_KINDS",
+    "CARD_MASK_MIN_DIGITS",
     "OUTCOMES",
     "WEEKDAYS",
     "Action",
@@ -91,10 +97,13 @@ __all__ = [
     "NoInput",
     "Node",
     "Outcome",
+    "PauseRecording",
     "Phase",
     "Prompt",
     "QueueNode",
     "RecordingDone",
+    "RecordingNode",
+    "ResumeRecording",
     "Say",
     "SayNode",
     "Schedule",
@@ -112,6 +121,8 @@ __all__ = [
     "VoicemailNode",
     "Wait",
     "exits",
+    "luhn_ok",
+    "mask_secret",
     "utc_iso",
 ]
 
@@ -211,7 +222,13 @@ class MenuNode:
 class CollectNode:
     """Digits into task attribute ``var``. ``format``: ``digits`` (kept as typed)
     or ``date`` (``date_order`` DMY, MDY or YMD, 8 digits, a real date in the
-    past 130 years; stored as ``YYYY-MM-DD``). Retries as for ``MenuNode``."""
+    past 130 years; stored as ``YYYY-MM-DD``). Retries as for ``MenuNode``.
+
+    ``check``: ``luhn`` refuses digits whose Luhn check digit is wrong (card
+    numbers; a miss like a wrong key). ``secret``: the digits are never kept:
+    ``var`` gets a masked value (``mask_secret``: the last four digits behind
+    ``*`` for 12 digits or more, else only ``*``), so the session, its stored
+    row and the routing task never hold them."""
 
     id: str
     prompt: Prompt
@@ -227,6 +244,8 @@ class CollectNode:
     date_order: Literal["DMY", "MDY", "YMD"] = "DMY"
     invalid: Prompt | None = None
     no_input: Prompt | None = None
+    check: Literal["none", "luhn"] = "none"
+    secret: bool = False
     kind: Literal["collect"] = "collect"
 
 
@@ -298,7 +317,9 @@ class QueueNode:
     """Ends the IVR: the call becomes a routing task in ``queue`` carrying
     everything collected. ``priority``/``skills``/``attributes`` override or
     merge into what the session built. ``survey``: run the flow's survey after
-    the call (when the flow has one)."""
+    the call (when the flow has one). ``origin``: back to the queue the call
+    came from (``CallInfo.origin_queue``, after a transfer into the flow) when
+    there is one; ``queue`` otherwise."""
 
     id: str
     queue: str
@@ -307,6 +328,7 @@ class QueueNode:
     skills: Mapping[str, int] = field(default_factory=dict)
     attributes: Mapping[str, AttributeValue] = field(default_factory=dict)
     survey: bool = True
+    origin: bool = False
     kind: Literal["queue"] = "queue"
 
 
@@ -372,6 +394,18 @@ class TransferNode:
 
 
 @dataclass(frozen=True, slots=True)
+class RecordingNode:
+    """Pause (``action = "pause"``) or resume the call's recording, then ``next``.
+    The interpreter hands the adapter ``PauseRecording`` / ``ResumeRecording``;
+    whether the call is recorded at all is the adapter's business."""
+
+    id: str
+    action: Literal["pause", "resume"]
+    next: str
+    kind: Literal["recording"] = "recording"
+
+
+@dataclass(frozen=True, slots=True)
 class HangupNode:
     id: str
     prompt: Prompt | None = None
@@ -391,6 +425,7 @@ Node = Union[  # noqa: UP007
     CallbackNode,
     SurveyNode,
     TransferNode,
+    RecordingNode,
     HangupNode,
 ]
 CALLER_INPUT_KINDS: Final[frozenset[str]] = frozenset({"menu", "collect", "survey", "voicemail"})
@@ -399,7 +434,7 @@ CALLER_INPUT_KINDS: Final[frozenset[str]] = frozenset({"menu", "collect", "surve
 
 def exits(node: Node) -> tuple[tuple[str, str], ...]:
     """``(key, target)`` for every node this one can go to, in a stable order."""
-    if isinstance(node, SayNode | SetNode):
+    if isinstance(node, SayNode | SetNode | RecordingNode):
         return (("next", node.next),)
     if isinstance(node, MenuNode):
         pairs = [(f"choices.{k}", c.next) for k, c in node.choices.items()]
@@ -446,11 +481,14 @@ class Flow:
 class CallInfo:
     """The call entering a flow: ``caller_id`` and ``dialed`` as the PBX gives them
     (empty when unknown), ``ref``: the adapter's handle (Asterisk channel or
-    uniqueid, Twilio CallSid)."""
+    uniqueid, Twilio CallSid). ``origin_queue``: the routing queue the call was
+    in before it was transferred into this flow (empty when it came straight
+    in); a ``queue`` node with ``origin = true`` sends it back there."""
 
     caller_id: str = ""
     dialed: str = ""
     ref: str = ""
+    origin_queue: str = ""
 
 
 # inputs
@@ -583,11 +621,32 @@ class SurveyScore:
 
 
 @dataclass(frozen=True, slots=True)
+class PauseRecording:
+    """Pause the call's recording, both directions (Asterisk: ``MixMonitorMute``),
+    before the next prompt plays. Not recorded: nothing to do, go on."""
+
+
+@dataclass(frozen=True, slots=True)
+class ResumeRecording:
+    """Resume the call's paused recording. Not paused or not recorded: go on."""
+
+
+@dataclass(frozen=True, slots=True)
 class Hangup:
     pass
 
 
-Action = Union[Say, SetLanguage, Enqueue, Voicemail, Callback, SurveyScore, Hangup]  # noqa: UP007
+Action = Union[  # noqa: UP007
+    Say,
+    SetLanguage,
+    Enqueue,
+    Voicemail,
+    Callback,
+    SurveyScore,
+    PauseRecording,
+    ResumeRecording,
+    Hangup,
+]
 
 # waits
 
@@ -660,7 +719,8 @@ class Session:
     ``path``: the nodes visited, in order (re-visits included).
     ``phase``: ``flow``, or ``survey`` after ``start_survey``.
     ``outcome``/``ended_at_node``: set once the session is done.
-    ``started_at``: ISO 8601 UTC."""
+    ``started_at``: ISO 8601 UTC.
+    ``origin_queue``: ``CallInfo.origin_queue``."""
 
     flow: str
     node: str
@@ -678,6 +738,7 @@ class Session:
     outcome: Outcome | None = None
     reason: str = ""
     started_at: str = ""
+    origin_queue: str = ""
 
     @property
     def customer_id(self) -> str | None:
@@ -703,6 +764,7 @@ class Session:
             "outcome": self.outcome,
             "reason": self.reason,
             "started_at": self.started_at,
+            "origin_queue": self.origin_queue,
         }
 
     def to_json(self) -> str:
@@ -775,6 +837,7 @@ class Session:
             outcome=outcome,
             reason=text("reason", ""),
             started_at=text("started_at", ""),
+            origin_queue=text("origin_queue", ""),
         )
 
     @classmethod
@@ -797,6 +860,29 @@ class Step:
     @property
     def done(self) -> bool:
         return isinstance(self.wait, Done)
+
+
+CARD_MASK_MIN_DIGITS: Final = 12
+"""A secret of at least this many digits keeps its last four in the mask."""
+
+
+def mask_secret(digits: str) -> str:
+    """What a ``secret`` collect keeps: ``************1111`` for a card number
+    (12 digits or more), only ``*`` for anything shorter."""
+    if len(digits) >= CARD_MASK_MIN_DIGITS:
+        return "*" * (len(digits) - 4) + digits[-4:]
+    return "*" * len(digits)
+
+
+def luhn_ok(digits: str) -> bool:
+    """The Luhn (mod 10) check of card numbers; ``digits`` are 0-9 only."""
+    total = 0
+    for index, char in enumerate(reversed(digits)):
+        value = ord(char) - 48
+        if index % 2 == 1:
+            value = value * 2 - 9 if value > 4 else value * 2
+        total += value
+    return len(digits) > 1 and total % 10 == 0
 
 
 def utc_iso(now: datetime) -> str:

@@ -18,7 +18,10 @@ reading ``flow <name>, node <id>: [<key>: ]<problem>``. The rules:
 * unbounded retries: following ``failure`` branches (the way a caller who
   never presses a key goes) comes back to an input node already passed, so a
   silent caller would loop for ever;
-* a survey entry from which no survey node is reachable.
+* a survey entry from which no survey node is reachable;
+* a recording left paused: from a ``recording`` pause, a path reaches a
+  ``queue`` or ``transfer`` node (the caller goes on to a person) without
+  passing a ``recording`` resume.
 
 Value checks (digit counts, survey scale, keys, languages, prompts) are the
 loader's (``ivr.loader``); this module takes a ``Flow`` however it was built.
@@ -38,7 +41,9 @@ from ivr.model import (
     LookupNode,
     MenuNode,
     QueueNode,
+    RecordingNode,
     SurveyNode,
+    TransferNode,
     VoicemailNode,
     exits,
 )
@@ -137,6 +142,7 @@ def problems(flow: Flow, queues: Collection[str] | None = None) -> list[FlowErro
             )
 
     out.extend(_silent_caller_loops(flow, graph))
+    out.extend(_left_paused(flow, graph))
 
     if flow.survey is not None and flow.survey in nodes:
         part = {flow.survey} | reach[flow.survey]
@@ -233,4 +239,35 @@ def _silent_caller_loops(flow: Flow, graph: dict[str, tuple[str, ...]]) -> list[
                 key="failure",
             )
         )
+    return out
+
+
+def _left_paused(flow: Flow, graph: dict[str, tuple[str, ...]]) -> list[FlowError]:
+    """Pauses from which a queue or transfer node is reachable without a resume."""
+    nodes = flow.nodes
+    out: list[FlowError] = []
+    for node in nodes.values():
+        if not isinstance(node, RecordingNode) or node.action != "pause":
+            continue
+        seen: set[str] = set()
+        todo = deque(graph[node.id])
+        while todo:
+            n = todo.popleft()
+            if n in seen:
+                continue
+            seen.add(n)
+            here = nodes[n]
+            if isinstance(here, RecordingNode) and here.action == "resume":
+                continue
+            if isinstance(here, QueueNode | TransferNode):
+                out.append(
+                    FlowError(
+                        flow.name,
+                        node.id,
+                        f"the recording paused here is still paused at {here.kind} node "
+                        f"{n!r}: put a recording node with action = 'resume' before it",
+                    )
+                )
+                break
+            todo.extend(graph[n])
     return out
