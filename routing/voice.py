@@ -30,11 +30,13 @@ It listens to both sides:
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import uuid
+from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Protocol
+from typing import Any, Protocol
 
 from cti.calls.model import Call, CallEnded, CallEvent
 from cti.errors import CtiError, UnknownCall
@@ -125,7 +127,15 @@ class VoiceRouting:
         self._call_of_task: dict[str, str] = {}
         self._interaction_of_task: dict[str, int] = {}
         self._connected: set[str] = set()  # tasks whose assigned agent was bridged
+        # External busy, kept per call as its events come (not by walking every
+        # active call on every event): call id -> agents on it not routed to it;
+        # agent -> how many calls hold them so; what the router was last told.
+        self._busy_on_call: dict[str, frozenset[str]] = {}
+        self._busy_calls: Counter[str] = Counter()
         self._external_busy: set[str] = set()
+        # The call service may hand events of different calls concurrently:
+        # the router hears each agent's changes in the order they were decided.
+        self._busy_lock = asyncio.Lock()
 
     async def restore(self) -> None:
         """After a restart: re-link the live voice tasks to their calls."""
@@ -183,7 +193,7 @@ class VoiceRouting:
                 await self._new_task(call, queue_id)
         elif task_id is not None and state == "assigned":
             await self._assigned_call_changed(task_id, call)
-        await self._update_external_busy()
+        await self._update_external_busy(call, ended=isinstance(event, CallEnded))
 
     async def _assigned_call_changed(self, task_id: str, call: Call) -> None:
         agent_id = self._assigned_agent(task_id)
@@ -265,26 +275,53 @@ class VoiceRouting:
         if self.ivr is None:
             await self._new_task(call)
             return
-        queue_id = await self._requested_queue(call)  # CALLWRIGHT_QUEUE, cleared
+        # Three independent reads at once: the transfer variable (an AMI round
+        # trip), the IVR session (the store) and the caller-ID match (the
+        # store; used when the IVR identified nobody).
+        number = call.caller.number or ""
+        lookup = asyncio.ensure_future(self.lookup_customer(number)) if number else None
         try:
-            handoff = await self.ivr.for_call(call)
-        except Exception:
-            log.exception("call %s: reading its IVR session failed; default routing", call.id)
-            handoff = None
+            queue_id, handoff = await asyncio.gather(
+                self._requested_queue(call),  # CALLWRIGHT_QUEUE, cleared
+                self._ivr_handoff(call),
+            )
+        except BaseException:
+            if lookup is not None:
+                lookup.add_done_callback(_ignore_outcome)
+            raise
         if handoff is not None and queue_id is None and handoff.queue in self._queue_ids():
             queue_id = handoff.queue
-        await self._new_task(call, queue_id, handoff)
+        await self._new_task(call, queue_id, handoff, lookup=lookup)
+
+    async def _ivr_handoff(self, call: Call) -> IvrHandoff | None:
+        assert self.ivr is not None
+        try:
+            return await self.ivr.for_call(call)
+        except Exception:
+            log.exception("call %s: reading its IVR session failed; default routing", call.id)
+            return None
 
     def _queue_ids(self) -> Sequence[str]:
         return list(self.routing.router.queue_ids())
 
     async def _new_task(
-        self, call: Call, queue_id: str | None = None, handoff: IvrHandoff | None = None
+        self,
+        call: Call,
+        queue_id: str | None = None,
+        handoff: IvrHandoff | None = None,
+        *,
+        lookup: asyncio.Future[CustomerMatch | None] | None = None,
     ) -> None:
+        """``lookup``: the caller-ID match, already under way."""
         number = call.caller.number or ""
         customer = handoff.customer if handoff is not None else None
         if customer is None:
-            customer = await self.lookup_customer(number) if number else None
+            if lookup is not None:
+                customer = await lookup
+            else:
+                customer = await self.lookup_customer(number) if number else None
+        elif lookup is not None:
+            lookup.add_done_callback(_ignore_outcome)  # the IVR's match wins
         queue_id = queue_id or self.default_queue
         interaction_id = await self.interactions.voice_started(call, customer, queue_id)
         task_id = f"v-{uuid.uuid4().hex[:12]}"
@@ -337,22 +374,53 @@ class VoiceRouting:
             if interaction_id is not None:
                 await self.interactions.voice_ended(interaction_id, call)
 
-    async def _update_external_busy(self) -> None:
-        """Agents whose phone is on a call that is not their routed task."""
-        busy: set[str] = set()
-        for call in self.active_calls():
-            task_id = self._task_of_call.get(call.id)
-            routed_to = None if task_id is None else self._assigned_agent(task_id)
-            for channel in call.channels:
-                agent_id = self.agent_of_device.get(channel.device or "")
-                if agent_id is not None and agent_id != routed_to:
-                    busy.add(agent_id)
-        for agent_id in sorted(busy ^ self._external_busy):
-            try:
-                await self.routing.set_external_busy(agent_id, agent_id in busy)
-            except RoutingError:
+    def _not_routed_on(self, call: Call) -> frozenset[str]:
+        """The agents whose phone is on ``call`` that is not their routed task."""
+        found: set[str] = set()
+        routed_to: str | None = None
+        looked_up = False
+        for channel in call.channels:
+            agent_id = self.agent_of_device.get(channel.device or "")
+            if agent_id is None:
                 continue
-        self._external_busy = busy
+            if not looked_up:
+                task_id = self._task_of_call.get(call.id)
+                routed_to = None if task_id is None else self._assigned_agent(task_id)
+                looked_up = True
+            if agent_id != routed_to:
+                found.add(agent_id)
+        return frozenset(found)
+
+    async def _update_external_busy(self, call: Call, *, ended: bool) -> None:
+        """Agents whose phone is on a call that is not their routed task: this
+        call's share is updated; the router hears the agents whose state flips."""
+        async with self._busy_lock:
+            now = frozenset() if ended or call.ended_at is not None else self._not_routed_on(call)
+            before = self._busy_on_call.get(call.id, frozenset())
+            if now == before:
+                return
+            if now:
+                self._busy_on_call[call.id] = now
+            else:
+                self._busy_on_call.pop(call.id, None)
+            self._busy_calls.update(now - before)
+            self._busy_calls.subtract(before - now)
+            flips = []
+            for agent_id in sorted(now ^ before):
+                busy = self._busy_calls[agent_id] > 0
+                if not busy:
+                    del self._busy_calls[agent_id]
+                if busy != (agent_id in self._external_busy):
+                    flips.append((agent_id, busy))
+            for agent_id, busy in flips:
+                if busy:
+                    self._external_busy.add(agent_id)
+                else:
+                    self._external_busy.discard(agent_id)
+                try:
+                    await self.routing.set_external_busy(agent_id, busy)
+                except RoutingError:
+                    continue
 
     # -- routing events ------------------------------------------------------
 
@@ -379,3 +447,10 @@ class VoiceRouting:
         except CtiError as exc:
             log.warning("task %s: connecting the caller failed: %s", event.task_id, exc)
             await self.routing.requeue(event.task_id, "connect_failed")
+
+
+def _ignore_outcome(future: asyncio.Future[Any]) -> None:
+    """Read the outcome of a read nobody waits for any more (no 'exception
+    was never retrieved' warning)."""
+    if not future.cancelled():
+        future.exception()
