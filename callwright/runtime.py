@@ -11,6 +11,7 @@ import asyncio
 import contextlib
 import logging
 import time
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
@@ -29,7 +30,7 @@ from crm.mail.repository import MailStore
 from crm.mail.smtp_in import MailListener
 from crm.mail.smtp_out import MailSender
 from crm.repository import CustomerRepository, InteractionRepository
-from cti.calls.model import Call, CallEvent
+from cti.calls.model import Call, CallEnded, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository
@@ -65,6 +66,10 @@ log = logging.getLogger(__name__)
 
 def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
+
+
+CALL_WORKERS = 8  # call events of different calls handled concurrently (CallService)
+_EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
 def call_record(call: Call) -> CallRecord:
@@ -162,8 +167,15 @@ class Runtime:
                 holding_context=pbx.holding_context,
                 originate_timeout_ms=int(pbx.originate_timeout * 1000),
             ),
+            # Calls handled concurrently (each call's events stay in order): one
+            # call's store round trips do not hold up the next caller's offer.
+            workers=CALL_WORKERS,
         )
         self.call_records = CallRecordRepository(self.engine)
+        # Per active call, the record last stored (updated_at aside): an event
+        # that changes nothing stored (a caller moving in the dialplan) skips
+        # the upsert. Per-call event order makes this safe.
+        self._stored_calls: dict[str, CallRecord] = {}
         self.calls.subscribe(self._store_call)
         self.customers = CustomerRepository(
             self.engine, default_region=config.pbx.default_region or None
@@ -478,7 +490,16 @@ class Runtime:
 
     async def _store_call(self, event: CallEvent) -> None:
         # Stored before any later subscriber announces it.
-        await self.call_records.upsert(call_record(event.call))
+        record = call_record(event.call)
+        call_id = record.id
+        same = replace(record, updated_at=_EPOCH)
+        if isinstance(event, CallEnded):
+            self._stored_calls.pop(call_id, None)
+        elif self._stored_calls.get(call_id) == same:
+            return  # the stored record already says this
+        await self.call_records.upsert(record)
+        if not isinstance(event, CallEnded):
+            self._stored_calls[call_id] = same
 
     def _on_link_state(self, state: LinkState) -> None:
         log.info("AMI link %s", state.value)

@@ -1,9 +1,12 @@
 """Call control and the live call model: the shell around the pure tracker.
 
 The service feeds AMI events into ``CallTracker`` (in wire order, from the
-link's reader), queues the resulting domain events, and one consumer task
-hands each to the subscribers in order: the store first (so that a call is
-stored before it is announced), then the notifiers.
+link's reader), queues the resulting domain events, and consumer tasks hand
+each to the subscribers in order: the store first (so that a call is stored
+before it is announced), then the notifiers. The events of one call reach the
+subscribers one at a time, in order; with ``workers`` > 1 the events of
+different calls are handled concurrently (one call's store round trip does not
+hold up the next caller's offer).
 
 Call control maps a request on a Callwright call to AMI actions on the right
 channel. Which leg is which: the customer leg is the channel on the trunk
@@ -24,6 +27,7 @@ unknown (the link dropped while it was in flight), a repeat is refused with
 from __future__ import annotations
 
 import asyncio
+import collections
 import contextlib
 import logging
 import re
@@ -189,7 +193,11 @@ class CallService:
         dialplan: DialplanSettings | None = None,
         clock: Callable[[], float],
         tracker: CallTracker | None = None,
+        workers: int = 1,
     ) -> None:
+        if workers < 1:
+            raise ValueError(f"workers must be at least 1, got {workers}")
+        self.workers = workers
         self.ami = ami
         self.dialplan = dialplan or DialplanSettings()
         self.clock = clock
@@ -197,6 +205,10 @@ class CallService:
         self._subscribers: list[Subscriber] = []
         self._queue: asyncio.Queue[CallEvent] = asyncio.Queue()
         self._consumer: asyncio.Task[None] | None = None
+        self._extra_consumers: list[asyncio.Task[None]] = []
+        # Calls a consumer is handling -> their events taken from the queue
+        # meanwhile (that consumer handles them next, in order).
+        self._busy: dict[str, collections.deque[CallEvent]] = {}
         self._resyncing = False
         self._held_back: list[AmiEvent] = []
         self._keys = _Idempotency()
@@ -218,17 +230,25 @@ class CallService:
     # -- wiring ----------------------------------------------------------
 
     def subscribe(self, subscriber: Subscriber) -> None:
-        """Subscribers run in the order they subscribed, one event at a time."""
+        """Subscribers run in the order they subscribed, one event of a call at
+        a time (events of different calls may be in flight together)."""
         self._subscribers.append(subscriber)
 
     def start(self) -> None:
         if self._consumer is None:
             self._consumer = asyncio.create_task(self._consume(), name="call-events")
+            self._extra_consumers = [
+                asyncio.create_task(self._consume(), name=f"call-events-{i}")
+                for i in range(1, self.workers)
+            ]
 
     async def stop(self) -> None:
         task, self._consumer = self._consumer, None
-        if task is not None:
+        tasks = [] if task is None else [task, *self._extra_consumers]
+        self._extra_consumers = []
+        for task in tasks:
             task.cancel()
+        for task in tasks:
             with contextlib.suppress(asyncio.CancelledError):
                 await task
         releases, self._releases = self._releases, set()
@@ -326,17 +346,35 @@ class CallService:
     async def _consume(self) -> None:
         while True:
             event = await self._queue.get()
+            call_id = event.call.id
+            later = self._busy.get(call_id)
+            if later is not None:
+                # Another consumer is on this call: it takes this one next, so
+                # the call's events stay in order. (No await between the get
+                # and this check: the queue's order is the order handled.)
+                later.append(event)
+                continue
+            later = self._busy[call_id] = collections.deque([event])
             try:
-                for subscriber in self._subscribers:
-                    try:
-                        result = subscriber(event)
-                        if result is not None:
-                            await result
-                    except Exception:
-                        self.subscriber_errors += 1
-                        log.exception("call event subscriber failed on %s", type(event).__name__)
+                while later:
+                    await self._deliver(later.popleft())
             finally:
-                self._queue.task_done()
+                del self._busy[call_id]
+                for _ in later:  # cancelled (stop) with events left
+                    self._queue.task_done()
+
+    async def _deliver(self, event: CallEvent) -> None:
+        try:
+            for subscriber in self._subscribers:
+                try:
+                    result = subscriber(event)
+                    if result is not None:
+                        await result
+                except Exception:
+                    self.subscriber_errors += 1
+                    log.exception("call event subscriber failed on %s", type(event).__name__)
+        finally:
+            self._queue.task_done()
 
     # -- queries ---------------------------------------------------------
 

@@ -1,0 +1,113 @@
+"""CallService hands call events to its subscribers per call: a call's events
+in order, one at a time; with several workers, another call's events are not
+held up behind a slow one (a store round trip)."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import pytest
+
+from cti.ami.messages import AmiEvent
+from cti.calls.model import CallEvent
+from cti.calls.service import CallService
+
+
+def newchannel(uid: str, number: str) -> AmiEvent:
+    return AmiEvent.build(
+        "Newchannel",
+        (
+            ("Channel", f"PJSIP/trunk-{uid}"),
+            ("ChannelStateDesc", "Ring"),
+            ("CallerIDNum", number),
+            ("CallerIDName", "Caller"),
+            ("Context", "from-trunk"),
+            ("Exten", "100"),
+            ("Uniqueid", uid),
+            ("Linkedid", uid),
+        ),
+    )
+
+
+def newstate(uid: str, number: str, state: str) -> AmiEvent:
+    event = newchannel(uid, number)
+    headers = [(k, state if k == "ChannelStateDesc" else v) for k, v in event.headers]
+    return AmiEvent.build("Newstate", headers[1:])
+
+
+def hangup(uid: str, number: str) -> AmiEvent:
+    event = newchannel(uid, number)
+    return AmiEvent.build("Hangup", (*event.headers[1:], ("Cause", "16")))
+
+
+async def test_a_slow_call_does_not_hold_up_another_and_each_call_stays_in_order() -> None:
+    service = CallService(object(), clock=lambda: 1000.0, workers=4)  # type: ignore[arg-type]
+    seen: list[tuple[str, str]] = []
+    in_flight: set[str] = set()
+    overlapped: list[str] = []
+    release = asyncio.Event()
+
+    async def slow_store(event: CallEvent) -> None:
+        call_id = event.call.id
+        if call_id in in_flight:
+            overlapped.append(call_id)
+        in_flight.add(call_id)
+        try:
+            if call_id == "1.1":
+                await release.wait()  # the first call's store is slow
+            await asyncio.sleep(0)
+            seen.append((call_id, type(event).__name__))
+        finally:
+            in_flight.discard(call_id)
+
+    service.subscribe(slow_store)
+    service.start()
+    try:
+        for ami in (
+            newchannel("1.1", "+15550001"),
+            newchannel("2.1", "+15550002"),
+            newstate("1.1", "+15550001", "Up"),
+            newstate("2.1", "+15550002", "Up"),
+            hangup("2.1", "+15550002"),
+            hangup("1.1", "+15550001"),
+        ):
+            service.on_ami_event(ami)
+        # The second call is handled to its end while the first waits.
+        async with asyncio.timeout(5):
+            while [k for c, k in seen if c == "2.1"][-1:] != ["CallEnded"]:
+                await asyncio.sleep(0.01)
+        assert [c for c, _ in seen] == ["2.1"] * len(seen)
+        release.set()
+        async with asyncio.timeout(5):
+            await service.drain()
+    finally:
+        await service.stop()
+    first = [k for c, k in seen if c == "1.1"]
+    second = [k for c, k in seen if c == "2.1"]
+    assert first == second == ["CallStarted", "CallAnswered", "CallEnded"]
+    assert overlapped == []  # never two events of one call at once
+
+
+async def test_one_worker_handles_the_calls_in_arrival_order() -> None:
+    service = CallService(object(), clock=lambda: 1000.0)  # type: ignore[arg-type]
+    seen: list[Any] = []
+    service.subscribe(lambda e: seen.append((e.call.id, type(e).__name__)))
+    service.start()
+    try:
+        for ami in (
+            newchannel("1.1", "+15550001"),
+            newchannel("2.1", "+15550002"),
+            hangup("1.1", "+15550001"),
+        ):
+            service.on_ami_event(ami)
+        async with asyncio.timeout(5):
+            await service.drain()
+    finally:
+        await service.stop()
+    assert seen == [("1.1", "CallStarted"), ("2.1", "CallStarted"), ("1.1", "CallEnded")]
+
+
+def test_workers_must_be_at_least_one() -> None:
+    with pytest.raises(ValueError, match="workers must be at least 1, got 0"):
+        CallService(object(), clock=lambda: 0.0, workers=0)  # type: ignore[arg-type]
