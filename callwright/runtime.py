@@ -352,7 +352,15 @@ class Runtime:
         self.ivr.prefetch = self.desk.pops.remember
         # FastAGI (ivr.fastagi): Asterisk's AGI(agi://host:port/<flow>), when flows exist.
         self.agi: AgiServer | None = None
-        self.fastagi = FastAgiIvr(self.ivr, voicemail_dir=config.ivr.voicemail_dir)
+        # A flow's recording node pauses/resumes the call's MixMonitor through
+        # recording control; a queue node with origin reads the call's interaction.
+        self.fastagi = FastAgiIvr(
+            self.ivr,
+            voicemail_dir=config.ivr.voicemail_dir,
+            calls=self.calls,
+            recordings=self.recording_control,
+            interactions=self.interactions,
+        )
         # The wrap-up, unknown callers identified, the customer record.
         self.app.add_routes(
             records_routes(

@@ -39,6 +39,9 @@ interpreter            AGI
                        (without transfer features for the caller). The
                        session ends ``transferred``; a failed Dial hangs up
                        there, the flow's ``failure`` branch is not taken
+``PauseRecording``     the call's recording paused (``ResumeRecording``: resumed)
+                       through Callwright's recording control, not AGI: see
+                       below
 ``Hangup``             ``HANGUP``
 ``Done``               ``SET VARIABLE CALLWRIGHT_IVR <outcome>``; ``failed``
                        returns to the dialplan, which queues the caller in the
@@ -50,6 +53,27 @@ An unknown flow or a store failure: ``VERBOSE`` a message, ``CALLWRIGHT_IVR``
 hanging up (``AgiHangup``: the HANGUP line, a 511 reply, the connection
 closing) ends the session ``abandoned`` at the node it was waiting in.
 
+Recording pause and resume (a flow's ``recording`` node). The AGI channel is
+the customer's: its ``agi_uniqueid`` names a channel of a tracked call
+(``CallService.calls()``), and ``recordings.control.RecordingControl``
+``pause_for(call_id, source="ivr")`` / ``resume_for`` sends ``MixMonitorMute``
+(both directions) on that call's MixMonitor and stores the pause with its
+times, source ``ivr`` and actor ``ivr`` (audited). Done before the next
+prompt plays. A call that is not recorded (no MixMonitor: the policy said no,
+or no agent answered yet), already paused or not paused is logged at info and
+the flow goes on; so is a refusal by Asterisk or a link down (logged as a
+warning: the flow never stops for a recording). Then the card digits are not
+muted by Callwright; with the MixMonitor option ``b`` (recordings.control)
+Asterisk writes nothing while the caller is out of the agent's bridge, which
+is where the IVR runs, so they are not in the file either way.
+
+Transferred into a flow: ``CallInfo.origin_queue`` is the queue of the
+call's latest interaction (``InteractionRepository.by_call_id``), looked up
+only for flows with a ``queue`` node that has ``origin = true``; a queue node
+with ``origin`` sends the caller back there (voice routing starts a new
+interaction and task in it, and the queue's ``sticky_agent_seconds`` offers it
+to the same agent first).
+
 ``SURVEY_SCRIPT`` (``agi://.../callwright-survey``) runs the post-call survey
 of the calling channel (by its uniqueid): the dialplan calls it after the
 agent hung up (``Dial`` option ``g``, ``DIALSTATUS`` ``ANSWER``).
@@ -59,7 +83,9 @@ from __future__ import annotations
 
 import contextlib
 import logging
+from typing import Any, Protocol
 
+from cti.calls.model import Call
 from ivr.agi.errors import AgiCommandError, AgiError, AgiHangup
 from ivr.agi.server import AgiChannel
 from ivr.model import (
@@ -74,12 +100,16 @@ from ivr.model import (
     HungUp,
     Input,
     NoInput,
+    PauseRecording,
+    QueueNode,
     RecordingDone,
+    ResumeRecording,
     Say,
     SetLanguage,
     TransferCompleted,
 )
 from ivr.runner import IvrRunner, Turn, UnknownFlow
+from recordings.control import RecordingControlError
 
 __all__ = ["SURVEY_SCRIPT", "FastAgiIvr"]
 
@@ -98,9 +128,32 @@ def _known(value: str) -> str:
     return "" if value in ("", "unknown") else value
 
 
+class TrackedCalls(Protocol):
+    """``cti.calls.service.CallService``: the calls the tracker knows."""
+
+    def calls(self) -> list[Call]: ...
+
+
+class RecordingHook(Protocol):
+    """``recordings.control.RecordingControl``'s IVR hook."""
+
+    async def pause_for(self, call_id: str, source: str = "ivr") -> dict[str, Any]: ...
+
+    async def resume_for(self, call_id: str, source: str = "ivr") -> dict[str, Any]: ...
+
+
+class CallInteractions(Protocol):
+    """``crm.repository.InteractionRepository.by_call_id``."""
+
+    async def by_call_id(self, call_id: str) -> Any: ...
+
+
 class FastAgiIvr:
     """``handle`` is an ``AgiServer`` handler; ``voicemail_dir`` is where
-    ``RECORD FILE`` writes (relative: Asterisk's sounds directory)."""
+    ``RECORD FILE`` writes (relative: Asterisk's sounds directory). ``calls``,
+    ``recordings`` and ``interactions``: for a flow's recording pause/resume and
+    ``origin`` queue (without them, a pause is logged and skipped and there is
+    no origin queue)."""
 
     def __init__(
         self,
@@ -108,25 +161,60 @@ class FastAgiIvr:
         *,
         voicemail_dir: str = "callwright/voicemail",
         transfer_context: str = "callwright-ivr-transfer",
+        calls: TrackedCalls | None = None,
+        recordings: RecordingHook | None = None,
+        interactions: CallInteractions | None = None,
     ) -> None:
         self.runner = runner
         self.voicemail_dir = voicemail_dir.rstrip("/")
         self.transfer_context = transfer_context
+        self.calls = calls
+        self.recordings = recordings
+        self.interactions = interactions
+
+    def _call_id(self, uniqueid: str) -> str | None:
+        """The tracked live call one of whose channels is ``uniqueid``."""
+        if self.calls is None or not uniqueid:
+            return None
+        for call in self.calls.calls():
+            if call.ended_at is None and any(ch.uniqueid == uniqueid for ch in call.channels):
+                return call.id
+        return None
+
+    async def _origin_queue(self, script: str, uniqueid: str) -> str:
+        """The queue of the call's latest interaction, for a flow that can go
+        back there (a queue node with ``origin``); "" otherwise."""
+        flow = self.runner.flows.get(script)
+        if flow is None or self.interactions is None:
+            return ""
+        if not any(isinstance(n, QueueNode) and n.origin for n in flow.nodes.values()):
+            return ""
+        call_id = self._call_id(uniqueid)
+        if call_id is None:
+            return ""
+        try:
+            interaction = await self.interactions.by_call_id(call_id)
+        except Exception:
+            log.exception("IVR %s: the interaction of call %s not read", script, call_id)
+            return ""
+        queue = getattr(interaction, "queue", None)
+        return queue if isinstance(queue, str) else ""
 
     async def handle(self, channel: AgiChannel) -> None:
         request = channel.request
         script = request.script.strip("/")
-        call = CallInfo(
-            caller_id=_known(request.callerid),
-            dialed=_known(request.extension) or _known(request.env.get("dnid", "")),
-            ref=request.uniqueid,
-        )
         try:
             if script == SURVEY_SCRIPT:
                 turn = await self.runner.begin_survey("agi", request.uniqueid)
                 if turn is None:
                     return
             else:
+                call = CallInfo(
+                    caller_id=_known(request.callerid),
+                    dialed=_known(request.extension) or _known(request.env.get("dnid", "")),
+                    ref=request.uniqueid,
+                    origin_queue=await self._origin_queue(script, request.uniqueid),
+                )
                 turn = await self.runner.begin("agi", script, call)
         except UnknownFlow:
             await self._give_up(channel, f"Callwright: no IVR flow named {script!r}")
@@ -187,6 +275,8 @@ class FastAgiIvr:
             elif isinstance(action, Enqueue):
                 await channel.set_variable(QUEUE_VARIABLE, action.task.queue)
                 await channel.set_variable(SESSION_VARIABLE, turn.session_id)
+            elif isinstance(action, PauseRecording | ResumeRecording):
+                await self._recording(channel, turn, pause=isinstance(action, PauseRecording))
             elif isinstance(action, Hangup):
                 if isinstance(turn.wait, Done) and turn.wait.outcome == "transferred":
                     continue  # the caller goes on to the transfer context
@@ -210,6 +300,37 @@ class FastAgiIvr:
             await channel.command("SET PRIORITY", "1")
             return TransferCompleted()
         raise RuntimeError(f"IVR: the runner left a {type(wait).__name__} wait")
+
+    async def _recording(self, channel: AgiChannel, turn: Turn, *, pause: bool) -> None:
+        """Pause or resume the call's recording; never stops the flow."""
+        verb = "paused" if pause else "resumed"
+        session = turn.session_id
+        if self.recordings is None:
+            log.info("IVR session %s: no recording control; recording not %s", session, verb)
+            return
+        call_id = self._call_id(channel.request.uniqueid)
+        if call_id is None:
+            log.info(
+                "IVR session %s: no tracked call for channel %s; recording not %s",
+                session,
+                channel.request.channel,
+                verb,
+            )
+            return
+        try:
+            if pause:
+                await self.recordings.pause_for(call_id, source="ivr")
+            else:
+                await self.recordings.resume_for(call_id, source="ivr")
+        except RecordingControlError as exc:
+            log.info("IVR session %s: recording of call %s not %s: %s", session, call_id, verb, exc)
+            return
+        except Exception as exc:  # Asterisk refused, the link is down
+            log.warning(
+                "IVR session %s: recording of call %s not %s: %s", session, call_id, verb, exc
+            )
+            return
+        log.info("IVR session %s: recording of call %s %s", session, call_id, verb)
 
     async def _say(self, channel: AgiChannel, say: Say, escape: str) -> str | None:
         """Play a prompt; the key that interrupted it, if any."""

@@ -61,6 +61,13 @@ Interpreter steps to TwiML:
   routing task on channel ``callback`` with the recording and the number to
   call back; the score on the survey's ``ivr_sessions`` row).
 * ``Hangup`` -> ``<Hangup/>``.
+* ``PauseRecording`` / ``ResumeRecording`` (a flow's ``recording`` node, e.g.
+  around a card number): nothing rendered, logged at info, and the flow goes
+  on. Pausing a Twilio call recording needs Twilio's REST API (the call's
+  Recording resource, ``Status=paused``), which cannot run offline and is not
+  built: a Twilio call recorded by Twilio is NOT paused by the payment flow.
+  (A ``secret`` collect still keeps the digits out of the session, the task
+  and the logs; Twilio itself receives them as ``Digits``.)
 
 Connecting the agent (what is built, what is not): the router reserves an
 agent for the Twilio task and the desk shows the offer and the customer, as
@@ -126,7 +133,9 @@ from ivr.model import (
     Input,
     MenuNode,
     NoInput,
+    PauseRecording,
     RecordingDone,
+    ResumeRecording,
     Say,
     Session,
     SurveyNode,
@@ -250,6 +259,13 @@ def twiml(actions: Sequence[Action], wait: Wait, links: Links) -> VoiceResponse:
             )
         elif isinstance(action, Hangup):
             response.hangup()
+        elif isinstance(action, PauseRecording | ResumeRecording):
+            # Twilio's REST API would do it (see the module docstring): not built.
+            log.info(
+                "Twilio IVR: %s not done: a Twilio recording is paused through "
+                "Twilio's REST API, which Callwright does not call",
+                type(action).__name__,
+            )
         # SetLanguage: the next Say carries it; Voicemail, Callback and
         # SurveyScore are stored, not played.
     if isinstance(wait, GatherDigits):

@@ -235,6 +235,17 @@ CALLWRIGHT = Dialplan(
                 ),
             ),
         ),
+        "callwright-payment": _ctx(
+            (
+                "s",
+                (
+                    # an agent's BlindTransfer lands at priority 2
+                    S("NoOp", "Card payment"),
+                    S("AGI", "agi://callwright.example:4573/payment"),
+                    S("Goto", "callwright-hold,s,1"),
+                ),
+            ),
+        ),
         "callwright-outbound": _ctx(
             (
                 "_X.",

@@ -258,11 +258,15 @@ def write_setup(tmp_path: Path, flow_text: str) -> Path:
     return config
 
 
-def test_the_shipped_config_loads_the_sample_flow() -> None:
+def test_the_shipped_config_loads_the_sample_flows() -> None:
     config = load_config(ROOT / "config.toml", env={})
-    assert config.ivr.flow_files == (ROOT / "flows" / "support.toml",)
-    assert set(config.ivr.flows) == {"support"}
+    assert config.ivr.flow_files == (
+        ROOT / "flows" / "support.toml",
+        ROOT / "flows" / "payment.toml",
+    )
+    assert set(config.ivr.flows) == {"support", "payment"}
     assert config.ivr.flows["support"].survey == "survey"
+    assert config.ivr.flows["payment"].survey is None
 
 
 def test_a_flow_routing_to_an_unknown_queue_stops_the_config(tmp_path: Path) -> None:
