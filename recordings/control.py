@@ -29,6 +29,17 @@ into storage in the background: it waits until the WAV file is closed (its
 RIFF size matches the file, as Asterisk fixes the header on close) for at
 most ``settle_seconds``.
 
+Transfers. The rule is voice routing's: an interaction ends (``voice_ended``)
+when its call ends or when the caller is back at the holding point (a transfer
+to a queue, or back from an IVR flow); only then does a call that goes on get
+``StopMixMonitor`` here, so the next interaction records its own file. A
+transfer into an IVR flow (the payment line, context ``callwright-payment``)
+is no end: the agent's leg leaves (their task completes) but the MixMonitor
+on the customer's channel keeps running through the flow, which pauses and
+resumes it; it stops when the flow queues the caller back at the holding
+point (or at the hangup). A caller hanging up while paused: the recording
+ends with its open pause closed at the end (``mark_ended``).
+
 Pause/resume: ``pause(call_id, source=, actor_id=)`` / ``resume(...)`` send
 ``MixMonitorMute`` (Direction both, State 1 / 0, with the MixMonitorID) and,
 once Asterisk accepted it, store the pause with its time, source and actor
