@@ -27,6 +27,7 @@ from cti.ami.messages import AmiAction
 from ivr import load_flow
 from routing import model
 from routing.persistence import AgentRepository
+from sim.pbx.model import MixMonitorRec
 from sim.pbx.server import PbxSimulator
 from store import make_engine
 from store.migrate import upgrade
@@ -110,16 +111,21 @@ def _dump(db: Path) -> str:
         return "\n".join(conn.iterdump())
 
 
-async def test_a_card_payment_mid_call_pauses_the_recording_and_returns_to_the_agent(
-    pay: PayStack, caplog: pytest.LogCaptureFixture
-) -> None:
-    caplog.set_level(logging.DEBUG)
+@dataclass
+class Answered:
+    call_id: str
+    caller: str  # Ann's channel
+    recording_id: str
+    mixmon: MixMonitorRec
+    first: model.ReservationOffered
+
+
+async def answered_and_recorded(pay: PayStack) -> Answered:
+    """Ann: English, billing (the support flow); Alice answers; recorded."""
     routing = pay.runtime.routing
     assert routing is not None
-    alice, bob = pay.agents["1001"], pay.agents["1002"]
+    alice = pay.agents["1001"]
     await routing.set_agent_state(alice, "available")
-
-    # Ann: English, billing (the support flow), then Alice answers.
     call = asyncio.create_task(pay.sim.inbound_call(ANN, "Ann", "5000"))
     caller = await pay.caller(ANN)
     pay.sim.send_dtmf(caller.name, "11")
@@ -137,11 +143,15 @@ async def test_a_card_payment_mid_call_pauses_the_recording_and_returns_to_the_a
     recording_id = await until(
         lambda: _recording_id(control, call_id), "the call is being recorded"
     )
-    mixmon = pay.sim.pbx.find(caller.name).mixmonitors[0]  # type: ignore[union-attr]
+    channel = pay.sim.pbx.find(caller.name)
+    assert channel is not None
+    mixmon = channel.mixmonitors[0]
     assert not mixmon.muted_read and not mixmon.muted_write
-    await routing.set_agent_state(bob, "available")  # bob is free: only stickiness picks Alice
+    return Answered(call_id, caller.name, recording_id, mixmon, first)
 
-    # Alice sends Ann to the payment line (what a desk button would do).
+
+async def transfer_to_payment(pay: PayStack, call_id: str) -> None:
+    """Alice sends Ann to the payment line (what a desk button would do)."""
     agent_leg = pay.runtime.calls.agent_leg(pay.runtime.calls.get(call_id))
     await pay.runtime.link.send(
         AmiAction.build(
@@ -149,18 +159,33 @@ async def test_a_card_payment_mid_call_pauses_the_recording_and_returns_to_the_a
             {"Channel": agent_leg.name, "Context": "callwright-payment", "Exten": "s"},
         )
     )
+
+
+async def test_a_card_payment_mid_call_pauses_the_recording_and_returns_to_the_agent(
+    pay: PayStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+    routing = pay.runtime.routing
+    assert routing is not None
+    alice, bob = pay.agents["1001"], pay.agents["1002"]
+    ans = await answered_and_recorded(pay)
+    call_id, recording_id, mixmon, first = ans.call_id, ans.recording_id, ans.mixmon, ans.first
+    control = pay.runtime.recording_control
+    await routing.set_agent_state(bob, "available")  # bob is free: only stickiness picks Alice
+
+    await transfer_to_payment(pay, call_id)
     row = await pay.wait_row(lambda r: r.flow == "payment" and r.node == "card")
     assert row.session.origin_queue == "billing"
     await until(lambda: mixmon.muted_read and mixmon.muted_write, "MixMonitor muted both ways")
     state = await until(lambda: _paused(control, call_id), "the pause stored")
     assert state["recording_id"] == recording_id and state["paused_since"] is not None
 
-    pay.sim.send_dtmf(caller.name, CARD + "#")  # typed while the recording is muted
+    pay.sim.send_dtmf(ans.caller, CARD + "#")  # typed while the recording is muted
     await pay.wait_row(lambda r: r.flow == "payment" and r.node == "after")
     await until(lambda: not mixmon.muted_read and not mixmon.muted_write, "MixMonitor unmuted")
     assert mixmon.writer is not None
     assert [(r, w) for _, r, w in mixmon.writer.marks] == [(True, True), (False, False)]
-    pay.sim.send_dtmf(caller.name, "1")  # back to my agent
+    pay.sim.send_dtmf(ans.caller, "1")  # back to my agent
 
     done = await pay.wait_row(lambda r: r.flow == "payment" and r.outcome == "queued")
     assert done.queue == "billing" and done.session.attributes["card"] == "************1111"
@@ -229,3 +254,23 @@ async def test_the_payment_flow_on_a_call_not_recorded_goes_on_to_its_own_queue(
     assert any("not paused" in n and "is not being recorded" in n for n in notes), notes
     assert any("not resumed" in n for n in notes), notes
     assert all(r.levelno == logging.INFO for r in caplog.records if r.name == "ivr.fastagi")
+
+
+async def test_asterisk_refusing_the_mute_is_a_warning_and_the_caller_still_goes_back(
+    pay: PayStack, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO, logger="ivr.fastagi")
+    ans = await answered_and_recorded(pay)
+    ans.mixmon.id = "gone"  # Asterisk no longer knows this MixMonitorID: "Cannot set mute flag"
+    await transfer_to_payment(pay, ans.call_id)
+    await pay.wait_row(lambda r: r.flow == "payment" and r.node == "card")
+    pay.sim.send_dtmf(ans.caller, CARD + "#1")
+    done = await pay.wait_row(lambda r: r.flow == "payment" and r.outcome == "queued")
+    assert done.queue == "billing"
+    assert not ans.mixmon.muted_read and await pay.runtime.recordings.pauses(ans.recording_id) == []
+    warnings = [
+        r.getMessage()
+        for r in caplog.records
+        if r.name == "ivr.fastagi" and r.levelno == logging.WARNING
+    ]
+    assert any("not paused" in w and "Cannot set mute flag" in w for w in warnings), warnings
