@@ -32,7 +32,9 @@ runner owns everything else:
   attributes and customer.
 * The adapter renders the rest: ``Say``, ``SetLanguage``, ``Enqueue`` (hand
   the call to the holding point: FastAGI sets ``CALLWRIGHT_QUEUE`` and
-  ``CALLWRIGHT_IVR_SESSION``), ``Hangup``; then ``Turn.wait``
+  ``CALLWRIGHT_IVR_SESSION``), ``PauseRecording``/``ResumeRecording`` (FastAGI:
+  the call's recording through ``recordings.control``; Twilio: logged only),
+  ``Hangup``; then ``Turn.wait``
   (``GatherDigits``, ``AwaitRecording``, ``AwaitTransfer``, ``Done``).
 
 Nothing here raises on caller behaviour; a store or routing failure while
@@ -138,7 +140,8 @@ def customer_fields(customer: Customer) -> dict[str, Any]:
 @dataclass(frozen=True)
 class Turn:
     """One answer to the adapter: render ``actions`` (``Say``, ``SetLanguage``,
-    ``Enqueue``, ``Hangup``; the ``BACK_OFFICE`` ones are done already), then
+    ``Enqueue``, ``PauseRecording``, ``ResumeRecording``, ``Hangup``; the
+    ``BACK_OFFICE`` ones are done already), then
     do ``wait``. ``session_id`` is the ``ivr_sessions`` row."""
 
     session_id: str
