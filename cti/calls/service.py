@@ -218,6 +218,9 @@ class CallService:
         self.resyncs = 0
         self.subscriber_errors = 0
         # Agent legs parked in the agent-hold context whose customer is gone.
+        # Calls with a channel in that context, as their events say (so a
+        # Hangup looks at those, not at a snapshot of every live call).
+        self._parked_calls: set[str] = set()
         self._released: set[str] = set()  # Uniqueids a Hangup was sent for
         self._releases: set[asyncio.Task[None]] = set()
         self.parked_released = 0
@@ -294,13 +297,18 @@ class CallService:
             self._held_back = []
 
     def _publish(self, events: Sequence[CallEvent]) -> None:
+        hold = self.dialplan.agent_hold_context
         for event in events:
+            call = event.call
+            if call.ended_at is None and any(ch.context == hold for ch in call.channels):
+                self._parked_calls.add(call.id)
+            else:
+                self._parked_calls.discard(call.id)
             self._queue.put_nowait(event)
 
     def _release_parked_agents(self) -> None:
-        for call in self.tracker.calls():
-            if any(ch.context == self.dialplan.agent_hold_context for ch in call.channels):
-                self._release_parked_agent(call.id)
+        for call_id in sorted(self._parked_calls):
+            self._release_parked_agent(call_id)
 
     def _release_parked_agent(self, call_id: str) -> None:
         """A customer who hangs up while on Callwright's hold leaves the agent's
