@@ -29,6 +29,7 @@ from sqlalchemy import ColumnElement, exists, func, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm.persistence import customers, interactions
+from ivr.persistence import ivr_sessions
 from recordings.persistence import STATES, recordings
 from recordings.playback import RECORDING_ID, recording_json
 from recordings.repository import MAX_PAGE, RecordingRepository
@@ -204,11 +205,25 @@ def listing_routes(
             conditions.append(has_recording)
         elif recorded == "false":
             conditions.append(~has_recording)
+        # The caller's post-call survey answer (ivr.persistence: a survey run of its own,
+        # linked to the interaction); the latest if the caller answered twice.
+        survey = (
+            select(ivr_sessions.c.survey_score)
+            .where(
+                ivr_sessions.c.interaction_id == interactions.c.id,
+                ivr_sessions.c.phase == "survey",
+                ivr_sessions.c.survey_score.is_not(None),
+            )
+            .order_by(ivr_sessions.c.started_at.desc())
+            .limit(1)
+            .scalar_subquery()
+        )
         query = (
             select(
                 interactions,
                 customers.c.name.label("customer_name"),
                 agents.c.display_name.label("agent_name"),
+                survey.label("survey_score"),
             )
             .outerjoin(customers, customers.c.id == interactions.c.customer_id)
             .outerjoin(agents, agents.c.id == interactions.c.agent_id)
@@ -258,6 +273,7 @@ def listing_routes(
                 "notes": row.notes,
                 "subject": row.subject,
                 "recordings": by_interaction.get(row.id, []),
+                "survey_score": row.survey_score,
             }
             for row in rows
         ]

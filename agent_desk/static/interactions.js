@@ -116,6 +116,7 @@
       el("td", {}, i.queue || ""),
       el("td", {}, i.agent ? i.agent.display_name : "–"),
       el("td", { class: "disposition" }, i.disposition || "–"),
+      el("td", { class: "num survey" }, i.survey_score == null ? "–" : `${i.survey_score}/5`),
       el("td", { class: "num" }, lengthOf(i)),
       el("td", { class: "rec" }, recs.length ? recs.map((r) => recordingControls(r, i)) : el("span", { class: "muted" }, "–")),
     );

@@ -24,6 +24,8 @@ from callwright.app import PRINCIPAL, auth_middleware, json_errors
 from crm.repository import CustomerRepository, InteractionRepository
 from cti.calls.service import CallService
 from cti.link import AmiLink, LinkSettings
+from ivr.model import Session
+from ivr.repository import IvrRepository
 from recordings.listing import listing_routes
 from recordings.repository import RecordingRepository
 from routing.persistence import AgentRepository
@@ -40,6 +42,7 @@ class Listing:
     customers: dict[str, int]
     interactions: list[int]  # oldest first
     recordings: dict[int, list[str]]  # interaction id -> recording ids
+    engine: AsyncEngine
 
     async def get(self, role: str, path: str) -> tuple[int, Any]:
         resp = await self.http.get(path, headers={"Authorization": f"Bearer {self.tokens[role]}"})
@@ -134,7 +137,9 @@ async def listing(engine: AsyncEngine, request: pytest.FixtureRequest) -> AsyncI
     client: TestClient[Any, Any] = TestClient(TestServer(app))
     await client.start_server()
     try:
-        yield Listing(client, tokens, agents, {"ada": ada.id, "grace": grace.id}, made, recs)
+        yield Listing(
+            client, tokens, agents, {"ada": ada.id, "grace": grace.id}, made, recs, engine
+        )
     finally:
         await client.close()
 
@@ -239,3 +244,24 @@ async def test_the_interaction_list_pages_and_filters(listing: Listing) -> None:
     assert (status, body["message"]) == (400, "recorded: expected true or false")
     status, body = await listing.get("bob", "/api/interactions")
     assert (status, body["error"]) == (403, "forbidden")
+
+
+async def test_the_interaction_list_shows_the_callers_survey_answer(listing: Listing) -> None:
+    """The post-call survey is stored as an IVR run of its own, linked to the interaction;
+    a supervisor reads the score on the interaction list (the latest answer if two)."""
+    surveyed = listing.interactions[0]
+    ivr = IvrRepository(listing.engine)
+    for score in (2, 4):
+        row = await ivr.create(
+            edge="agi",
+            call_ref=f"survey-{score}",
+            session=Session(flow="support", node="survey", language="en", phase="survey"),
+            phase="survey",
+            interaction_id=surveyed,
+        )
+        await ivr.record_survey(row, score)
+    status, body = await listing.get("carol", "/api/interactions?per_page=50")
+    assert status == 200
+    scores = {i["id"]: i["survey_score"] for i in body["interactions"]}
+    assert scores[surveyed] == 4
+    assert all(score is None for iid, score in scores.items() if iid != surveyed)
