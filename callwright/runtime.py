@@ -68,7 +68,7 @@ def _dt(value: float | None) -> datetime | None:
     return None if value is None else datetime.fromtimestamp(value, UTC)
 
 
-CALL_WORKERS = 8  # call events of different calls handled concurrently (CallService)
+CALL_WORKERS = 4  # calls handled concurrently (CallService); 2, 4, 8 measured: bench/RESULTS.md
 _EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
 
 
