@@ -63,7 +63,9 @@ def test_round_trip_at_chunk_boundaries(size: int) -> None:
     blob = seal(data)
 
     assert len(blob) == encrypted_size(size, 1024)
-    assert data not in blob or size == 0
+    # The plaintext does not show through (a 1-byte plaintext turns up in any kilobyte of
+    # random ciphertext by chance, so only sizes where a match would mean a leak count).
+    assert size < 16 or data not in blob
     if size:
         assert unseal(blob, 0, size - 1) == data
     else:
