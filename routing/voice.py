@@ -431,10 +431,14 @@ class VoiceRouting:
 
     async def _connect(self, event: model.TaskAssigned) -> None:
         call_id = self._call_of_task.get(event.task_id)
+        if call_id is None:
+            # Not a call waiting on this PBX (a Twilio caller, say: its edge connects it).
+            log.debug("task %s: no call of ours to connect", event.task_id)
+            return
         extension = self.extensions.get(event.agent_id)
-        if call_id is None or extension is None:
+        if extension is None:
             log.error(
-                "task %s assigned to %s: no call or no extension to connect",
+                "task %s assigned to %s: the agent has no extension to connect",
                 event.task_id,
                 event.agent_id,
             )
