@@ -112,6 +112,7 @@ from urllib.parse import urlencode
 from aiohttp import web
 from twilio.twiml.voice_response import VoiceResponse  # type: ignore[import-untyped]
 
+from agent_desk.policy import Audit  # the shape of agent_desk.audit.AuditLog.record
 from crm.repository import InteractionRepository
 from cti.persistence import CallRecord
 from cti.twilio_webhooks import InvalidSignature, verified_form
@@ -321,19 +322,6 @@ class TwilioSettings(Protocol):
 
     @property
     def trust_proxy(self) -> bool: ...
-
-
-class Audit(Protocol):
-    async def record(
-        self,
-        *,
-        actor: Any,
-        action: str,
-        outcome: str,
-        subject: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        client_ip: str | None = None,
-    ) -> Any: ...
 
 
 class CallRecords(Protocol):

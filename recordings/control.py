@@ -78,7 +78,7 @@ import hashlib
 import logging
 import os
 import struct
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -86,6 +86,7 @@ from typing import Any, Final, Protocol
 
 from sqlalchemy import select
 
+from agent_desk.policy import Audit  # the shape of agent_desk.audit.AuditLog.record
 from cti.ami.messages import AmiAction, AmiResponse
 from cti.calls.model import Call, CallEnded, CallEvent, ChannelInfo, RecordingStopped
 from cti.errors import CtiError
@@ -204,19 +205,6 @@ class Policies(Protocol):
     def enabled(self) -> bool: ...
 
     def policy_for(self, queue: str | None) -> RecordingPolicyView: ...
-
-
-class Audit(Protocol):
-    async def record(
-        self,
-        *,
-        actor: Any,
-        action: str,
-        outcome: str,
-        subject: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        client_ip: str | None = None,
-    ) -> Any: ...
 
 
 class VoiceInteractions(Protocol):

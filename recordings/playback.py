@@ -63,6 +63,7 @@ from aiohttp import web
 from itsdangerous import BadSignature, SignatureExpired, URLSafeTimedSerializer
 from itsdangerous.timed import TimestampSigner
 
+from agent_desk.policy import Audit  # the shape of agent_desk.audit.AuditLog.record
 from recordings.repository import Recording
 
 __all__ = [
@@ -294,19 +295,6 @@ class MediaStorage(Protocol):
     def read_range(self, key: str, start: int, end_inclusive: int) -> AsyncIterator[bytes]: ...
 
 
-class Auditor(Protocol):
-    async def record(
-        self,
-        *,
-        actor: Any,
-        action: str,
-        outcome: str,
-        subject: str | None = None,
-        detail: Any = None,
-        client_ip: str | None = None,
-    ) -> Any: ...
-
-
 @dataclass(frozen=True)
 class Actor:
     id: str
@@ -377,7 +365,7 @@ class Playback:
         recordings: Recordings,
         storage: MediaStorage,
         tokens: MediaTokens,
-        audit: Auditor,
+        audit: Audit,
         authorize: Authorize,
         principal_of: Callable[[web.Request], Any],
         current_role: CurrentRole | None = None,

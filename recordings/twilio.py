@@ -36,6 +36,7 @@ from typing import Any, Final, Protocol
 
 from aiohttp import web
 
+from agent_desk.policy import Audit  # the shape of agent_desk.audit.AuditLog.record
 from cti.twilio_webhooks import InvalidSignature, verified_form
 from recordings.repository import RecordingRepository
 
@@ -67,19 +68,6 @@ class TwilioSettings(Protocol):
 
 class InteractionLookup(Protocol):
     async def by_call_id(self, call_id: str) -> Any: ...
-
-
-class Audit(Protocol):
-    async def record(
-        self,
-        *,
-        actor: Any,
-        action: str,
-        outcome: str,
-        subject: str | None = None,
-        detail: Mapping[str, Any] | None = None,
-        client_ip: str | None = None,
-    ) -> Any: ...
 
 
 class BadField(ValueError):
