@@ -178,6 +178,27 @@ AUTH_FAILURE: Final = web.RequestKey("auth_failure", TokenRejected)
 AUDITED: Final = web.RequestKey("audited", bool)
 
 
+async def record_allowed(
+    audit: AuditLog, request: web.Request, action: str, subject: str, detail: dict[str, Any]
+) -> None:
+    """A route's own audit row for an action it carried out (with facts the audit
+    middleware cannot know, such as the fields changed), marking the request audited so
+    the middleware does not write a second row. A store failure is logged, not raised:
+    the action has happened."""
+    try:
+        await audit.record(
+            actor=request.get(PRINCIPAL),
+            action=action,
+            outcome="allowed",
+            subject=subject,
+            detail={"method": request.method, "path": request.path, **detail},
+            client_ip=client_ip(request),
+        )
+    except Exception:
+        log.exception("audit row not written: %s on %s (%s)", action, subject, detail)
+    request[AUDITED] = True
+
+
 class SessionAuthenticator:
     """``callwright.app.Authenticator``: session tokens, and the API token."""
 

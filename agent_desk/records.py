@@ -34,9 +34,8 @@ from typing import Any, Final, Protocol
 from aiohttp import web
 
 from agent_desk.audit import AuditLog
-from agent_desk.auth import AUDITED, client_ip
+from agent_desk.auth import record_allowed
 from agent_desk.pops import customer_json, interaction_json, open_email_json
-from callwright.app import PRINCIPAL
 from crm.mail.repository import MailStore
 from crm.repository import (
     Customer,
@@ -147,22 +146,6 @@ def records_routes(
             raise Invalid(f"no interaction {interaction_id}", 404, "unknown_interaction")
         return interaction
 
-    async def record(
-        request: web.Request, action: str, subject: str, detail: dict[str, Any]
-    ) -> None:
-        try:
-            await audit.record(
-                actor=request.get(PRINCIPAL),
-                action=action,
-                outcome="allowed",
-                subject=subject,
-                detail={"method": request.method, "path": request.path, **detail},
-                client_ip=client_ip(request),
-            )
-        except Exception:
-            log.exception("audit row not written: %s on %s (%s)", action, subject, detail)
-        request[AUDITED] = True
-
     async def disposition(request: web.Request) -> web.StreamResponse:
         interaction = await interaction_of(request, "interactions.disposition")
         body = await read_json_object(request, Invalid)
@@ -177,7 +160,8 @@ def records_routes(
             )
         notes = _text(body, "notes", settings.notes_max_chars)
         saved = await interactions.set_disposition(interaction.id, code, notes)
-        await record(
+        await record_allowed(
+            audit,
             request,
             "interactions.disposition",
             str(interaction.id),
@@ -294,7 +278,8 @@ def records_routes(
                 pop = await linked(interaction.id, customer)
             except Exception:  # stored; the desk catches up on its next snapshot
                 log.exception("desk: the pop of interaction %s not refreshed", interaction.id)
-        await record(
+        await record_allowed(
+            audit,
             request,
             "interactions.customer",
             str(interaction.id),

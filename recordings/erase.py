@@ -38,7 +38,7 @@ from sqlalchemy import delete, or_, select, update
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from agent_desk.audit import Actor, AuditLog
-from agent_desk.auth import AUDITED, client_ip
+from agent_desk.auth import AUDITED, client_ip, record_allowed
 from callwright.app import PRINCIPAL
 from crm.mail.files import MailFiles
 from crm.mail.persistence import email_attachments, email_messages
@@ -387,22 +387,6 @@ def erase_routes(
     audit: AuditLog,
     authorize: Authorize,
 ) -> list[web.RouteDef]:
-    async def record(
-        request: web.Request, action: str, subject: str, detail: dict[str, Any]
-    ) -> None:
-        try:
-            await audit.record(
-                actor=request.get(PRINCIPAL),
-                action=action,
-                outcome="allowed",
-                subject=subject,
-                detail={"method": request.method, "path": request.path, **detail},
-                client_ip=client_ip(request),
-            )
-        except Exception:
-            log.exception("audit row not written: %s on %s", action, subject)
-        request[AUDITED] = True
-
     def guarded(
         handler: Callable[[web.Request], Awaitable[web.StreamResponse]],
     ) -> Callable[[web.Request], Awaitable[web.StreamResponse]]:
@@ -472,7 +456,8 @@ def erase_routes(
         hold = await repo.add_hold(
             reason=reason, created_by=request[PRINCIPAL].id, **{field: value}
         )
-        await record(
+        await record_allowed(
+            audit,
             request,
             "legal_holds.manage",
             f"legal_hold:{hold.id}",
@@ -487,7 +472,9 @@ def erase_routes(
             hold = await repo.release_hold(hold_id, released_by=request[PRINCIPAL].id)
         except NotFoundError:
             raise _Invalid(f"no legal hold {hold_id}", 404, "unknown_hold") from None
-        await record(request, "legal_holds.manage", f"legal_hold:{hold_id}", {"op": "release"})
+        await record_allowed(
+            audit, request, "legal_holds.manage", f"legal_hold:{hold_id}", {"op": "release"}
+        )
         return web.json_response({"hold": hold_json(hold)})
 
     return [
