@@ -484,38 +484,35 @@ class RecordingControl:
     async def pause(
         self, call_id: str, *, source: str = "api", actor_id: str | None = None
     ) -> dict[str, Any]:
-        live = self._live.get(call_id)
-        if live is None:
-            raise NotRecording(f"call {call_id!r} is not being recorded")
-        async with live.lock:
-            if self._live.get(call_id) is not live:
-                raise NotRecording(f"call {call_id!r} is not being recorded")
-            if live.paused:
-                raise AlreadyPaused(f"the recording of call {call_id!r} is already paused")
-            await self._mute(live, True)
-            live.paused = True
-            await self.repo.add_pause(
-                live.recording_id, source=source, actor_id=actor_id, at=self.clock()
-            )
-            row = await self._require(live.recording_id)
-            data = await self._json(row, live.agent_id)
-        await self._publish(data)
-        return data
+        return await self._set_paused(call_id, True, source=source, actor_id=actor_id)
 
     async def resume(
         self, call_id: str, *, source: str = "api", actor_id: str | None = None
     ) -> dict[str, Any]:
+        return await self._set_paused(call_id, False, source=source, actor_id=actor_id)
+
+    async def _set_paused(
+        self, call_id: str, paused: bool, *, source: str, actor_id: str | None
+    ) -> dict[str, Any]:
+        """Mute (or unmute) the MixMonitor, then store the pause opened (or closed)."""
         live = self._live.get(call_id)
         if live is None:
             raise NotRecording(f"call {call_id!r} is not being recorded")
         async with live.lock:
             if self._live.get(call_id) is not live:
                 raise NotRecording(f"call {call_id!r} is not being recorded")
-            if not live.paused:
+            if live.paused and paused:
+                raise AlreadyPaused(f"the recording of call {call_id!r} is already paused")
+            if not live.paused and not paused:
                 raise NotPaused(f"the recording of call {call_id!r} is not paused")
-            await self._mute(live, False)
-            live.paused = False
-            await self.repo.end_pause(live.recording_id, at=self.clock())
+            await self._mute(live, paused)
+            live.paused = paused
+            if paused:
+                await self.repo.add_pause(
+                    live.recording_id, source=source, actor_id=actor_id, at=self.clock()
+                )
+            else:
+                await self.repo.end_pause(live.recording_id, at=self.clock())
             row = await self._require(live.recording_id)
             data = await self._json(row, live.agent_id)
         await self._publish(data)
