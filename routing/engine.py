@@ -648,6 +648,7 @@ class Router:
         self._closed_res: OrderedDict[str, tuple[Any, ...]] = OrderedDict()
         self._closed_memory = closed_memory
         self._customer_agent: dict[str, str] = {}
+        self._customer_agent_changed: dict[str, str] = {}  # since the last take
         # Heap entries hold only numbers and strings (so the garbage collector
         # untracks them); tickets map back to the live objects:
         self._deadlines: list[tuple[float, int, int]] = []  # (when, ticket, kind)
@@ -1050,6 +1051,12 @@ class Router:
 
     def last_agent_of_customer(self) -> tuple[tuple[str, str], ...]:
         return tuple(sorted(self._customer_agent.items()))
+
+    def take_customer_agent_changes(self) -> dict[str, str]:
+        """The customers whose last agent changed since the previous call
+        (what a journal writes instead of every pair)."""
+        changed, self._customer_agent_changed = self._customer_agent_changed, {}
+        return changed
 
     @staticmethod
     def _agent_record(a: _Agent) -> AgentRecord:
@@ -1867,6 +1874,7 @@ class Router:
         del q.tasks[t.id]
         if t.customer_id is not None:
             self._customer_agent[t.customer_id] = a.id
+            self._customer_agent_changed[t.customer_id] = a.id
         waited = now - t.queued_at
         self._touched[a] = None
         out.append(

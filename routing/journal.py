@@ -1,11 +1,14 @@
 """The routing journal: live tasks, agents' routing state, and the event log.
 
 Every command's outcome is written in one transaction before anything is
-announced: the events appended to ``routing_events`` (the single log live and
-historical statistics are folded from), the touched tasks' records upserted
-into ``routing_tasks`` (a finished task keeps its row, without a record), the
-touched agents' records into ``routing_agent_states``, and the router's
-counters into ``routing_meta``. After a restart, ``load_snapshot`` rebuilds the
+announced (the service groups the commands that arrive while a transaction is
+in flight into the next one): a new task's row into ``routing_tasks``, the
+events appended to ``routing_events`` (the single log live and historical
+statistics are folded from), the touched tasks' records into
+``routing_tasks`` (a finished task keeps its row, without a record), the
+touched agents' records into ``routing_agent_states``, a customer's last agent
+when it changes into ``routing_customer_agents``, and the router's counters
+into ``routing_meta``. After a restart, ``load_snapshot`` rebuilds the
 ``RouterSnapshot`` the engine restores from: waiting tasks keep their original
 arrival and priority, open reservations are offered again.
 """
@@ -26,20 +29,29 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    delete,
+    bindparam,
+    func,
     insert,
     select,
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing import model
 from routing.codec import event_from_json, event_to_json, from_json, to_json
 from store.db import metadata
 from store.types import UtcDateTime, utc_now
 
-__all__ = ["RoutingJournal", "TaskLink", "routing_agent_states", "routing_events", "routing_tasks"]
+__all__ = [
+    "NewTask",
+    "RoutingJournal",
+    "TaskLink",
+    "routing_agent_states",
+    "routing_customer_agents",
+    "routing_events",
+    "routing_tasks",
+]
 
 routing_tasks = Table(
     "routing_tasks",
@@ -79,6 +91,13 @@ routing_events = Table(
     Index("ix_routing_events_task_id", "task_id"),
 )
 
+routing_customer_agents = Table(
+    "routing_customer_agents",
+    metadata,
+    Column("customer_id", String(64), primary_key=True),
+    Column("agent_id", String(64), nullable=False),
+)
+
 routing_meta = Table(
     "routing_meta",
     metadata,
@@ -110,44 +129,46 @@ def _queue_of(event: model.RoutingEvent) -> str | None:
     return None
 
 
+@dataclass(frozen=True)
+class NewTask:
+    """A task's row, written in the same transaction as the router's outcome
+    of its submission (nothing is announced before both are stored)."""
+
+    id: str
+    channel: str
+    queue_id: str
+    interaction_id: int | None = None
+    call_id: str | None = None
+
+
 class RoutingJournal:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-
-    async def create_task(
-        self,
-        task_id: str,
-        *,
-        channel: str,
-        queue_id: str,
-        interaction_id: int | None = None,
-        call_id: str | None = None,
-    ) -> None:
-        """The task's row, before the router hears of it."""
-        now = utc_now()
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                insert(routing_tasks).values(
-                    id=task_id,
-                    channel=channel,
-                    queue_id=queue_id,
-                    state="new",
-                    record=None,
-                    interaction_id=interaction_id,
-                    call_id=call_id,
-                    created_at=now,
-                    updated_at=now,
-                )
+        dialect = engine.dialect.name
+        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
+        # Built once: executed with a list of parameter sets (one executemany
+        # per table per transaction, whatever the number of rows).
+        self._update_task = (
+            update(routing_tasks)
+            .where(routing_tasks.c.id == bindparam("b_id"))
+            .values(
+                state=bindparam("b_state"),
+                record=bindparam("b_record", type_=JSON),
+                queue_id=func.coalesce(
+                    bindparam("b_queue", type_=String), routing_tasks.c.queue_id
+                ),
+                updated_at=bindparam("b_updated_at", type_=UtcDateTime()),
             )
+        )
+        self._upsert_agent = self._upsert_stmt(routing_agent_states, "agent_id")
+        self._upsert_meta = self._upsert_stmt(routing_meta, "key")
+        self._upsert_customer_agent = self._upsert_stmt(routing_customer_agents, "customer_id")
 
-    async def discard_task(self, task_id: str) -> None:
-        """Remove a row the router refused (never announced)."""
-        async with self.engine.begin() as conn:
-            await conn.execute(
-                delete(routing_tasks).where(
-                    routing_tasks.c.id == task_id, routing_tasks.c.state == "new"
-                )
-            )
+    def _upsert_stmt(self, table: Table, key: str) -> Any:
+        """Insert or update by primary key, on SQLite and PostgreSQL alike."""
+        stmt = self._insert(table)
+        changes = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
+        return stmt.on_conflict_do_update(index_elements=[key], set_=changes)
 
     async def write(
         self,
@@ -156,11 +177,33 @@ class RoutingJournal:
         tasks: Mapping[str, tuple[str, model.TaskRecord | None]],
         agents: Iterable[model.AgentRecord],
         meta: Mapping[str, Any],
+        new_tasks: Sequence[NewTask] = (),
+        customer_agents: Mapping[str, str] | None = None,
     ) -> None:
-        """One transaction: the events, the touched tasks (state, record or
-        None once finished), the touched agents, the counters."""
+        """One transaction: the new tasks' rows, the events, the touched tasks
+        (state, record or None once finished), the touched agents, the
+        customers' last agents that changed, the counters. One statement per
+        table, each with all its rows."""
         now = utc_now()
         async with self.engine.begin() as conn:
+            if new_tasks:
+                await conn.execute(
+                    insert(routing_tasks),
+                    [
+                        {
+                            "id": t.id,
+                            "channel": t.channel,
+                            "queue_id": t.queue_id,
+                            "state": "new",
+                            "record": None,
+                            "interaction_id": t.interaction_id,
+                            "call_id": t.call_id,
+                            "created_at": now,
+                            "updated_at": now,
+                        }
+                        for t in new_tasks
+                    ],
+                )
             if events:
                 await conn.execute(
                     insert(routing_events),
@@ -176,26 +219,34 @@ class RoutingJournal:
                         for e in events
                     ],
                 )
-            for task_id, (state, record) in tasks.items():
-                values: dict[str, Any] = {
-                    "state": state,
-                    "record": None if record is None else to_json(record),
-                    "updated_at": now,
-                }
-                if record is not None:
-                    values["queue_id"] = record.queue_id
+            if tasks:
                 await conn.execute(
-                    update(routing_tasks).where(routing_tasks.c.id == task_id).values(**values)
+                    self._update_task,
+                    [
+                        {
+                            "b_id": task_id,
+                            "b_state": state,
+                            "b_record": None if record is None else to_json(record),
+                            "b_queue": None if record is None else record.queue_id,
+                            "b_updated_at": now,
+                        }
+                        for task_id, (state, record) in tasks.items()
+                    ],
                 )
-            for agent in agents:
-                await _upsert(
-                    conn,
-                    routing_agent_states,
-                    "agent_id",
-                    {"agent_id": agent.config.id, "record": to_json(agent), "updated_at": now},
+            rows = [
+                {"agent_id": a.config.id, "record": to_json(a), "updated_at": now} for a in agents
+            ]
+            if rows:
+                await conn.execute(self._upsert_agent, rows)
+            if customer_agents:
+                await conn.execute(
+                    self._upsert_customer_agent,
+                    [{"customer_id": c, "agent_id": a} for c, a in customer_agents.items()],
                 )
-            for key, value in meta.items():
-                await _upsert(conn, routing_meta, "key", {"key": key, "value": value})
+            if meta:
+                await conn.execute(
+                    self._upsert_meta, [{"key": k, "value": v} for k, v in meta.items()]
+                )
 
     async def load_snapshot(self) -> model.RouterSnapshot | None:
         async with self.engine.connect() as conn:
@@ -209,25 +260,20 @@ class RoutingJournal:
             ).all()
             agent_rows = (await conn.execute(select(routing_agent_states.c.record))).all()
             meta = {row.key: row.value for row in (await conn.execute(select(routing_meta))).all()}
-        if not task_rows and not agent_rows and not meta:
+            customer_rows = (
+                await conn.execute(
+                    select(routing_customer_agents).order_by(routing_customer_agents.c.customer_id)
+                )
+            ).all()
+        if not task_rows and not agent_rows and not meta and not customer_rows:
             return None
         return model.RouterSnapshot(
             taken_at=float(meta.get("taken_at", 0.0)),
             agents=tuple(from_json(model.AgentRecord, r.record) for r in agent_rows),
             tasks=tuple(from_json(model.TaskRecord, r.record) for r in task_rows),
-            last_agent_of_customer=tuple(
-                (str(k), str(v)) for k, v in meta.get("last_agent_of_customer", [])
-            ),
+            last_agent_of_customer=tuple((r.customer_id, r.agent_id) for r in customer_rows),
             next_reservation=int(meta.get("next_reservation", 1)),
         )
-
-    async def unrouted_tasks(self) -> list[TaskLink]:
-        """Rows created but never handed to the router (a crash in between)."""
-        async with self.engine.connect() as conn:
-            rows = (
-                await conn.execute(select(routing_tasks).where(routing_tasks.c.state == "new"))
-            ).all()
-        return [_link(r) for r in rows]
 
     async def task(self, task_id: str) -> TaskLink | None:
         async with self.engine.connect() as conn:
@@ -285,14 +331,3 @@ def _link(row: Any) -> TaskLink:
         call_id=row.call_id,
         created_at=row.created_at,
     )
-
-
-async def _upsert(conn: AsyncConnection, table: Table, key: str, values: dict[str, Any]) -> None:
-    """Insert or update by primary key, on SQLite and PostgreSQL alike."""
-    changes = {k: v for k, v in values.items() if k != key}
-    if conn.dialect.name == "postgresql":
-        pg = postgresql.insert(table).values(**values)
-        await conn.execute(pg.on_conflict_do_update(index_elements=[key], set_=changes))
-    else:
-        lite = sqlite.insert(table).values(**values)
-        await conn.execute(lite.on_conflict_do_update(index_elements=[key], set_=changes))

@@ -1,24 +1,35 @@
 """The routing service: the shell around the pure router.
 
-Every command runs under one lock: the router fires what fell due
-(``advance``), applies the command, and the outcome is written to the journal
-in one transaction; only then are the events announced (listeners, the
-desk's notifier) and the live statistics folded. Nothing is announced that
-is not stored. A single timer sleeps until ``router.next_deadline()``: no
-polling.
+A command runs on the router at once (the router fires what fell due with
+``advance``, then applies the command: pure, no await in between, so commands
+never interleave), and its outcome is staged for the journal. Outcomes are
+written by group commit: one transaction at a time, holding every outcome
+staged while the previous one was in flight, in the order the commands ran.
+Only once a command's transaction has committed are its events announced
+(listeners, the desk's notifier) and the live statistics folded: nothing is
+announced that is not stored. Announcements follow the order of the
+commands; a command run by a listener while it handles an announcement is
+announced inside it. A single timer sleeps until ``router.next_deadline()``:
+no polling.
+
+Why group commit: at 50 new calls a second the router runs a few hundred
+commands a second; one transaction each, one after the other, was the
+slowest step on the way to an agent's screen-pop.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field
 from typing import Any
 
 from routing import model
 from routing.engine import Router
-from routing.journal import RoutingJournal
+from routing.journal import NewTask, RoutingJournal
 from routing.stats import QueueStats
 
 __all__ = ["RoutingListener", "RoutingService"]
@@ -29,6 +40,28 @@ RoutingListener = Callable[[Sequence[model.RoutingEvent]], Awaitable[None] | Non
 Command = Callable[[Router, float], list[model.RoutingEvent]]
 
 TERMINAL = (model.TaskState.COMPLETED, model.TaskState.CANCELED)
+
+# Most outcomes one transaction holds (the rest wait for the next one).
+MAX_BATCH = 256
+
+# Set while listeners handle an announcement: a command they run is announced
+# inside it instead of waiting for its turn (which would wait for itself).
+_ANNOUNCING: contextvars.ContextVar[bool] = contextvars.ContextVar(
+    "routing_announcing", default=False
+)
+
+
+@dataclass
+class _Staged:
+    """One command's outcome, waiting for its transaction."""
+
+    events: list[model.RoutingEvent]
+    tasks: dict[str, tuple[str, model.TaskRecord | None]]
+    agents: dict[str, model.AgentRecord]
+    customer_agents: dict[str, str]
+    meta: dict[str, Any]
+    new_task: NewTask | None
+    done: asyncio.Future[None] = field(repr=False)
 
 
 class RoutingService:
@@ -45,7 +78,9 @@ class RoutingService:
         self.queues = {q.id: q for q in queues}
         self.clock = clock
         self.stats = QueueStats(queues=[q.id for q in queues])
-        self._lock = asyncio.Lock()
+        self._staged: list[_Staged] = []
+        self._writer: asyncio.Task[None] | None = None
+        self._turn: asyncio.Future[None] | None = None  # the last announcement's
         self._listeners: list[RoutingListener] = []
         self._timer: asyncio.Task[None] | None = None
         self._wake = asyncio.Event()
@@ -90,7 +125,7 @@ class RoutingService:
                 )
             else:
                 events += router.add_agent(agent, now)
-        await service._commit(events)
+        await service._stage(events)
         service._fold(events)
         return service, events
 
@@ -109,22 +144,45 @@ class RoutingService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
+        writer = self._writer
+        if writer is not None:  # what is staged is written before the service stops
+            await asyncio.shield(writer)
 
     # -- commands ----------------------------------------------------------
 
-    async def run(self, command: Command) -> list[model.RoutingEvent]:
+    async def run(
+        self, command: Command, *, new_task: NewTask | None = None
+    ) -> list[model.RoutingEvent]:
         """Apply ``command`` to the router; store, then announce, its events.
-        A command that raises has changed nothing (the router guarantees it)."""
-        async with self._lock:
-            now = self.clock()
-            events = self.router.advance(now)
-            try:
-                events += command(self.router, now)
-            finally:
-                # What fell due is stored even when the command is refused.
-                await self._commit(events)
-        self._wake.set()
-        await self._announce(events)
+        A command that raises has changed nothing (the router guarantees it);
+        what fell due before it is still stored and announced, then the
+        error is raised. ``new_task``: the row of the task ``command`` submits,
+        stored in the same transaction (not when the command raises)."""
+        now = self.clock()
+        events = self.router.advance(now)
+        error: Exception | None = None
+        try:
+            events += command(self.router, now)
+        except Exception as exc:
+            error, new_task = exc, None
+        stored = self._stage(events, new_task)
+        previous, mine = None, None
+        if not _ANNOUNCING.get():
+            previous, self._turn = self._turn, asyncio.get_running_loop().create_future()
+            mine = self._turn
+        try:
+            await stored
+            self._wake.set()
+            if previous is not None and not previous.done():
+                await asyncio.shield(previous)
+            await self._announce(events)
+        finally:
+            if mine is not None:
+                mine.set_result(None)
+                if self._turn is mine:
+                    self._turn = None
+        if error is not None:
+            raise error
         return events
 
     async def submit(
@@ -134,19 +192,9 @@ class RoutingService:
         interaction_id: int | None = None,
         call_id: str | None = None,
     ) -> list[model.RoutingEvent]:
-        """Store the task's row first, then hand it to the router."""
-        await self.journal.create_task(
-            spec.id,
-            channel=spec.channel,
-            queue_id=spec.queue_id,
-            interaction_id=interaction_id,
-            call_id=call_id,
-        )
-        try:
-            return await self.run(lambda r, now: r.submit(spec, now))
-        except Exception:
-            await self.journal.discard_task(spec.id)
-            raise
+        """The task's row and the router's outcome, stored together."""
+        row = NewTask(spec.id, spec.channel, spec.queue_id, interaction_id, call_id)
+        return await self.run(lambda r, now: r.submit(spec, now), new_task=row)
 
     async def accept(self, reservation_id: str) -> list[model.RoutingEvent]:
         return await self.run(lambda r, now: r.accept(reservation_id, now))
@@ -176,7 +224,12 @@ class RoutingService:
 
     # -- internals ---------------------------------------------------------
 
-    async def _commit(self, events: Sequence[model.RoutingEvent]) -> None:
+    def _stage(
+        self, events: Sequence[model.RoutingEvent], new_task: NewTask | None = None
+    ) -> asyncio.Future[None]:
+        """Take what the journal must hold after ``events`` (the router's state
+        now) and queue it for the next transaction; the future is done when
+        that transaction has committed."""
         tasks: dict[str, tuple[str, model.TaskRecord | None]] = {}
         agent_ids: set[str] = set()
         for event in events:
@@ -191,11 +244,67 @@ class RoutingService:
         meta: dict[str, Any] = {"taken_at": self.clock()}
         if events:
             meta["next_reservation"] = self.router.next_reservation_number()
-            meta["last_agent_of_customer"] = [
-                list(pair) for pair in self.router.last_agent_of_customer()
-            ]
-        agents = [self.router.agent_record(a) for a in sorted(agent_ids)]
-        await self.journal.write(events, tasks=tasks, agents=agents, meta=meta)
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._staged.append(
+            _Staged(
+                events=list(events),
+                tasks=tasks,
+                agents={a: self.router.agent_record(a) for a in sorted(agent_ids)},
+                customer_agents=self.router.take_customer_agent_changes(),
+                meta=meta,
+                new_task=new_task,
+                done=done,
+            )
+        )
+        if self._writer is None:
+            self._writer = asyncio.create_task(self._write_staged(), name="routing-journal")
+        return done
+
+    async def _write_staged(self) -> None:
+        """Write what is staged, a transaction at a time, until nothing is."""
+        try:
+            while self._staged:
+                batch, self._staged = self._staged[:MAX_BATCH], self._staged[MAX_BATCH:]
+                events: list[model.RoutingEvent] = []
+                tasks: dict[str, tuple[str, model.TaskRecord | None]] = {}
+                agents: dict[str, model.AgentRecord] = {}
+                customer_agents: dict[str, str] = {}
+                meta: dict[str, Any] = {}
+                for staged in batch:  # in command order: later states win
+                    events += staged.events
+                    tasks.update(staged.tasks)
+                    agents.update(staged.agents)
+                    customer_agents.update(staged.customer_agents)
+                    meta.update(staged.meta)
+                try:
+                    await self.journal.write(
+                        events,
+                        tasks=tasks,
+                        agents=agents.values(),
+                        meta=meta,
+                        new_tasks=[s.new_task for s in batch if s.new_task is not None],
+                        customer_agents=customer_agents,
+                    )
+                except BaseException as exc:
+                    for staged in batch:
+                        if not staged.done.done():
+                            staged.done.set_exception(_copy(exc))
+                    if not isinstance(exc, Exception):
+                        raise
+                    log.error("routing journal: %d outcomes not stored: %s", len(batch), exc)
+                    continue
+                for staged in batch:
+                    if not staged.done.done():
+                        staged.done.set_result(None)
+        finally:
+            self._writer = None
+            if self._staged:  # stopped by cancellation: nobody will write these
+                left, self._staged = self._staged, []
+                for outcome in left:
+                    if not outcome.done.done():
+                        outcome.done.set_exception(
+                            RuntimeError("the routing journal writer stopped")
+                        )
 
     def _fold(self, events: Sequence[model.RoutingEvent]) -> None:
         for event in events:
@@ -205,6 +314,13 @@ class RoutingService:
         if not events:
             return
         self._fold(events)
+        token = _ANNOUNCING.set(True)
+        try:
+            await self._call_listeners(events)
+        finally:
+            _ANNOUNCING.reset(token)
+
+    async def _call_listeners(self, events: Sequence[model.RoutingEvent]) -> None:
         for listener in self._listeners:
             try:
                 result = listener(events)
@@ -227,3 +343,14 @@ class RoutingService:
                     await self.run(lambda r, now: [])
                 except Exception:
                     log.exception("routing timer failed")
+
+
+def _copy(exc: BaseException) -> BaseException:
+    """The error for one waiter (an exception object raised in several tasks
+    would gather each one's traceback)."""
+    try:
+        clone = type(exc)(*exc.args)
+    except Exception:
+        return exc
+    clone.__cause__ = exc
+    return clone

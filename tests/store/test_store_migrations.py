@@ -29,6 +29,7 @@ EXPECTED_TABLES = {
     "routing_agent_states",
     "routing_events",
     "routing_meta",
+    "routing_customer_agents",
     "audit_events",
     "recordings",
     "recording_pauses",
