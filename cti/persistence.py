@@ -1,14 +1,21 @@
-"""The call_records table and its repository.
+"""The call_records table, its repository and its group-commit writer.
 
-One row per CTI call (``id`` is the CTI call id), written with ``upsert`` as the call
-changes. ``updated_at`` orders the writes: an upsert older than the stored row is
-ignored, so replaying or reordering the same updates cannot roll a record back.
-A call is active while ``ended_at`` is NULL.
+One row per CTI call (``id`` is the CTI call id), written with ``upsert`` or
+``upsert_many`` as the call changes. ``updated_at`` orders the writes: an upsert older
+than the stored row is ignored, so replaying or reordering the same updates cannot roll
+a record back. A call is active while ``ended_at`` is NULL.
+
+``CallRecordWriter`` lets many concurrent callers share one transaction: records handed
+to ``store`` while a write is in flight go together into the next one.
 """
 
 from __future__ import annotations
 
+import asyncio
+import functools
 import json
+import logging
+from collections.abc import Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -27,12 +34,15 @@ from sqlalchemy import (
 )
 from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Row
-from sqlalchemy.ext.asyncio import AsyncEngine
+from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
+from sqlalchemy.sql.dml import Insert
 
 from store.db import metadata
 from store.types import UtcDateTime, as_utc
 
-__all__ = ["CallRecord", "CallRecordRepository", "call_records"]
+__all__ = ["CallRecord", "CallRecordRepository", "CallRecordWriter", "WriterClosed", "call_records"]
+
+log = logging.getLogger(__name__)
 
 call_records = Table(
     "call_records",
@@ -110,42 +120,68 @@ def _values(record: CallRecord) -> dict[str, Any]:
     return values
 
 
+@functools.cache
+def _upsert_statement(dialect: str) -> Insert:
+    """INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE stored.updated_at <=
+    excluded.updated_at, for ``dialect`` ("sqlite" or "postgresql"). Built once per
+    dialect: the values come as execute() parameters (one set per row, executemany)."""
+    stmt = sqlite.insert(call_records) if dialect == "sqlite" else postgresql.insert(call_records)
+    return stmt.on_conflict_do_update(
+        index_elements=[call_records.c.id],
+        set_={name: stmt.excluded[name] for name in _COLUMNS if name != "id"},
+        where=call_records.c.updated_at <= stmt.excluded.updated_at,
+    )
+
+
+def _newest_per_call(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
+    """One row per call id: the latest ``updated_at``, a tie going to the later row.
+    Sorted by id (the same lock order for every batch)."""
+    newest: dict[str, dict[str, Any]] = {}
+    for values in rows:
+        kept = newest.get(values["id"])
+        if kept is None or kept["updated_at"] <= values["updated_at"]:
+            newest[values["id"]] = values
+    return [newest[call_id] for call_id in sorted(newest)]
+
+
+async def _check_then_write(conn: AsyncConnection, values: dict[str, Any]) -> None:
+    # Any other backend: check, then write (inside the caller's transaction).
+    changes = {name: values[name] for name in _COLUMNS if name != "id"}
+    current = (
+        await conn.execute(
+            select(call_records.c.updated_at).where(call_records.c.id == values["id"])
+        )
+    ).first()
+    if current is None:
+        await conn.execute(insert(call_records).values(**values))
+    elif current.updated_at <= values["updated_at"]:
+        await conn.execute(
+            update(call_records).where(call_records.c.id == values["id"]).values(**changes)
+        )
+
+
 class CallRecordRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
 
     async def upsert(self, record: CallRecord) -> None:
         """Insert the record, or overwrite the stored one unless it is newer."""
-        values = _values(record)
-        changes = {name: values[name] for name in _COLUMNS if name != "id"}
+        await self.upsert_many([record])
+
+    async def upsert_many(self, records: Iterable[CallRecord]) -> None:
+        """``upsert`` for each record, all in one transaction. Of two records of one
+        call, the later ``updated_at`` is written (a tie: the later in ``records``).
+        A bad record (naive time, bad channels) raises before anything is written."""
+        rows = _newest_per_call([_values(record) for record in records])
+        if not rows:
+            return
         dialect = self._engine.dialect.name
         async with self._engine.begin() as conn:
             if dialect in ("sqlite", "postgresql"):
-                stmt = (
-                    sqlite.insert(call_records)
-                    if dialect == "sqlite"
-                    else postgresql.insert(call_records)
-                )
-                await conn.execute(
-                    stmt.values(**values).on_conflict_do_update(
-                        index_elements=[call_records.c.id],
-                        set_={name: stmt.excluded[name] for name in changes},
-                        where=call_records.c.updated_at <= stmt.excluded.updated_at,
-                    )
-                )
-                return
-            # Any other backend: check, then write, inside one transaction.
-            current = (
-                await conn.execute(
-                    select(call_records.c.updated_at).where(call_records.c.id == record.id)
-                )
-            ).first()
-            if current is None:
-                await conn.execute(insert(call_records).values(**values))
-            elif current.updated_at <= values["updated_at"]:
-                await conn.execute(
-                    update(call_records).where(call_records.c.id == record.id).values(**changes)
-                )
+                await conn.execute(_upsert_statement(dialect), rows)
+            else:
+                for values in rows:
+                    await _check_then_write(conn, values)
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self._engine.connect() as conn:
@@ -175,3 +211,81 @@ class CallRecordRepository:
     async def _many(self, query: Any) -> list[CallRecord]:
         async with self._engine.connect() as conn:
             return [_record(row) for row in await conn.execute(query)]
+
+
+class WriterClosed(RuntimeError):
+    """``CallRecordWriter.store`` after ``close``."""
+
+
+class CallRecordWriter:
+    """Group commit for call records.
+
+    ``await store(record)`` returns once a transaction holding the record has
+    committed, and raises that transaction's exception if it failed (every caller of
+    the batch gets it; the next batch is written all the same). One write at a time:
+    the first record starts one at once (no delay), and records handed in while it is
+    in flight are written together by the next one, at most ``max_batch`` a
+    transaction. A record is written even if its caller is cancelled while waiting.
+    A bad record (naive time, bad channels) raises in its own caller only and joins
+    no batch. ``close`` writes what is pending, then refuses new records.
+    """
+
+    def __init__(self, repository: CallRecordRepository, *, max_batch: int = 500) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._repository = repository
+        self.max_batch = max_batch
+        self._pending: list[tuple[CallRecord, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self._closed = False
+        self.transactions = 0  # committed or failed: for tests and tuning
+        self.failures = 0
+
+    async def store(self, record: CallRecord) -> None:
+        if self._closed:
+            raise WriterClosed(f"call record writer closed (record {record.id!r} not stored)")
+        _values(record)  # a bad record raises here, in its own caller
+        done = asyncio.get_running_loop().create_future()
+        self._pending.append((record, done))
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name="call-record-writer")
+        await done
+
+    async def close(self) -> None:
+        """Write every pending record, then refuse new ones. Waiting here being
+        cancelled does not stop the write under way."""
+        self._closed = True
+        task = self._task
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._write(batch)
+        finally:
+            self._task = None
+
+    async def _write(self, batch: list[tuple[CallRecord, asyncio.Future[None]]]) -> None:
+        self.transactions += 1
+        try:
+            await self._repository.upsert_many([record for record, _ in batch])
+        except asyncio.CancelledError:
+            # The writer itself cancelled (the loop shutting down): nobody will
+            # write what is left, so no caller may believe it stored.
+            self._pending, left = [], self._pending
+            for _, done in (*batch, *left):
+                done.cancel()
+            raise
+        except Exception as exc:
+            self.failures += 1
+            log.warning("storing %d call record(s) failed: %r", len(batch), exc)
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
