@@ -560,7 +560,8 @@ class _Tracer:
             self._timed(f"routing events -> {_name(f)}", f) for f in routing._listeners
         ]
         for obj, method, label in (
-            (runtime.call_records, "upsert", "store: call record upsert"),
+            (runtime.call_writer, "store", "store: call record store (until its batch commits)"),
+            (runtime.call_records, "upsert_many", "store: call record upsert_many (one batch)"),
             (routing.journal, "write", "store: routing journal write"),
             (routing.journal, "create_task", "store: routing journal create_task"),
         ):

@@ -33,7 +33,7 @@ from crm.repository import CustomerRepository, InteractionRepository
 from cti.calls.model import Call, CallEnded, CallEvent
 from cti.calls.service import CallService, DialplanSettings
 from cti.link import AmiLink, LinkSettings, LinkState
-from cti.persistence import CallRecord, CallRecordRepository
+from cti.persistence import CallRecord, CallRecordRepository, CallRecordWriter
 from ivr.agi.server import AgiServer
 from ivr.fastagi import FastAgiIvr
 from ivr.repository import IvrRepository
@@ -172,6 +172,9 @@ class Runtime:
             workers=CALL_WORKERS,
         )
         self.call_records = CallRecordRepository(self.engine)
+        # Group commit: the calls' records stored concurrently by the call-event
+        # workers share transactions (one write in flight, the rest join the next).
+        self.call_writer = CallRecordWriter(self.call_records)
         # Per active call, the record last stored (updated_at aside): an event
         # that changes nothing stored (a caller moving in the dialplan) skips
         # the upsert. Per-call event order makes this safe.
@@ -505,7 +508,7 @@ class Runtime:
             self._stored_calls.pop(call_id, None)
         elif self._stored_calls.get(call_id) == same:
             return  # the stored record already says this
-        await self.call_records.upsert(record)
+        await self.call_writer.store(record)
         if not isinstance(event, CallEnded):
             self._stored_calls[call_id] = same
 
@@ -591,6 +594,8 @@ class Runtime:
         except TimeoutError:
             log.warning("stopping with call events not yet stored")
         await self.calls.stop()
+        # Records handed in by the workers just stopped are written all the same.
+        await self.call_writer.close()
         await self.recording_control.stop()  # ingests under way
         if self._recover_task is not None:
             self._recover_task.cancel()

@@ -59,7 +59,8 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
     assert every["count"] == every["expected"] == 3 * 4 and every["missing"] == 0
     assert last["count"] == 3 and last["max_ms"] == every["max_ms"]
     stages = {s["stage"] for s in report["trace"]["stages"]}
-    assert "store: call record upsert" in stages
+    assert "store: call record store (until its batch commits)" in stages
+    assert "store: call record upsert_many (one batch)" in stages
     assert "call event -> VoiceRouting.on_call_event" in stages
     assert report["machine"]["cpu_count"] >= 1
 
