@@ -563,7 +563,6 @@ class _Tracer:
             (runtime.call_writer, "store", "store: call record store (until its batch commits)"),
             (runtime.call_records, "upsert_many", "store: call record upsert_many (one batch)"),
             (routing.journal, "write", "store: routing journal write"),
-            (routing.journal, "create_task", "store: routing journal create_task"),
         ):
             setattr(obj, method, self._timed(label, getattr(obj, method)))
         queue = calls._queue
