@@ -9,10 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
-from typing import Literal, Union
+from typing import Final, Literal, Union
 
 __all__ = [
+    "QUEUE_VARIABLE",
     "UNKNOWN_PARTY",
+    "WATCHED_VARIABLES",
     "Call",
     "CallAnswered",
     "CallBridged",
@@ -54,6 +56,16 @@ class Party:
 
 UNKNOWN_PARTY = Party(None, None)
 
+# A transfer to a queue (or an IVR flow that queued the caller) leaves the
+# queue id in this variable on the customer's channel; voice routing reads it
+# (and clears it) when the caller reaches the holding context.
+QUEUE_VARIABLE: Final = "CALLWRIGHT_QUEUE"
+
+# The channel variables the tracker follows through VarSet events (exact names:
+# Asterisk's channel variable names are case-sensitive). Every other VarSet
+# costs a name check and nothing more.
+WATCHED_VARIABLES: Final[tuple[str, ...]] = (QUEUE_VARIABLE,)
+
 
 @dataclass(frozen=True, slots=True)
 class ChannelInfo:
@@ -69,6 +81,19 @@ class ChannelInfo:
     on_hold: bool
     created_at: float
     device: str | None  # "PJSIP/1001", "Local/agent1@agents"
+    # One (name, value) pair per name in WATCHED_VARIABLES: the value the
+    # channel has now ("" when known to be empty or unset), or None when it is
+    # unknown (the tracker may have missed a VarSet: a channel learned through
+    # a resync, say). Read it through ``variable()``.
+    variables: tuple[tuple[str, str | None], ...] = ()
+
+    def variable(self, name: str) -> str | None:
+        """The channel's current value of a watched variable: "" if known to be
+        empty, None if unknown (or ``name`` is not in WATCHED_VARIABLES)."""
+        for key, value in self.variables:
+            if key == name:
+                return value
+        return None
 
 
 @dataclass(frozen=True, slots=True)

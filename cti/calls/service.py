@@ -38,7 +38,7 @@ from dataclasses import dataclass, replace
 from typing import Final, Protocol
 
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
-from cti.calls.model import Call, CallEvent, CallState, ChannelInfo
+from cti.calls.model import QUEUE_VARIABLE, Call, CallEvent, CallState, ChannelInfo
 from cti.calls.tracker import CallTracker
 from cti.errors import (
     ActionFailed,
@@ -51,6 +51,7 @@ from cti.errors import (
 )
 
 __all__ = [
+    "QUEUE_VARIABLE",
     "SPY_MODES",
     "AmiClient",
     "CallService",
@@ -140,9 +141,9 @@ _DEVICE = re.compile(r"^[A-Za-z0-9_-]{1,40}$")
 _KEY = re.compile(r"^[A-Za-z0-9._:-]{1,100}$")
 _QUEUE = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 
-# A transfer to a queue: the customer's channel carries the queue id in this
-# variable to the holding context, where voice routing reads it (and clears it).
-QUEUE_VARIABLE: Final = "CALLWRIGHT_QUEUE"
+# A transfer to a queue: the customer's channel carries the queue id in
+# QUEUE_VARIABLE (cti.calls.model) to the holding context, where voice routing
+# reads it (and clears it): requested_queue.
 
 
 def check_number(value: object, field: str) -> str:
@@ -217,6 +218,9 @@ class CallService:
         self.queue_ids: Callable[[], Collection[str]] | None = None
         self.resyncs = 0
         self.subscriber_errors = 0
+        # requested_queue reads that needed a Getvar (the tracker did not know
+        # the value: a channel from a resync, or no VarSet events on the link).
+        self.queue_getvars = 0
         # Agent legs parked in the agent-hold context whose customer is gone.
         # Calls with a channel in that context, as their events say (so a
         # Hangup looks at those, not at a snapshot of every live call).
@@ -546,15 +550,29 @@ class CallService:
 
     async def requested_queue(self, call_id: str) -> str | None:
         """The queue a transfer asked for (``CALLWRIGHT_QUEUE`` on the customer's
-        channel), read once: the variable is cleared. None when not set."""
+        channel), read once: the variable is cleared. None when not set (or
+        not a queue id).
+
+        The value comes from the call tracker, which follows the variable
+        through VarSet events, with no AMI round trip; only when the tracker
+        does not know it (a channel learned through a resync, a link that
+        delivers no VarSet events, a resync under way: the model is the one
+        from before the link dropped) is it asked for with a Getvar."""
         call = self.get(call_id)
         customer = self.customer_leg(call)
-        response = await self.ami.send(
-            AmiAction.build("Getvar", {"Channel": customer.name, "Variable": QUEUE_VARIABLE})
-        )
-        value = (response.get("Value") or "").strip()
+        known = None if self._resyncing else customer.variable(QUEUE_VARIABLE)
+        if known is None:
+            self.queue_getvars += 1
+            response = await self.ami.send(
+                AmiAction.build("Getvar", {"Channel": customer.name, "Variable": QUEUE_VARIABLE})
+            )
+            known = response.get("Value") or ""
+        value = known.strip()
         if not value:
             return None
+        # Cleared in the tracker's view at once (a later read, before the
+        # Setvar's VarSet comes back, must not see it again), then on the PBX.
+        self.tracker.note_variable(customer.uniqueid, QUEUE_VARIABLE, "")
         await self._clear_queue_variable(customer.name)
         return value if _QUEUE.match(value) else None
 

@@ -80,6 +80,22 @@ Rules, as read from the Asterisk 22 recordings in tests/fixtures/ami/:
   does it, and every live channel must stay findable by name.
   ``stats.internal_errors`` counts bugs caught by the last-resort guard in
   ``feed`` and ``resync`` (it should stay 0).
+* Watched channel variables (``WATCHED_VARIABLES``, CALLWRIGHT_QUEUE). A
+  VarSet for one of them gives the channel's value at once (Asterisk sends
+  the name as set, with the inheritance prefix ``_``/``__`` if any: both
+  count; "" means cleared), with no CallEvent: nobody is told, the next
+  snapshot shows it (``ChannelInfo.variable``). A VarSet for any other
+  variable is a name check and nothing more (MIXMONITOR_FILENAME aside). A
+  channel that was never set one is known to have it empty only if the
+  tracker saw its Newchannel *and* this link delivers VarSet events at all
+  (one arrived since the tracker was made or last resynced: an AMI user
+  without the ``dialplan`` read class gets none, and then nothing is known).
+  Everywhere else the value is unknown (None) until a VarSet for it arrives:
+  channels learned or kept through a resync (events may have been missed
+  while the link was down), a renamed channel (a masquerade merges variables
+  silently), and a dialed channel whose caller's values are unknown or were
+  set inheritable (``_X``/``__X``: Asterisk copies them into the channel it
+  dials). ``note_variable`` records a value Callwright itself is setting.
 * ``resync(snapshot, now)`` takes the CoreShowChannel events of a
   CoreShowChannels list and makes the model match them: channels missing from
   it are dropped and a call left without channels ends (cause None,
@@ -98,6 +114,7 @@ from dataclasses import dataclass
 from cti.ami.messages import AmiEvent, Headers
 from cti.calls.model import (
     UNKNOWN_PARTY,
+    WATCHED_VARIABLES,
     Call,
     CallAnswered,
     CallBridged,
@@ -211,7 +228,21 @@ _KNOWN_HEADERS = (
 ).split()
 _CANONICAL = {name.lower(): name for name in _KNOWN_HEADERS}
 
-_MIXMONITOR_FILENAME = ("Variable", "MIXMONITOR_FILENAME")
+_MIXMONITOR_FILENAME = "MIXMONITOR_FILENAME"
+
+# VarSet's Variable header (the name as it was set, inheritance prefix and
+# all) -> the watched variable it sets.
+_WATCHED_NAMES: dict[str, str] = {
+    prefix + name: name for name in WATCHED_VARIABLES for prefix in ("", "_", "__")
+}
+
+# What a channel's watched variables that no VarSet named are:
+_VARS_UNKNOWN = 0  # unknown (events may have been missed)
+_VARS_PENDING = 1  # empty, once this link is seen to deliver VarSet events
+_VARS_EMPTY = 2  # empty
+
+_ALL_UNKNOWN: tuple[tuple[str, str | None], ...] = tuple((n, None) for n in WATCHED_VARIABLES)
+_ALL_EMPTY: tuple[tuple[str, str | None], ...] = tuple((n, "") for n in WATCHED_VARIABLES)
 
 Handler = Callable[[Headers, float], list[CallEvent]]
 
@@ -249,6 +280,19 @@ def _device(name: str) -> str | None:
     return base[:dash] if dash > slash else base
 
 
+def _varset_variable(headers: Headers) -> str | None:
+    """A VarSet's Variable header. Asterisk sends it second to last (before
+    Value): look there first, then anywhere, in any case."""
+    if len(headers) >= 2:
+        key, value = headers[-2]
+        if key == "Variable":
+            return value
+    for key, value in headers:
+        if key == "Variable" or key.lower() == "variable":
+            return value
+    return None
+
+
 def _duration(value: str | None) -> float:
     """CoreShowChannel's Duration "HH:MM:SS" in seconds (0 if unreadable)."""
     if not value:
@@ -259,6 +303,15 @@ def _duration(value: str | None) -> float:
             return 0.0
         total = total * 60 + int(part)
     return float(total)
+
+
+def _variables(ch: _Chan) -> tuple[tuple[str, str | None], ...]:
+    """ChannelInfo.variables for a channel (shared tuples when no VarSet named one)."""
+    values = ch.vars
+    if not values:
+        return _ALL_EMPTY if ch.vars_rest == _VARS_EMPTY else _ALL_UNKNOWN
+    rest = "" if ch.vars_rest == _VARS_EMPTY else None
+    return tuple((name, values.get(name, rest)) for name in WATCHED_VARIABLES)
 
 
 class _Chan:
@@ -285,6 +338,9 @@ class _Chan:
         "recordings",
         "state",
         "uid",
+        "vars",
+        "vars_inherit",
+        "vars_rest",
     )
 
     def __init__(self, name: str, uid: str, linkedid: str, call: _Call, created_at: float) -> None:
@@ -307,6 +363,11 @@ class _Chan:
         self.optimizing = False  # LocalOptimizationBegin seen
         self.recordings = 0  # MixMonitors running
         self.mixmon_file: str | None = None
+        # Watched variables: the values VarSet events (or note_variable) gave,
+        # what the others are (_VARS_*), and whether one was set inheritable.
+        self.vars: dict[str, str] | None = None
+        self.vars_rest = _VARS_UNKNOWN
+        self.vars_inherit = False
         # The last ChannelInfo built; every change to a field it shows resets it.
         self.info: ChannelInfo | None = None
 
@@ -384,6 +445,10 @@ class CallTracker:
         self._bridges: dict[str, list[_Chan]] = {}  # BridgeUniqueid -> members
         self._ended: dict[str, Call] = {}  # call id -> final snapshot, oldest first
         self._reused: dict[str, int] = {}  # linkedid -> last "#n" given to a call
+        # A VarSet arrived since the tracker was made or last resynced: this
+        # link delivers them, so a channel seen from its Newchannel on has no
+        # watched variable that no VarSet named.
+        self._varsets_seen = False
         self._handlers: dict[str, Handler] = {
             name: getattr(self, method) for name, method in HANDLERS.items()
         }
@@ -430,6 +495,22 @@ class CallTracker:
         ch = self._by_name.get(channel_name)
         return None if ch is None else self._info(ch)
 
+    def note_variable(self, uniqueid: str, name: str, value: str) -> bool:
+        """Record that Callwright is setting watched variable ``name`` to
+        ``value`` on a live channel (say, clearing it with a Setvar it is
+        about to send), so a read before that Setvar's VarSet arrives does not
+        see the old value. Announces nothing. False if the channel is not live;
+        ValueError if ``name`` is not a watched variable."""
+        if name not in WATCHED_VARIABLES:
+            raise ValueError(
+                f"{name!r} is not a watched variable (watched: {', '.join(WATCHED_VARIABLES)})"
+            )
+        ch = self._chans.get(uniqueid)
+        if ch is None:
+            return False
+        self._set_var(ch, name, value)
+        return True
+
     def resync(self, snapshot: Sequence[AmiEvent], now: float) -> list[CallEvent]:
         """Make the model match a CoreShowChannels listing (its CoreShowChannel
         events; anything else in ``snapshot`` is skipped)."""
@@ -463,6 +544,7 @@ class CallTracker:
             on_hold=ch.hold or ch.moh,
             created_at=ch.created_at,
             device=ch.device,
+            variables=_variables(ch),
         )
 
     def _snapshot(self, call: _Call) -> Call:
@@ -848,6 +930,8 @@ class CallTracker:
             self._finish(existing.call, changed, out, now)
             return out
         ch, is_new = self._add_channel(uid, name, linkedid, d, now, out)
+        # Seen from its start: no variable is set yet (Originate's are VarSets to come).
+        ch.vars_rest = _VARS_EMPTY if self._varsets_seen else _VARS_PENDING
         call = ch.call
         if is_new:
             out.append(CallStarted(self._snapshot(call), now))
@@ -904,6 +988,10 @@ class CallTracker:
             return []
         out: list[CallEvent] = []
         self._rename(ch, new, now, out)
+        # Asterisk renames in a masquerade, which merges the other channel's
+        # variables into this one without a VarSet.
+        ch.vars = None
+        ch.vars_rest = _VARS_UNKNOWN
         return out
 
     def _rename(self, ch: _Chan, new: str, now: float, out: list[CallEvent]) -> None:
@@ -927,6 +1015,16 @@ class CallTracker:
             return []
         out: list[CallEvent] = []
         source = self._chans.get(d.get("Uniqueid") or "")
+        if (
+            source is not None
+            and source is not dest
+            and dest.vars_rest != _VARS_UNKNOWN
+            and (source.vars_rest == _VARS_UNKNOWN or source.vars_inherit)
+        ):
+            # Dial copies the caller's inheritable variables into the channel
+            # it dials: the caller's are unknown, or one may be inherited.
+            dest.vars_rest = _VARS_UNKNOWN
+            dest.info = None
         changed: tuple[str, ...] = ()
         if source is not None:
             changed = self._absorb(source, d, now, out)
@@ -1190,13 +1288,48 @@ class CallTracker:
     # -- handlers: recording -------------------------------------------------------
 
     def _on_varset(self, headers: Headers, now: float) -> list[CallEvent]:
-        if _MIXMONITOR_FILENAME not in headers:
+        if not self._varsets_seen:
+            self._first_varset()
+        variable = _varset_variable(headers)
+        if variable is None:
+            return []
+        watched = _WATCHED_NAMES.get(variable)
+        if watched is None:
+            if variable == _MIXMONITOR_FILENAME:
+                d = _hdict(headers)
+                ch = self._lookup(d)
+                if ch is not None:
+                    ch.mixmon_file = d.get("Value")
             return []  # the common case: a variable we do not care about
         d = _hdict(headers)
         ch = self._lookup(d)
-        if ch is not None:
-            ch.mixmon_file = d.get("Value")
+        if ch is None:
+            return []
+        value = d.get("Value")
+        if value is None:
+            self.stats.malformed += 1
+            return []
+        self._set_var(ch, watched, value)
+        if value and variable[0] == "_":
+            ch.vars_inherit = True  # never unset: a dial from it stays unknown
         return []
+
+    def _set_var(self, ch: _Chan, name: str, value: str) -> None:
+        values = ch.vars
+        if values is None:
+            values = ch.vars = {}
+        if values.get(name) != value:
+            values[name] = value
+            ch.info = None
+
+    def _first_varset(self) -> None:
+        """This link delivers VarSet events: channels seen from their
+        Newchannel on have no watched variable that no VarSet named."""
+        self._varsets_seen = True
+        for ch in self._chans.values():
+            if ch.vars_rest == _VARS_PENDING:
+                ch.vars_rest = _VARS_EMPTY
+                ch.info = None
 
     def _on_mixmonitor_start(self, headers: Headers, now: float) -> list[CallEvent]:
         d = _hdict(headers)
@@ -1270,6 +1403,9 @@ class CallTracker:
             names[name] = uid
 
         out: list[CallEvent] = []
+        # VarSet events may have been missed: every watched variable is
+        # unknown, and whether this link delivers them is to be seen again.
+        self._varsets_seen = False
         old_calls = list(self._calls.values())
         was_bridged = {call: self._bridged(call) for call in old_calls}
         changed: dict[_Call, tuple[str, ...]] = {}
@@ -1317,6 +1453,9 @@ class CallTracker:
             ch = self._chans[uid]
             bid = d.get("BridgeId") or None
             ch.bridge_id = bid
+            ch.vars = None
+            ch.vars_rest = _VARS_UNKNOWN
+            ch.vars_inherit = False
             ch.info = None
             if bid is not None:
                 bridges.setdefault(bid, []).append(ch)

@@ -13,9 +13,12 @@ import itertools
 import re
 from pathlib import Path
 
+import pytest
+
 from cti.ami.framing import CLOSED, NEED_DATA, AmiConnection, Role
 from cti.ami.messages import AmiEvent
 from cti.calls.model import (
+    QUEUE_VARIABLE,
     Call,
     CallBridged,
     CallEvent,
@@ -80,6 +83,43 @@ def test_resync_on_connect_sees_the_bridged_call_and_the_waiting_caller() -> Non
     assert len(talking.channels) == 4
     assert waiting.state is CallState.UP and not waiting.bridged and not waiting.held
     assert waiting.context == "callwright-hold"
+
+
+def test_channels_learned_in_the_resync_on_connect_have_unknown_variables() -> None:
+    rows = [e for e in events_of("01-resync-on-connect.txt") if e.name == "CoreShowChannel"]
+    tracker = CallTracker()
+    tracker.resync(rows, 100.0)
+    channels = [ch for call in tracker.calls() for ch in call.channels]
+    assert channels and all(ch.variable(QUEUE_VARIABLE) is None for ch in channels)
+
+
+@pytest.mark.parametrize(
+    "name",
+    [
+        "02-hold-unhold.txt",
+        "03-blind-transfer.txt",
+        "04-attended-transfer-complete.txt",
+        "05-attended-transfer-no-target.txt",
+        "06-attended-transfer-cancel.txt",
+        "07-hangup-cause-17.txt",
+        "09-mixmonitor.txt",
+        "10-bridge-already-bridged.txt",
+    ],
+)
+def test_callers_reach_the_hold_with_the_queue_variable_known_empty(name: str) -> None:
+    """Voice routing reads CALLWRIGHT_QUEUE when a caller reaches the holding
+    context: with the VarSet events of a real Asterisk 22 (read class
+    ``dialplan``), the tracker knows it is empty there, so no Getvar is needed."""
+    tracker = CallTracker()
+    at_hold = []
+    for n, event in enumerate(events_of(name)):
+        tracker.feed(event, float(n))
+        if event.name == "Newexten" and event.get("Context") == "callwright-hold":
+            channel = tracker.channel(event.get("Channel") or "")
+            assert channel is not None
+            at_hold.append(channel.variable(QUEUE_VARIABLE))
+    assert at_hold and set(at_hold) == {""}
+    assert tracker.stats.internal_errors == tracker.stats.malformed == 0
 
 
 def test_callwright_hold_and_unhold_on_a_real_asterisk() -> None:

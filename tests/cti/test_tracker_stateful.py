@@ -13,7 +13,9 @@ random subset of its channels. After every step:
 * every live channel belongs to exactly one live call, and ``channel()`` /
   ``call_for_channel()`` agree with ``calls()``;
 * ``calls()`` holds no ended and no empty call; ``held`` and ``bridged`` agree
-  with the channels.
+  with the channels;
+* a channel's CALLWRIGHT_QUEUE is the value the last VarSet for it gave, unknown
+  (None) after a resync or a rename that no VarSet followed, else "" or None.
 """
 
 from __future__ import annotations
@@ -31,7 +33,7 @@ from hypothesis.stateful import (
 )
 
 from cti.ami.messages import AmiEvent
-from cti.calls.model import CallEnded, CallEvent, CallState
+from cti.calls.model import QUEUE_VARIABLE, CallEnded, CallEvent, CallState
 from cti.calls.tracker import CallTracker
 from tests.cti.test_tracker_rules import Leg
 
@@ -49,6 +51,9 @@ class TrackerMachine(RuleBasedStateMachine):
         self.live: list[Leg] = []  # what the fake PBX believes is up
         self.dead: list[Leg] = []  # hung up (for duplicates and late events)
         self.ended: set[str] = set()  # ids announced by CallEnded
+        # Uniqueid -> CALLWRIGHT_QUEUE as the last VarSet set it, or None when
+        # it must be unknown (a resync or a rename since).
+        self.queue: dict[str, str | None] = {}
 
     # -- plumbing ------------------------------------------------------------
 
@@ -128,6 +133,7 @@ class TrackerMachine(RuleBasedStateMachine):
             leg = data.draw(st.sampled_from([x for x in self.live if x is not taken]))
             self.send("Rename", [*self.snapshot(leg), ("Newname", taken.name)])
             leg.name = taken.name
+            self.queue[leg.uid] = None
         else:
             uid = self.uid()
             leg = Leg(taken.name, uid, data.draw(st.sampled_from([uid, taken.linkedid])))
@@ -194,6 +200,20 @@ class TrackerMachine(RuleBasedStateMachine):
     def recording(self, data: st.DataObject, name: str) -> None:
         extra = [("Variable", "MIXMONITOR_FILENAME"), ("Value", "/tmp/x.wav")]
         self.send(name, [*self.snapshot(self.any_leg(data)), *extra, ("State", "1")])
+
+    @precondition(lambda self: self.live or self.dead)
+    @rule(
+        data=st.data(),
+        variable=st.sampled_from(
+            ["CALLWRIGHT_QUEUE", "_CALLWRIGHT_QUEUE", "__CALLWRIGHT_QUEUE", "DIALSTATUS"]
+        ),
+        value=st.sampled_from(["", "billing", "support"]),
+    )
+    def set_variable(self, data: st.DataObject, variable: str, value: str) -> None:
+        leg = self.any_leg(data)
+        self.send("VarSet", [*self.snapshot(leg), ("Variable", variable), ("Value", value)])
+        if variable.lstrip("_") == QUEUE_VARIABLE:
+            self.queue[leg.uid] = value
 
     @precondition(lambda self: self.live or self.dead)
     @rule(data=st.data(), cause=st.sampled_from(CAUSES))
@@ -293,6 +313,7 @@ class TrackerMachine(RuleBasedStateMachine):
         rows.append(AmiEvent.build("CoreShowChannelsComplete", [("ListItems", str(len(rows)))]))
         self.now += 1.0
         self.record(self.tracker.resync(rows, self.now))
+        self.queue = {leg.uid: None for leg in kept}
 
     # -- invariants --------------------------------------------------------------------
 
@@ -325,6 +346,15 @@ class TrackerMachine(RuleBasedStateMachine):
         tracker = self.tracker
         for chan in tracker._by_name.values():
             assert tracker._info(chan) == CallTracker._build_info(chan)
+
+    @invariant()
+    def watched_variables_are_what_the_varsets_said(self) -> None:
+        for chan in self.tracker._by_name.values():
+            value = self.tracker._info(chan).variable(QUEUE_VARIABLE)
+            if chan.uid in self.queue:
+                assert value == self.queue[chan.uid], chan.name
+            else:
+                assert value in ("", None), chan.name
 
     @invariant()
     def ended_calls_stay_ended(self) -> None:
