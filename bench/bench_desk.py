@@ -121,6 +121,7 @@ class Settings:
     trace: bool = False
     agent_rooms: str = "all"  # "own": what-if, agents not in the queue rooms
     sqlite_sync: str = ""  # what-if: PRAGMA synchronous for the runtime's SQLite connections
+    gc_freeze_every: float = 60.0  # [server] gc_freeze_every; 0: what-if, the collector as is
     seed: int = 2026
 
     @property
@@ -906,6 +907,7 @@ async def _fanout_phase(
 
 async def run(settings: Settings) -> dict[str, Any]:
     """The whole benchmark; returns the report (see ``main`` for the tables)."""
+    from callwright.memory import MemoryPolicy
     from callwright.runtime import Runtime
 
     ctx = multiprocessing.get_context("spawn")
@@ -917,6 +919,7 @@ async def run(settings: Settings) -> dict[str, Any]:
         sim = _start(ctx, _sim_process, exts, settings.answer_delay)
         workers: list[_Remote] = []
         runtime: Any = None
+        memory_task: asyncio.Future[None] | None = None
         try:
             sim_port = await asyncio.get_running_loop().run_in_executor(None, sim.conn.recv)
             t0 = time.monotonic()
@@ -926,6 +929,10 @@ async def run(settings: Settings) -> dict[str, Any]:
             if settings.sqlite_sync and not settings.postgres:
                 _sqlite_synchronous(runtime.engine, settings.sqlite_sync)
             await runtime.start()
+            # As `callwright serve` does after start-up (callwright.memory).
+            memory = MemoryPolicy(settings.gc_freeze_every, runtime.config.server.gc_full_every)
+            memory.start(time.monotonic())
+            memory_task = asyncio.ensure_future(memory.run())
             await runtime.link.wait_ready(30)
             tracer = _Tracer() if settings.trace else None
             if tracer is not None:
@@ -953,6 +960,11 @@ async def run(settings: Settings) -> dict[str, Any]:
             if connected != settings.agents:
                 errors = [e for r in replies for e in r["reply"]["errors"]]
                 raise RuntimeError(f"{connected} of {settings.agents} agents connected: {errors}")
+            # A server whose agents signed in more than gc_freeze_every seconds
+            # ago has frozen their sessions (callwright.memory): one tick now,
+            # instead of waiting for the periodic one.
+            if memory.enabled:
+                memory.tick(time.monotonic())
             n = settings.n_customers
             profiler = cProfile.Profile() if settings.profile else None
             phases = []
@@ -998,6 +1010,8 @@ async def run(settings: Settings) -> dict[str, Any]:
                 every, last = await _fanout_phase(runtime, settings, workers, agent_ids)
                 report["fanout"] = [every.summary(), last.summary()]
         finally:
+            if memory_task is not None:
+                memory_task.cancel()
             for w in workers:
                 await w.close()
             if runtime is not None:
@@ -1158,6 +1172,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=d.sqlite_sync,
         help="what-if: PRAGMA synchronous of the runtime's SQLite connections",
     )
+    p.add_argument(
+        "--gc-freeze-every",
+        type=float,
+        default=d.gc_freeze_every,
+        help="[server] gc_freeze_every (0: what-if, no freezing)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -1194,6 +1214,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         trace=args.trace,
         agent_rooms=args.agent_rooms,
         sqlite_sync=args.sqlite_sync,
+        gc_freeze_every=args.gc_freeze_every,
         seed=args.seed,
     )
     report = asyncio.run(run(settings))

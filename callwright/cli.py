@@ -10,6 +10,7 @@ import contextlib
 import logging
 import signal
 import sys
+import time
 from collections.abc import Awaitable, Callable, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,11 +44,23 @@ async def _serve(config: Config) -> None:
 
     runtime = Runtime(config)
     await runtime.start()
+    memory = start_memory_policy(config)
     print(f"Callwright listening on {runtime.url}", flush=True)
     try:
         await _wait_for_signal()
     finally:
+        memory.cancel()
         await runtime.stop()
+
+
+def start_memory_policy(config: Config) -> asyncio.Task[None]:
+    """After start-up, in a server process (not in tests: the collector is
+    the whole process's): callwright.memory."""
+    from callwright.memory import MemoryPolicy
+
+    policy = MemoryPolicy(config.server.gc_freeze_every, config.server.gc_full_every)
+    policy.start(time.monotonic())
+    return asyncio.create_task(policy.run(), name="gc-policy")
 
 
 async def _db_upgrade(config: Config) -> None:

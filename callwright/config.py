@@ -79,6 +79,9 @@ class Secret:
 class ServerConfig:
     host: str = "127.0.0.1"
     port: int = 8080
+    # callwright.memory: seconds between gc freezes (0: off) and full collections.
+    gc_freeze_every: float = 60.0
+    gc_full_every: float = 3600.0
 
 
 @dataclass(frozen=True)
@@ -421,7 +424,10 @@ def parse_config(
 
     s = _Section(source, "server", data.get("server"))
     server = ServerConfig(
-        host=s.string("host", "127.0.0.1"), port=s.integer("port", 8080, 0, 65535)
+        host=s.string("host", "127.0.0.1"),
+        port=s.integer("port", 8080, 0, 65535),
+        gc_freeze_every=s.number("gc_freeze_every", 60.0, 0, 86400),
+        gc_full_every=s.number("gc_full_every", 3600.0, 0, 30 * 86400),
     )
     s.finish()
 

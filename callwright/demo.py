@@ -130,7 +130,7 @@ def demo_config(path: Path | None, *, port: int | None) -> Config:
 
 
 async def run_demo(config: Config) -> None:
-    from callwright.cli import _wait_for_signal
+    from callwright.cli import _wait_for_signal, start_memory_policy
     from callwright.runtime import Runtime
     from crm.demo_data import seed_demo
     from sim.load import CallLoad
@@ -178,6 +178,7 @@ async def run_demo(config: Config) -> None:
         survey_keys=survey,
     )
     load.start()
+    memory = start_memory_policy(config)
     token = config.api.token.reveal()
     print(f"Callwright demo running at {runtime.url}", flush=True)
     print(f"  PBX simulator (AMI) on 127.0.0.1:{sim.port}", flush=True)
@@ -194,6 +195,7 @@ async def run_demo(config: Config) -> None:
     try:
         await _wait_for_signal()
     finally:
+        memory.cancel()
         await load.stop()
         await runtime.stop()
         await sim.stop()

@@ -1,0 +1,88 @@
+"""callwright.memory: long-lived objects frozen out of the collector's walks,
+and cyclic garbage among them still reclaimed by the periodic full collection.
+
+These tests change the interpreter's collector: each one leaves it unfrozen."""
+
+from __future__ import annotations
+
+import gc
+import weakref
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+from callwright.config import ConfigError, load_config, parse_config
+from callwright.memory import MemoryPolicy
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+class Node:
+    def __init__(self) -> None:
+        self.me = self  # a cycle: only the collector frees it
+
+
+@pytest.fixture(autouse=True)
+def _unfrozen() -> Iterator[None]:
+    gc.unfreeze()
+    yield
+    gc.unfreeze()
+    gc.collect()
+
+
+def test_start_freezes_what_exists_and_ticks_freeze_what_came_since() -> None:
+    policy = MemoryPolicy(freeze_every=60, full_every=3600)
+    policy.start(now=0.0)
+    after_start = gc.get_freeze_count()
+    assert after_start > 0
+
+    kept = [Node() for _ in range(500)]
+    assert policy.tick(now=60.0) == "freeze"
+    assert gc.get_freeze_count() >= after_start + 500
+    assert kept
+
+
+def test_cyclic_garbage_that_was_frozen_is_reclaimed_by_the_full_collection() -> None:
+    policy = MemoryPolicy(freeze_every=60, full_every=3600)
+    node = Node()
+    ref = weakref.ref(node)
+    policy.start(now=0.0)  # node is frozen while alive
+    del node
+    gc.collect()
+    assert ref() is not None  # frozen: the collector does not see it
+
+    assert policy.tick(now=60.0) == "freeze"
+    assert ref() is not None
+    assert policy.tick(now=3600.0) == "full"
+    assert ref() is None
+    assert gc.get_freeze_count() > 0  # frozen again after the full collection
+
+
+def test_young_garbage_is_collected_before_a_freeze_not_frozen() -> None:
+    policy = MemoryPolicy(freeze_every=60, full_every=0)
+    policy.start(now=0.0)
+    node = Node()
+    ref = weakref.ref(node)
+    del node
+    assert policy.tick(now=60.0) == "freeze"
+    assert ref() is None
+    assert policy.tick(now=10**9) == "freeze"  # full_every 0: never a full collection
+
+
+def test_off_when_freeze_every_is_zero() -> None:
+    policy = MemoryPolicy(freeze_every=0, full_every=3600)
+    policy.start(now=0.0)
+    assert gc.get_freeze_count() == 0
+    assert not policy.enabled
+
+
+def test_the_server_section_configures_it_and_names_a_bad_value() -> None:
+    config = parse_config(
+        {"ami": {"secret": "s"}, "server": {"gc_freeze_every": 30, "gc_full_every": 0}}, env={}
+    )
+    assert (config.server.gc_freeze_every, config.server.gc_full_every) == (30.0, 0.0)
+    assert load_config(ROOT / "config.toml", env={}).server.gc_freeze_every == 60.0
+
+    with pytest.raises(ConfigError, match=r"server\.gc_freeze_every"):
+        parse_config({"ami": {"secret": "s"}, "server": {"gc_freeze_every": -1}}, env={})
