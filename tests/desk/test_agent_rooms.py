@@ -22,3 +22,22 @@ async def test_an_agent_sees_the_queue_figures_but_not_other_callers_tasks(
     assert queued["data"]["agent_id"] is None
     assert [e for e in alice.envelopes if e["type"] == "task"] == []
     assert {e["room"] for e in alice.envelopes} <= {f"agent:{desk.alice}", "figures:support"}
+
+
+async def test_a_queues_figures_reach_every_agent_of_a_room_larger_than_one_paced_slice(
+    desk: DeskStack,
+) -> None:
+    from agent_desk.notifier import PACED_SLICE
+
+    # Desks of one agent open in many tabs: all of them are in the figures room.
+    tabs = [await desk.connect("alice") for _ in range(2 * PACED_SLICE + 1)]
+    await desk.sim.inbound_call("+15550100032", "Waiting Caller")
+
+    seen = [
+        await tab.next_event(
+            "queue_stats", lambda d: d["figures"]["waiting"] == 1, room="figures:support"
+        )
+        for tab in tabs
+    ]
+    # One update, the same envelope (sequence number) for every tab.
+    assert len({(e["seq"], e["room"]) for e in seen}) == 1
