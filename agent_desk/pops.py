@@ -200,6 +200,8 @@ class ScreenPops:
         # VoiceRouting.task_for_call, set when voice routing exists
         self.task_for_call: Callable[[str], str | None] | None = None
         self._customers = _Bounded(cache_size)  # customer id -> Customer (just looked up)
+        # customer id -> their history, being read since the lookup (taken once)
+        self._histories = _Bounded(cache_size)
         self._by_call = _Bounded(cache_size)  # call id -> prepared pop
         self._by_task: dict[str, dict[str, Any]] = {}
         self.store_builds = 0  # pops built from the store (not prepared in the call path)
@@ -207,10 +209,19 @@ class ScreenPops:
     # -- the call path (VoiceRouting's collaborators) ---------------------
 
     async def lookup_by_phone(self, number: str) -> CustomerMatch | None:
+        """VoiceRouting's caller-ID match, made as the call starts: the
+        customer is kept for the pop, and their history read at once, so
+        both are ready when the caller reaches the queue."""
         customer = await self.customers.find_by_phone(number)
         if customer is None:
             return None
-        self._customers.put(str(customer.id), customer)
+        key = str(customer.id)
+        self._customers.put(key, customer)
+        history = asyncio.ensure_future(
+            self.interactions.history_for_customer(customer.id, limit=self.recent_limit + 1)
+        )
+        history.add_done_callback(_ignore_outcome)  # whoever takes it sees an error
+        self._histories.put(key, history)
         return CustomerMatch(customer.id, customer.name)
 
     def remember(self, customer: Customer) -> None:
@@ -231,9 +242,13 @@ class ScreenPops:
             )
         if customer is None:
             return None, [], []
-        found, threads = await self.interactions.history_for_customer(
-            customer.id, limit=self.recent_limit + 1
-        )
+        early = self._histories.pop(str(customer.id), None)
+        if early is not None:
+            found, threads = await early
+        else:
+            found, threads = await self.interactions.history_for_customer(
+                customer.id, limit=self.recent_limit + 1
+            )
         return customer, list(found), list(threads)
 
     # -- tasks --------------------------------------------------------------

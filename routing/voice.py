@@ -38,7 +38,7 @@ from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
-from cti.calls.model import Call, CallEnded, CallEvent
+from cti.calls.model import IVR_SESSION_VARIABLE, Call, CallEnded, CallEvent, CallStarted
 from cti.errors import CtiError, UnknownCall
 from routing import model
 from routing.errors import RoutingError
@@ -136,6 +136,9 @@ class VoiceRouting:
         # The call service may hand events of different calls concurrently:
         # the router hears each agent's changes in the order they were decided.
         self._busy_lock = asyncio.Lock()
+        self._connecting: set[asyncio.Task[None]] = set()  # callers being connected
+        # call id -> (caller number, the caller-ID match started with the call)
+        self._early: dict[str, tuple[str, asyncio.Future[CustomerMatch | None]]] = {}
 
     async def restore(self) -> None:
         """After a restart: re-link the live voice tasks to their calls."""
@@ -163,6 +166,8 @@ class VoiceRouting:
 
     async def on_call_event(self, event: CallEvent) -> None:
         call = event.call
+        if isinstance(event, CallStarted):
+            self._match_early(call)
         task_id = self._task_of_call.get(call.id)
         state = self._state(task_id) if task_id else None
         if isinstance(event, CallEnded):
@@ -225,6 +230,8 @@ class VoiceRouting:
         """The queue a transfer asked for, if it is one the router knows."""
         try:
             queue_id = await self.calls.requested_queue(call.id)
+        except UnknownCall:
+            return None  # the caller hung up meanwhile: CallEnded follows
         except CtiError as exc:
             log.warning("call %s: reading the transfer queue failed: %s", call.id, exc)
             return None
@@ -273,13 +280,16 @@ class VoiceRouting:
         """A caller at the holding point for the first time: after an IVR flow,
         the task it asked for; else the default queue."""
         if self.ivr is None:
-            await self._new_task(call)
+            await self._new_task(
+                call, lookup=self._take_early_match(call, call.caller.number or "")
+            )
             return
-        # Three independent reads at once: the transfer variable (an AMI round
-        # trip), the IVR session (the store) and the caller-ID match (the
-        # store; used when the IVR identified nobody).
+        # Three independent reads at once: the transfer variable (from the
+        # call tracker; an AMI round trip only when the tracker cannot know
+        # it), the IVR session (the store) and the caller-ID match (the store;
+        # used when the IVR identified nobody).
         number = call.caller.number or ""
-        lookup = asyncio.ensure_future(self.lookup_customer(number)) if number else None
+        lookup = self._take_early_match(call, number)
         try:
             queue_id, handoff = await asyncio.gather(
                 self._requested_queue(call),  # CALLWRIGHT_QUEUE, cleared
@@ -295,6 +305,10 @@ class VoiceRouting:
 
     async def _ivr_handoff(self, call: Call) -> IvrHandoff | None:
         assert self.ivr is not None
+        if call.channels and all(ch.variable(IVR_SESSION_VARIABLE) == "" for ch in call.channels):
+            # Known never to have been queued by a FastAGI flow (the tracker
+            # saw every VarSet of these channels): no session to read.
+            return None
         try:
             return await self.ivr.for_call(call)
         except Exception:
@@ -360,7 +374,27 @@ class VoiceRouting:
         if self.ivr is not None:
             await self.ivr.linked(handoff, call_id, interaction_id, task_id)
 
+    def _match_early(self, call: Call) -> None:
+        """Start the caller-ID match as the call starts (a caller from the
+        trunk, not an agent's phone): it is ready, or nearly, when the caller
+        reaches the holding point after the IVR or the ringing."""
+        number = call.caller.number or ""
+        if not number or call.id in self._early or self._agent_on(call) is not None:
+            return
+        match = asyncio.ensure_future(self.lookup_customer(number))
+        match.add_done_callback(_ignore_outcome)  # whoever takes it sees an error
+        self._early[call.id] = (number, match)
+
+    def _take_early_match(
+        self, call: Call, number: str
+    ) -> asyncio.Future[CustomerMatch | None] | None:
+        early = self._early.pop(call.id, None)
+        if early is not None and early[0] == number:
+            return early[1]
+        return asyncio.ensure_future(self.lookup_customer(number)) if number else None
+
     async def _call_ended(self, call: Call, task_id: str | None, state: str | None) -> None:
+        self._early.pop(call.id, None)
         if task_id is not None:
             try:
                 if state in ("waiting", "reserved"):
@@ -427,7 +461,12 @@ class VoiceRouting:
     async def on_routing_events(self, events: Sequence[model.RoutingEvent]) -> None:
         for event in events:
             if isinstance(event, model.TaskAssigned) and event.channel == "voice":
-                await self._connect(event)
+                # Not awaited: the routing service announces in command order,
+                # and the next caller's offer must not wait for this PBX round
+                # trip. A failure requeues the task (in _connect).
+                task = asyncio.create_task(self._connect(event), name=f"connect-{event.task_id}")
+                self._connecting.add(task)
+                task.add_done_callback(self._connecting.discard)
 
     async def _connect(self, event: model.TaskAssigned) -> None:
         call_id = self._call_of_task.get(event.task_id)

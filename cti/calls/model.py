@@ -12,6 +12,7 @@ from enum import StrEnum
 from typing import Final, Literal, Union
 
 __all__ = [
+    "IVR_SESSION_VARIABLE",
     "QUEUE_VARIABLE",
     "UNKNOWN_PARTY",
     "WATCHED_VARIABLES",
@@ -61,10 +62,14 @@ UNKNOWN_PARTY = Party(None, None)
 # (and clears it) when the caller reaches the holding context.
 QUEUE_VARIABLE: Final = "CALLWRIGHT_QUEUE"
 
+# An IVR flow over FastAGI that queued the caller leaves its session id here
+# (ivr.fastagi); known empty, voice routing need not look for a session.
+IVR_SESSION_VARIABLE: Final = "CALLWRIGHT_IVR_SESSION"
+
 # The channel variables the tracker follows through VarSet events (exact names:
 # Asterisk's channel variable names are case-sensitive). Every other VarSet
 # costs a name check and nothing more.
-WATCHED_VARIABLES: Final[tuple[str, ...]] = (QUEUE_VARIABLE,)
+WATCHED_VARIABLES: Final[tuple[str, ...]] = (QUEUE_VARIABLE, IVR_SESSION_VARIABLE)
 
 
 @dataclass(frozen=True, slots=True)

@@ -50,7 +50,7 @@ def test_a_caller_seen_from_its_start_has_the_variable_known_empty() -> None:
     call = pbx.tracker.get(caller.linkedid)
     assert call is not None
     assert call.channels[0].variable(QUEUE_VARIABLE) == ""
-    assert call.channels[0].variables == ((QUEUE_VARIABLE, ""),)
+    assert call.channels[0].variables == tuple((name, "") for name in WATCHED_VARIABLES)
 
 
 def test_a_varset_gives_the_value_and_an_empty_value_clears_it() -> None:

@@ -33,6 +33,10 @@ class _Unused:
         raise AssertionError(f"not expected: {name}")
 
 
+async def _no_customer(number: str) -> None:
+    return None
+
+
 def leg_event(name: str, channel: str, uid: str, *extra: tuple[str, str]) -> AmiEvent:
     return AmiEvent.build(
         name,
@@ -55,7 +59,7 @@ async def test_busy_from_the_first_unrouted_call_until_the_last_one_ends() -> No
     voice = VoiceRouting(
         routing,  # type: ignore[arg-type]
         _Unused(),  # type: ignore[arg-type]
-        lookup_customer=_Unused(),  # type: ignore[arg-type]
+        lookup_customer=_no_customer,  # matched early for any caller not on an agent's phone
         interactions=_Unused(),  # type: ignore[arg-type]
         extensions={"a1": "1001", "a2": "1002"},
         holding_context="callwright-hold",
