@@ -13,6 +13,7 @@ import pytest
 from cti.ami.messages import AmiAction
 from cti.calls.model import QUEUE_VARIABLE
 from routing import model
+from routing.voice import CustomerMatch
 from tests.integration.conftest import Recorder, Stack
 from tests.integration.test_ivr_fastagi import ANN, OPEN, IvrStack, _stack
 
@@ -79,14 +80,15 @@ async def test_a_caller_who_never_ran_the_ivr_costs_no_session_read_and_one_earl
 
     event.listen(stack.runtime.engine.sync_engine, "before_cursor_execute", count)
     voice = stack.runtime.voice
+    assert voice is not None
     matched: list[str] = []
     lookup = voice.lookup_customer
 
-    async def counting_lookup(number: str) -> object:
+    async def counting_lookup(number: str) -> CustomerMatch | None:
         matched.append(number)
         return await lookup(number)
 
-    voice.lookup_customer = counting_lookup  # type: ignore[assignment]
+    voice.lookup_customer = counting_lookup
     try:
         # No FastAGI on this call: the caller goes straight to the holding point.
         agi_url, stack.sim.pbx.agi_url = stack.sim.pbx.agi_url, None
