@@ -588,6 +588,7 @@ class Runtime:
             self.mail_listener = None
         if self.routing is not None:
             await self.routing.stop()
+            await self.routing.journal.close()
         try:
             # Let what the PBX already told us reach the store.
             await asyncio.wait_for(self.calls.drain(), 5)
@@ -596,6 +597,7 @@ class Runtime:
         await self.calls.stop()
         # Records handed in by the workers just stopped are written all the same.
         await self.call_writer.close()
+        await self.call_records.close()
         await self.recording_control.stop()  # ingests under way
         if self._recover_task is not None:
             self._recover_task.cancel()

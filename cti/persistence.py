@@ -33,11 +33,11 @@ from sqlalchemy import (
     update,
 )
 from sqlalchemy.dialects import postgresql, sqlite
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from store.db import metadata
+from store.db import OneHopWriter, metadata
 from store.types import UtcDateTime, as_utc
 
 __all__ = ["CallRecord", "CallRecordRepository", "CallRecordWriter", "WriterClosed", "call_records"]
@@ -163,6 +163,13 @@ async def _check_then_write(conn: AsyncConnection, values: dict[str, Any]) -> No
 class CallRecordRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
+        # A batch in one hop (store.db.OneHopWriter: statement and commit
+        # together on SQLite).
+        self._writer = OneHopWriter(engine)
+
+    async def close(self) -> None:
+        """Let go of the writer's connection (SQLite) and thread."""
+        await self._writer.close()
 
     async def upsert(self, record: CallRecord) -> None:
         """Insert the record, or overwrite the stored one unless it is newer."""
@@ -176,12 +183,17 @@ class CallRecordRepository:
         if not rows:
             return
         dialect = self._engine.dialect.name
+        if dialect in ("sqlite", "postgresql"):
+            statement = _upsert_statement(dialect)
+
+            def write(conn: Connection) -> None:
+                conn.execute(statement, rows)
+
+            await self._writer.run(write)
+            return
         async with self._engine.begin() as conn:
-            if dialect in ("sqlite", "postgresql"):
-                await conn.execute(_upsert_statement(dialect), rows)
-            else:
-                for values in rows:
-                    await _check_then_write(conn, values)
+            for values in rows:
+                await _check_then_write(conn, values)
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self._engine.connect() as conn:

@@ -23,6 +23,7 @@ from typing import Any
 from sqlalchemy import (
     JSON,
     Column,
+    Connection,
     Float,
     ForeignKey,
     Index,
@@ -40,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing import model
 from routing.codec import event_from_json, event_to_json, from_json, to_json
-from store.db import metadata
+from store.db import OneHopWriter, metadata
 from store.types import UtcDateTime, utc_now
 
 __all__ = [
@@ -141,9 +142,24 @@ class NewTask:
     call_id: str | None = None
 
 
+@dataclass(frozen=True)
+class _Rows:
+    """One transaction's parameter sets, one list per statement."""
+
+    new_tasks: list[dict[str, Any]]
+    events: list[dict[str, Any]]
+    tasks: list[dict[str, Any]]
+    agents: list[dict[str, Any]]
+    customer_agents: list[dict[str, Any]]
+    meta: list[dict[str, Any]]
+
+
 class RoutingJournal:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
+        # A command's outcome in one hop (store.db.OneHopWriter: on SQLite,
+        # four times faster than a statement at a time through aiosqlite).
+        self._writer = OneHopWriter(engine)
         dialect = engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # Built once: executed with a list of parameter sets (one executemany
@@ -185,68 +201,70 @@ class RoutingJournal:
         customers' last agents that changed, the counters. One statement per
         table, each with all its rows."""
         now = utc_now()
-        async with self.engine.begin() as conn:
-            if new_tasks:
-                await conn.execute(
-                    insert(routing_tasks),
-                    [
-                        {
-                            "id": t.id,
-                            "channel": t.channel,
-                            "queue_id": t.queue_id,
-                            "state": "new",
-                            "record": None,
-                            "interaction_id": t.interaction_id,
-                            "call_id": t.call_id,
-                            "created_at": now,
-                            "updated_at": now,
-                        }
-                        for t in new_tasks
-                    ],
-                )
-            if events:
-                await conn.execute(
-                    insert(routing_events),
-                    [
-                        {
-                            "at": e.at,
-                            "type": type(e).__name__,
-                            "queue_id": _queue_of(e),
-                            "task_id": getattr(e, "task_id", None),
-                            "agent_id": getattr(e, "agent_id", None),
-                            "payload": event_to_json(e),
-                        }
-                        for e in events
-                    ],
-                )
-            if tasks:
-                await conn.execute(
-                    self._update_task,
-                    [
-                        {
-                            "b_id": task_id,
-                            "b_state": state,
-                            "b_record": None if record is None else to_json(record),
-                            "b_queue": None if record is None else record.queue_id,
-                            "b_updated_at": now,
-                        }
-                        for task_id, (state, record) in tasks.items()
-                    ],
-                )
-            rows = [
+        rows = _Rows(
+            new_tasks=[
+                {
+                    "id": t.id,
+                    "channel": t.channel,
+                    "queue_id": t.queue_id,
+                    "state": "new",
+                    "record": None,
+                    "interaction_id": t.interaction_id,
+                    "call_id": t.call_id,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                for t in new_tasks
+            ],
+            events=[
+                {
+                    "at": e.at,
+                    "type": type(e).__name__,
+                    "queue_id": _queue_of(e),
+                    "task_id": getattr(e, "task_id", None),
+                    "agent_id": getattr(e, "agent_id", None),
+                    "payload": event_to_json(e),
+                }
+                for e in events
+            ],
+            tasks=[
+                {
+                    "b_id": task_id,
+                    "b_state": state,
+                    "b_record": None if record is None else to_json(record),
+                    "b_queue": None if record is None else record.queue_id,
+                    "b_updated_at": now,
+                }
+                for task_id, (state, record) in tasks.items()
+            ],
+            agents=[
                 {"agent_id": a.config.id, "record": to_json(a), "updated_at": now} for a in agents
-            ]
-            if rows:
-                await conn.execute(self._upsert_agent, rows)
-            if customer_agents:
-                await conn.execute(
-                    self._upsert_customer_agent,
-                    [{"customer_id": c, "agent_id": a} for c, a in customer_agents.items()],
-                )
-            if meta:
-                await conn.execute(
-                    self._upsert_meta, [{"key": k, "value": v} for k, v in meta.items()]
-                )
+            ],
+            customer_agents=[
+                {"customer_id": c, "agent_id": a} for c, a in (customer_agents or {}).items()
+            ],
+            meta=[{"key": k, "value": v} for k, v in meta.items()],
+        )
+        await self._writer.run(lambda conn: self._write(conn, rows))
+
+    def _write(self, conn: Connection, rows: _Rows) -> None:
+        """The statements of ``write``, in one transaction (the caller's)."""
+        if rows.new_tasks:
+            conn.execute(insert(routing_tasks), rows.new_tasks)
+        if rows.events:
+            conn.execute(insert(routing_events), rows.events)
+        if rows.tasks:
+            conn.execute(self._update_task, rows.tasks)
+        if rows.agents:
+            conn.execute(self._upsert_agent, rows.agents)
+        if rows.customer_agents:
+            conn.execute(self._upsert_customer_agent, rows.customer_agents)
+        if rows.meta:
+            conn.execute(self._upsert_meta, rows.meta)
+
+    async def close(self) -> None:
+        """Let go of the writer's connection (SQLite) and thread."""
+        await self._writer.close()
 
     async def load_snapshot(self) -> model.RouterSnapshot | None:
         async with self.engine.connect() as conn:

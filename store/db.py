@@ -7,16 +7,29 @@ PostgreSQL (asyncpg) is chosen by URL. Every table module registers its tables o
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
+from collections.abc import Callable
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
-from sqlalchemy import MetaData, event, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
 from sqlalchemy.pool import ConnectionPoolEntry
 
-__all__ = ["NAMING_CONVENTION", "make_engine", "metadata", "ping", "safe_url", "sqlite_url"]
+__all__ = [
+    "NAMING_CONVENTION",
+    "OneHopWriter",
+    "make_engine",
+    "metadata",
+    "ping",
+    "safe_url",
+    "sqlite_url",
+]
+
+T = TypeVar("T")
 
 log = logging.getLogger(__name__)
 
@@ -82,3 +95,58 @@ async def ping(engine: AsyncEngine) -> bool:
         log.warning("database ping failed: %s: %s", exc.__class__.__name__, exc)
         return False
     return True
+
+
+class OneHopWriter:
+    """Runs a whole write transaction, written against SQLAlchemy's synchronous
+    ``Connection``, for an AsyncEngine. On a SQLite file: in one hop to a
+    thread of its own holding a synchronous connection to the same file. On
+    anything else: ``AsyncConnection.run_sync`` (PostgreSQL: asyncpg as usual).
+
+    Why by hand: SQLAlchemy's async SQLite driver (aiosqlite) crosses from the
+    event loop to its connection's thread and back for every statement and for
+    the commit, and each crossing waits for the event loop. A transaction of
+    six statements took 4.3 ms that way against 0.7 ms as one call on a
+    synchronous connection in a thread (this machine, idle; the routing
+    journal writes such a transaction on the way to every screen-pop). No
+    maintained library runs a SQLAlchemy transaction per thread hop.
+    """
+
+    def __init__(self, engine: AsyncEngine) -> None:
+        self.engine = engine
+        self._sync: Engine | None = None
+        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        url = engine.url
+        database = url.database or ""
+        if (
+            url.get_backend_name() == "sqlite"
+            and database
+            and database != ":memory:"
+            and not database.startswith("file:")
+        ):
+            self._sync = create_engine(url.set(drivername="sqlite+pysqlite"))
+            event.listen(self._sync, "connect", _sqlite_on_connect)
+            self._thread = concurrent.futures.ThreadPoolExecutor(
+                max_workers=1, thread_name_prefix="store-writer"
+            )
+
+    async def run(self, fn: Callable[[Connection], T]) -> T:
+        """``fn`` inside one transaction, committed when it returns."""
+        if self._sync is None or self._thread is None:
+            async with self.engine.begin() as conn:
+                return await conn.run_sync(fn)
+        return await asyncio.get_running_loop().run_in_executor(self._thread, self._tx, fn)
+
+    def _tx(self, fn: Callable[[Connection], T]) -> T:
+        assert self._sync is not None
+        with self._sync.begin() as conn:
+            return fn(conn)
+
+    async def close(self) -> None:
+        if self._sync is None or self._thread is None:
+            return
+        sync, thread = self._sync, self._thread
+        self._sync, self._thread = None, None
+        # Its connections belong to the writer's thread: closed there.
+        await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
+        thread.shutdown(wait=False)
