@@ -96,6 +96,13 @@ Rules, as read from the Asterisk 22 recordings in tests/fixtures/ami/:
   silently), and a dialed channel whose caller's values are unknown or were
   set inheritable (``_X``/``__X``: Asterisk copies them into the channel it
   dials). ``note_variable`` records a value Callwright itself is setting.
+  "Seen from its Newchannel" is about the channel, not its name or Uniqueid:
+  a Newchannel for a Uniqueid the tracker does not hold starts a new channel
+  with nothing set, even if a hung-up or resynced-away channel had that name
+  or Uniqueid (every VarSet for it comes after that Newchannel on this link,
+  so none can have been missed). A VarSet for a channel that is not live is
+  an orphan: it sets nothing, for now or for a later channel of that
+  Uniqueid, but it does show that the link delivers VarSet events.
 * ``resync(snapshot, now)`` takes the CoreShowChannel events of a
   CoreShowChannels list and makes the model match them: channels missing from
   it are dropped and a call left without channels ends (cause None,

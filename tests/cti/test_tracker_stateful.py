@@ -16,6 +16,9 @@ random subset of its channels. After every step:
   with the channels;
 * a channel's CALLWRIGHT_QUEUE is the value the last VarSet for it gave, unknown
   (None) after a resync or a rename that no VarSet followed, else "" or None.
+  A Newchannel for a Uniqueid the tracker does not hold (the machine replays
+  ones of hung-up or resynced-away legs) starts a new channel: nothing the
+  model knew about the earlier one applies to it.
 """
 
 from __future__ import annotations
@@ -273,7 +276,13 @@ class TrackerMachine(RuleBasedStateMachine):
     def missing_header(self, name: str, drop: str, data: st.DataObject) -> None:
         leg = self.any_leg(data) if self.live or self.dead else Leg("PJSIP/x-1", "x.1", "x.1")
         headers = [*self.snapshot(leg), ("BridgeUniqueid", "b2")]
+        held = self.tracker._chans.get(leg.uid)
         self.send(name, [(k, v) for k, v in headers if k != drop])
+        if name == "Newchannel" and self.tracker._chans.get(leg.uid) is not held:
+            # A complete Newchannel (BridgeUniqueid is no header of it) for a
+            # Uniqueid the tracker no longer held: a new channel, seen from its
+            # start. What a resync or a VarSet said of the old one is void.
+            self.queue.pop(leg.uid, None)
 
     @rule(name=st.text(max_size=20), value=st.text(max_size=50))
     def unknown_event(self, name: str, value: str) -> None:

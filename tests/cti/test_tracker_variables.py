@@ -294,3 +294,42 @@ def test_a_channel_without_a_tracker_snapshot_knows_nothing() -> None:
     )
     assert bare.variable(QUEUE_VARIABLE) is None
     assert bare.variable("ANYTHING") is None
+
+
+def test_a_new_channel_after_a_resynced_leg_hung_up_is_known_empty() -> None:
+    """The sequence the state machine found: a resync lists two legs, one hangs
+    up, a Newchannel comes with its name and Uniqueid, then a VarSet. The new
+    channel was seen from its Newchannel on a link that delivers VarSet events
+    (it is known empty); the resynced leg that no VarSet named stays unknown."""
+    pbx = Pbx()
+    first = pbx.leg("PJSIP/new-00000001", state="Up")
+    second = pbx.leg("PJSIP/new-00000002", state="Up")
+    pbx.new(first)
+    pbx.new(second)
+    pbx.tracker.resync(listing(pbx.tracker), 10.0)
+    assert queue_of(pbx, first) is None and queue_of(pbx, second) is None
+
+    pbx.hangup(first, cause=0, text="Unknown")
+    assert pbx.tracker.channel(first.name) is None
+    pbx.new(first)  # a new channel: nothing of the resynced one carries over
+    assert queue_of(pbx, first) is None  # no VarSet on this link since the resync
+
+    varset(pbx, second, "CALLWRIGHT_DID", "5000")
+    assert queue_of(pbx, first) == ""
+    assert queue_of(pbx, second) is None  # learned through the resync, never named
+    varset(pbx, second, QUEUE_VARIABLE, "")
+    assert queue_of(pbx, second) == ""
+
+
+def test_a_varset_for_a_channel_that_is_not_live_sets_nothing() -> None:
+    pbx = Pbx()
+    caller = caller_at_hold(pbx)
+    pbx.hangup(caller)
+    orphans = pbx.tracker.stats.orphans
+    varset(pbx, caller, QUEUE_VARIABLE, "billing")
+    assert pbx.tracker.stats.orphans == orphans + 1
+    assert pbx.tracker.channel(caller.name) is None
+    # A later Newchannel with that Uniqueid is a new channel (Asterisk never
+    # reuses one): the orphan VarSet is not its value.
+    pbx.new(caller)
+    assert queue_of(pbx, caller) == ""
