@@ -598,6 +598,7 @@ class Runtime:
         # Records handed in by the workers just stopped are written all the same.
         await self.call_writer.close()
         await self.call_records.close()
+        await self.interactions.close()
         await self.recording_control.stop()  # ingests under way
         if self._recover_task is not None:
             self._recover_task.cancel()

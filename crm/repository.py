@@ -28,12 +28,13 @@ from sqlalchemy import (
     union_all,
     update,
 )
-from sqlalchemy.engine import Row
+from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm.persistence import customer_emails, customer_phones, customers, interactions
 from crm.phones import normalize_phone
 from routing.persistence import agents
+from store.db import OneHopWriter
 from store.errors import DuplicateError, NotFoundError
 from store.types import as_utc, utc_now
 
@@ -513,6 +514,12 @@ class InteractionRepository:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
+        # An interaction's insert or update, checks included, in one hop
+        # (store.db.OneHopWriter): a voice call's is on the way to its offer.
+        self._writer = OneHopWriter(engine)
+
+    async def close(self) -> None:
+        await self._writer.close()
 
     async def create(
         self,
@@ -547,12 +554,13 @@ class InteractionRepository:
         }
         _check_interaction_values(values)
         values["created_at"] = self._clock()
-        async with self._engine.begin() as conn:
-            await self._check_references(conn, values)
-            result = await conn.execute(
-                insert(interactions).values(**values).returning(interactions)
-            )
-            return _interaction(result.one())
+
+        def write(conn: Connection) -> Interaction:
+            _check_references(conn, values)
+            row = conn.execute(insert(interactions).values(**values).returning(interactions)).one()
+            return _interaction(row)
+
+        return await self._writer.run(write)
 
     async def get(self, interaction_id: int) -> Interaction | None:
         return await self._first(select(interactions).where(interactions.c.id == interaction_id))
@@ -574,26 +582,25 @@ class InteractionRepository:
             raise TypeError(f"cannot update interaction field(s): {', '.join(sorted(unknown))}")
         values = dict(fields)
         _check_interaction_values(values)
-        async with self._engine.begin() as conn:
-            await self._check_references(conn, values)
+
+        def write(conn: Connection) -> Interaction:
+            _check_references(conn, values)
             if values:
-                row = (
-                    await conn.execute(
-                        update(interactions)
-                        .where(interactions.c.id == interaction_id)
-                        .values(**values)
-                        .returning(interactions)
-                    )
+                row = conn.execute(
+                    update(interactions)
+                    .where(interactions.c.id == interaction_id)
+                    .values(**values)
+                    .returning(interactions)
                 ).first()
             else:
-                row = (
-                    await conn.execute(
-                        select(interactions).where(interactions.c.id == interaction_id)
-                    )
+                row = conn.execute(
+                    select(interactions).where(interactions.c.id == interaction_id)
                 ).first()
             if row is None:
                 raise NotFoundError("interaction", interaction_id)
             return _interaction(row)
+
+        return await self._writer.run(write)
 
     async def set_disposition(
         self, interaction_id: int, disposition: str, notes: str | None = None
@@ -666,15 +673,17 @@ class InteractionRepository:
             row = (await conn.execute(query)).first()
         return None if row is None else _interaction(row)
 
-    @staticmethod
-    async def _check_references(conn: AsyncConnection, values: dict[str, Any]) -> None:
-        for field, table, entity in (
-            ("customer_id", customers, "customer"),
-            ("agent_id", agents, "agent"),
-        ):
-            key = values.get(field)
-            if key is None:
-                continue
-            found = (await conn.execute(select(table.c.id).where(table.c.id == key))).first()
-            if found is None:
-                raise NotFoundError(entity, key)
+
+def _check_references(conn: Connection, values: dict[str, Any]) -> None:
+    """NotFoundError naming the customer or agent an interaction refers to
+    that does not exist (a clear error instead of a foreign-key failure)."""
+    for field, table, entity in (
+        ("customer_id", customers, "customer"),
+        ("agent_id", agents, "agent"),
+    ):
+        key = values.get(field)
+        if key is None:
+            continue
+        found = conn.execute(select(table.c.id).where(table.c.id == key)).first()
+        if found is None:
+            raise NotFoundError(entity, key)
