@@ -139,6 +139,12 @@ class CustomerRepository:
         self._engine = engine
         self._region = default_region
         self._clock = clock
+        # Lookups in one hop (store.db.OneHopWriter; its own thread and
+        # connection, so they never wait behind writes).
+        self._reads = OneHopWriter(engine)
+
+    async def close(self) -> None:
+        await self._reads.close()
 
     def normalize(self, raw: str) -> str | None:
         """The key a phone number is stored and looked up under (see crm.phones)."""
@@ -407,53 +413,15 @@ class CustomerRepository:
         return found[0]
 
     async def _find(self, query: Any) -> builtins.list[Customer]:
-        """Run a query selecting ``customers`` rows, then fetch their phones and e-mails."""
-        async with self._engine.connect() as conn:
-            rows = (await conn.execute(query)).all()
-            return await self._hydrate(conn, rows)
+        """Run a query selecting ``customers`` rows, then fetch their phones and
+        e-mails: both in one hop (the screen-pop's caller-ID match is one)."""
+        return await self._reads.run(lambda conn: _hydrate(conn, conn.execute(query).all()))
 
     async def _load(
         self, conn: AsyncConnection, ids: builtins.list[int]
     ) -> builtins.list[Customer]:
         rows = (await conn.execute(select(customers).where(customers.c.id.in_(ids)))).all()
-        return await self._hydrate(conn, rows)
-
-    @staticmethod
-    async def _hydrate(conn: AsyncConnection, rows: Sequence[Row[Any]]) -> builtins.list[Customer]:
-        """Customers for these ``customers`` rows, in the same order (one more query)."""
-        if not rows:
-            return []
-        ids = [row.id for row in rows]
-        contacts = union_all(
-            select(
-                literal("phone", String).label("kind"),
-                customer_phones.c.customer_id,
-                customer_phones.c.number_e164.label("value"),
-                customer_phones.c.id,
-            ).where(customer_phones.c.customer_id.in_(ids)),
-            select(
-                literal("email", String).label("kind"),
-                customer_emails.c.customer_id,
-                customer_emails.c.address.label("value"),
-                customer_emails.c.id,
-            ).where(customer_emails.c.customer_id.in_(ids)),
-        ).subquery()
-        phones: dict[int, builtins.list[str]] = {}
-        emails: dict[int, builtins.list[str]] = {}
-        for kind, owner, value, _ in await conn.execute(select(contacts).order_by(contacts.c.id)):
-            (phones if kind == "phone" else emails).setdefault(owner, []).append(value)
-        return [
-            Customer(
-                id=row.id,
-                name=row.name,
-                account_number=row.account_number,
-                notes=row.notes,
-                phones=tuple(phones.get(row.id, ())),
-                emails=tuple(emails.get(row.id, ())),
-                created_at=row.created_at,
-            )
-            for row in rows
-        ]
+        return await conn.run_sync(_hydrate, rows)
 
 
 # -- interactions ------------------------------------------------------------------------
@@ -517,9 +485,12 @@ class InteractionRepository:
         # An interaction's insert or update, checks included, in one hop
         # (store.db.OneHopWriter): a voice call's is on the way to its offer.
         self._writer = OneHopWriter(engine)
+        # The screen-pop's history read, in one hop, on a thread of its own.
+        self._reads = OneHopWriter(engine)
 
     async def close(self) -> None:
         await self._writer.close()
+        await self._reads.close()
 
     async def create(
         self,
@@ -633,11 +604,14 @@ class InteractionRepository:
     ) -> tuple[builtins.list[Interaction], builtins.list[Interaction]]:
         """``recent_for_customer`` and ``open_for_customer`` on one connection
         (a screen-pop needs both)."""
-        async with self._engine.connect() as conn:
-            recent = [
-                _interaction(row) for row in await conn.execute(self._recent(customer_id, limit))
-            ]
-            return recent, await self._open(conn, customer_id, open_channel, limit)
+        recent_query = self._recent(customer_id, limit)
+        open_query = self._open_query(customer_id, open_channel, limit)
+
+        def read(conn: Connection) -> tuple[builtins.list[Interaction], builtins.list[Interaction]]:
+            recent = [_interaction(row) for row in conn.execute(recent_query)]
+            return recent, [_interaction(row) for row in conn.execute(open_query)]
+
+        return await self._reads.run(read)
 
     @staticmethod
     def _recent(customer_id: int, limit: int) -> Any:
@@ -687,3 +661,40 @@ def _check_references(conn: Connection, values: dict[str, Any]) -> None:
         found = conn.execute(select(table.c.id).where(table.c.id == key)).first()
         if found is None:
             raise NotFoundError(entity, key)
+
+
+def _hydrate(conn: Connection, rows: Sequence[Row[Any]]) -> builtins.list[Customer]:
+    """Customers for these ``customers`` rows, in the same order (one more query)."""
+    if not rows:
+        return []
+    ids = [row.id for row in rows]
+    contacts = union_all(
+        select(
+            literal("phone", String).label("kind"),
+            customer_phones.c.customer_id,
+            customer_phones.c.number_e164.label("value"),
+            customer_phones.c.id,
+        ).where(customer_phones.c.customer_id.in_(ids)),
+        select(
+            literal("email", String).label("kind"),
+            customer_emails.c.customer_id,
+            customer_emails.c.address.label("value"),
+            customer_emails.c.id,
+        ).where(customer_emails.c.customer_id.in_(ids)),
+    ).subquery()
+    phones: dict[int, builtins.list[str]] = {}
+    emails: dict[int, builtins.list[str]] = {}
+    for kind, owner, value, _ in conn.execute(select(contacts).order_by(contacts.c.id)):
+        (phones if kind == "phone" else emails).setdefault(owner, []).append(value)
+    return [
+        Customer(
+            id=row.id,
+            name=row.name,
+            account_number=row.account_number,
+            notes=row.notes,
+            phones=tuple(phones.get(row.id, ())),
+            emails=tuple(emails.get(row.id, ())),
+            created_at=row.created_at,
+        )
+        for row in rows
+    ]
