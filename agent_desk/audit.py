@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.db import metadata
+from store.db import OneHopWriter, metadata
 from store.types import UtcDateTime, utc_now
 
 __all__ = [
@@ -126,6 +126,11 @@ class AuditLog:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
+        # A row in one hop (store.db.OneHopWriter): every accept is audited.
+        self._writer = OneHopWriter(engine)
+
+    async def close(self) -> None:
+        await self._writer.close()
 
     async def record(
         self,
@@ -150,11 +155,8 @@ class AuditLog:
             "detail": dict(detail or {}),
             "client_ip": None if client_ip is None else client_ip[:64],
         }
-        async with self._engine.begin() as conn:
-            row = (
-                await conn.execute(insert(audit_events).values(**values).returning(audit_events))
-            ).one()
-        return _event(row)
+        statement = insert(audit_events).values(**values).returning(audit_events)
+        return await self._writer.run(lambda conn: _event(conn.execute(statement).one()))
 
     async def query(
         self,

@@ -600,6 +600,7 @@ class Runtime:
         await self.call_records.close()
         await self.interactions.close()
         await self.customers.close()
+        await self.audit.close()
         await self.recording_control.stop()  # ingests under way
         if self._recover_task is not None:
             self._recover_task.cancel()
