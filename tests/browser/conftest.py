@@ -26,7 +26,7 @@ from routing.persistence import AgentRepository
 from sim.pbx.server import PbxSimulator
 from store import make_engine
 from store.migrate import upgrade
-from tests.integration.conftest import QUEUE, make_config, sim  # noqa: F401  (sim: a fixture)
+from tests.integration.conftest import QUEUE, make_config
 
 CHROMIUM = "/usr/bin/chromium"
 CHROMIUM_ARGS = [
@@ -109,7 +109,7 @@ async def seed(url: str) -> Seeded:
 
 
 @pytest.fixture
-async def desk_stack(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:  # noqa: F811
+async def desk_stack(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[DeskStack]:
     data = tmp_path / "data"
     seeded = await seed(f"sqlite+aiosqlite:///{data / 'callwright.db'}")
     config = make_config(sim.port, data)

@@ -30,7 +30,7 @@ from tests.browser.conftest import (
     screenshot,
     seed,
 )
-from tests.integration.conftest import make_config, sim  # noqa: F401  (sim: a fixture)
+from tests.integration.conftest import make_config
 from tests.recordings.test_playback import store_recording, wav_bytes
 
 # 19 MB at 16 kB/s: far more than a browser reads ahead of the play position (Chromium:
@@ -41,7 +41,7 @@ BYTES_PER_SECOND = 16_000
 
 @pytest.fixture
 async def rec_stack(
-    sim: PbxSimulator,  # noqa: F811
+    sim: PbxSimulator,
     tmp_path: Path,
     request: pytest.FixtureRequest,
 ) -> AsyncIterator[DeskStack]:

@@ -98,14 +98,6 @@ async def running(sim: PbxSimulator) -> AsyncIterator[Cti]:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[PbxSimulator]:
-    simulator = PbxSimulator(answer_delay=0.02, login_failure_delay=0)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
 async def cti(sim: PbxSimulator) -> AsyncIterator[Cti]:
     async with running(sim) as cti:
         yield cti

@@ -178,14 +178,6 @@ class DeskStack:
         return token
 
 
-@pytest.fixture
-async def sim() -> AsyncIterator[PbxSimulator]:
-    simulator = PbxSimulator(answer_delay=0.02, login_failure_delay=0)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
 async def seed_supervisor(url: str) -> str:
     engine = make_engine(url)
     try:

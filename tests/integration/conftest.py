@@ -89,14 +89,6 @@ def make_config(sim_port: int, data_dir: Path, store_url: str = "") -> Config:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[PbxSimulator]:
-    simulator = PbxSimulator(answer_delay=0.02, login_failure_delay=0)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
 async def stack(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[Stack]:
     runtime = Runtime(make_config(sim.port, tmp_path / "data"))
     await runtime.start()

@@ -13,10 +13,10 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm.repository import CustomerRepository, InteractionRepository
 from recordings.repository import RecordingRepository
 from routing.persistence import AgentRepository
-from tests.integration.conftest import sim, stack
+from tests.integration.conftest import stack
 from tests.store.conftest import FakeClock, clock, empty_engine, engine
 
-__all__ = ["FakeClock", "Seeded", "clock", "empty_engine", "engine", "sim", "stack"]
+__all__ = ["FakeClock", "Seeded", "clock", "empty_engine", "engine", "stack"]
 
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
 

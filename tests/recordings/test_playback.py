@@ -36,7 +36,7 @@ from routing.persistence import Agent, AgentRepository
 from sim.pbx.server import PbxSimulator
 from store import make_engine
 from store.migrate import upgrade
-from tests.integration.conftest import SIGNING_KEY, TOKEN, make_config, sim  # noqa: F401
+from tests.integration.conftest import SIGNING_KEY, TOKEN, make_config
 
 ENCRYPTION_KEY = "00112233445566778899aabbccddeeff00112233445566778899aabbccddeeff"
 
@@ -162,7 +162,7 @@ MakeStack = Callable[..., Awaitable[PlaybackStack]]
 
 @pytest.fixture
 async def make_stack(
-    sim: PbxSimulator,  # noqa: F811
+    sim: PbxSimulator,
     tmp_path: Path,
 ) -> AsyncIterator[MakeStack]:
     made: list[tuple[Runtime, aiohttp.ClientSession]] = []
