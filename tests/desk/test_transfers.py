@@ -76,14 +76,6 @@ class World:
 
 
 @pytest.fixture
-async def sim() -> AsyncIterator[PbxSimulator]:
-    simulator = PbxSimulator(answer_delay=0.02, login_failure_delay=0)
-    await simulator.start()
-    yield simulator
-    await simulator.stop()
-
-
-@pytest.fixture
 async def world(sim: PbxSimulator, tmp_path: Path) -> AsyncIterator[World]:
     """Alice (1001) takes support, Bob (1002) billing, Carol (1003) support."""
     data = tmp_path / "data"
