@@ -11,7 +11,6 @@ to ``store`` while a write is in flight go together into the next one.
 
 from __future__ import annotations
 
-import asyncio
 import functools
 import json
 import logging
@@ -38,6 +37,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
 from store.db import OneHopWriter, metadata
+from store.group_commit import GroupCommit
 from store.types import UtcDateTime, as_utc
 
 __all__ = ["CallRecord", "CallRecordRepository", "CallRecordWriter", "WriterClosed", "call_records"]
@@ -230,74 +230,40 @@ class WriterClosed(RuntimeError):
 
 
 class CallRecordWriter:
-    """Group commit for call records.
+    """Group commit for call records (store.group_commit.GroupCommit).
 
     ``await store(record)`` returns once a transaction holding the record has
-    committed, and raises that transaction's exception if it failed (every caller of
-    the batch gets it; the next batch is written all the same). One write at a time:
-    the first record starts one at once (no delay), and records handed in while it is
-    in flight are written together by the next one, at most ``max_batch`` a
-    transaction. A record is written even if its caller is cancelled while waiting.
-    A bad record (naive time, bad channels) raises in its own caller only and joins
+    committed, and raises that transaction's exception if it failed. A bad
+    record (naive time, bad channels) raises in its own caller only and joins
     no batch. ``close`` writes what is pending, then refuses new records.
     """
 
     def __init__(self, repository: CallRecordRepository, *, max_batch: int = 500) -> None:
-        if max_batch < 1:
-            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
-        self._repository = repository
-        self.max_batch = max_batch
-        self._pending: list[tuple[CallRecord, asyncio.Future[None]]] = []
-        self._task: asyncio.Task[None] | None = None
+        self._group: GroupCommit[CallRecord] = GroupCommit(
+            repository.upsert_many, max_batch=max_batch, name="call-record-writer"
+        )
         self._closed = False
-        self.transactions = 0  # committed or failed: for tests and tuning
-        self.failures = 0
+
+    @property
+    def max_batch(self) -> int:
+        return self._group.max_batch
+
+    @property
+    def transactions(self) -> int:
+        return self._group.transactions
+
+    @property
+    def failures(self) -> int:
+        return self._group.failures
 
     async def store(self, record: CallRecord) -> None:
         if self._closed:
             raise WriterClosed(f"call record writer closed (record {record.id!r} not stored)")
         _values(record)  # a bad record raises here, in its own caller
-        done = asyncio.get_running_loop().create_future()
-        self._pending.append((record, done))
-        if self._task is None:
-            self._task = asyncio.create_task(self._run(), name="call-record-writer")
-        await done
+        await self._group.submit(record)
 
     async def close(self) -> None:
         """Write every pending record, then refuse new ones. Waiting here being
         cancelled does not stop the write under way."""
         self._closed = True
-        task = self._task
-        if task is not None:
-            await asyncio.wait([task])
-
-    async def _run(self) -> None:
-        try:
-            while self._pending:
-                batch = self._pending[: self.max_batch]
-                del self._pending[: self.max_batch]
-                await self._write(batch)
-        finally:
-            self._task = None
-
-    async def _write(self, batch: list[tuple[CallRecord, asyncio.Future[None]]]) -> None:
-        self.transactions += 1
-        try:
-            await self._repository.upsert_many([record for record, _ in batch])
-        except asyncio.CancelledError:
-            # The writer itself cancelled (the loop shutting down): nobody will
-            # write what is left, so no caller may believe it stored.
-            self._pending, left = [], self._pending
-            for _, done in (*batch, *left):
-                done.cancel()
-            raise
-        except Exception as exc:
-            self.failures += 1
-            log.warning("storing %d call record(s) failed: %r", len(batch), exc)
-            for _, done in batch:
-                if not done.done():
-                    done.set_exception(exc)
-        else:
-            for _, done in batch:
-                if not done.done():
-                    done.set_result(None)
+        await self._group.drain()

@@ -24,13 +24,14 @@ import contextlib
 import contextvars
 import logging
 from collections.abc import Awaitable, Callable, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from typing import Any
 
 from routing import model
 from routing.engine import Router
 from routing.journal import NewTask, RoutingJournal
 from routing.stats import QueueStats
+from store.group_commit import GroupCommit
 
 __all__ = ["RoutingListener", "RoutingService"]
 
@@ -61,7 +62,6 @@ class _Staged:
     customer_agents: dict[str, str]
     meta: dict[str, Any]
     new_task: NewTask | None
-    done: asyncio.Future[None] = field(repr=False)
 
 
 class RoutingService:
@@ -78,8 +78,9 @@ class RoutingService:
         self.queues = {q.id: q for q in queues}
         self.clock = clock
         self.stats = QueueStats(queues=[q.id for q in queues])
-        self._staged: list[_Staged] = []
-        self._writer: asyncio.Task[None] | None = None
+        self._commits: GroupCommit[_Staged] = GroupCommit(
+            self._write, max_batch=MAX_BATCH, name="routing-journal"
+        )
         self._turn: asyncio.Future[None] | None = None  # the last announcement's
         self._listeners: list[RoutingListener] = []
         self._timer: asyncio.Task[None] | None = None
@@ -144,9 +145,7 @@ class RoutingService:
             task.cancel()
             with contextlib.suppress(asyncio.CancelledError):
                 await task
-        writer = self._writer
-        if writer is not None:  # what is staged is written before the service stops
-            await asyncio.shield(writer)
+        await self._commits.drain()  # what is staged is written before the service stops
 
     # -- commands ----------------------------------------------------------
 
@@ -244,8 +243,7 @@ class RoutingService:
         meta: dict[str, Any] = {"taken_at": self.clock()}
         if events:
             meta["next_reservation"] = self.router.next_reservation_number()
-        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-        self._staged.append(
+        return self._commits.submit(
             _Staged(
                 events=list(events),
                 tasks=tasks,
@@ -253,58 +251,31 @@ class RoutingService:
                 customer_agents=self.router.take_customer_agent_changes(),
                 meta=meta,
                 new_task=new_task,
-                done=done,
             )
         )
-        if self._writer is None:
-            self._writer = asyncio.create_task(self._write_staged(), name="routing-journal")
-        return done
 
-    async def _write_staged(self) -> None:
-        """Write what is staged, a transaction at a time, until nothing is."""
-        try:
-            while self._staged:
-                batch, self._staged = self._staged[:MAX_BATCH], self._staged[MAX_BATCH:]
-                events: list[model.RoutingEvent] = []
-                tasks: dict[str, tuple[str, model.TaskRecord | None]] = {}
-                agents: dict[str, model.AgentRecord] = {}
-                customer_agents: dict[str, str] = {}
-                meta: dict[str, Any] = {}
-                for staged in batch:  # in command order: later states win
-                    events += staged.events
-                    tasks.update(staged.tasks)
-                    agents.update(staged.agents)
-                    customer_agents.update(staged.customer_agents)
-                    meta.update(staged.meta)
-                try:
-                    await self.journal.write(
-                        events,
-                        tasks=tasks,
-                        agents=agents.values(),
-                        meta=meta,
-                        new_tasks=[s.new_task for s in batch if s.new_task is not None],
-                        customer_agents=customer_agents,
-                    )
-                except BaseException as exc:
-                    for staged in batch:
-                        if not staged.done.done():
-                            staged.done.set_exception(_copy(exc))
-                    if not isinstance(exc, Exception):
-                        raise
-                    log.error("routing journal: %d outcomes not stored: %s", len(batch), exc)
-                    continue
-                for staged in batch:
-                    if not staged.done.done():
-                        staged.done.set_result(None)
-        finally:
-            self._writer = None
-            if self._staged:  # stopped by cancellation: nobody will write these
-                left, self._staged = self._staged, []
-                for outcome in left:
-                    if not outcome.done.done():
-                        outcome.done.set_exception(
-                            RuntimeError("the routing journal writer stopped")
-                        )
+    async def _write(self, batch: list[_Staged]) -> None:
+        """One transaction for the outcomes staged while the previous one was
+        in flight (store.group_commit), in command order: later states win."""
+        events: list[model.RoutingEvent] = []
+        tasks: dict[str, tuple[str, model.TaskRecord | None]] = {}
+        agents: dict[str, model.AgentRecord] = {}
+        customer_agents: dict[str, str] = {}
+        meta: dict[str, Any] = {}
+        for staged in batch:
+            events += staged.events
+            tasks.update(staged.tasks)
+            agents.update(staged.agents)
+            customer_agents.update(staged.customer_agents)
+            meta.update(staged.meta)
+        await self.journal.write(
+            events,
+            tasks=tasks,
+            agents=agents.values(),
+            meta=meta,
+            new_tasks=[s.new_task for s in batch if s.new_task is not None],
+            customer_agents=customer_agents,
+        )
 
     def _fold(self, events: Sequence[model.RoutingEvent]) -> None:
         for event in events:
@@ -343,14 +314,3 @@ class RoutingService:
                     await self.run(lambda r, now: [])
                 except Exception:
                     log.exception("routing timer failed")
-
-
-def _copy(exc: BaseException) -> BaseException:
-    """The error for one waiter (an exception object raised in several tasks
-    would gather each one's traceback)."""
-    try:
-        clone = type(exc)(*exc.args)
-    except Exception:
-        return exc
-    clone.__cause__ = exc
-    return clone

@@ -1,0 +1,86 @@
+"""Group commit: items handed in while a write is in flight are written
+together by the next one.
+
+One write at a time. The first item starts a write at once (no timer); the
+items that arrive meanwhile wait for the next write, at most ``max_batch`` a
+write. ``submit`` returns a future that is done when the write holding the
+item has finished, with that write's exception if it failed (every item of
+the batch gets it; the next batch is written all the same). An item is
+written even if whoever waits for it is cancelled. If the writer itself is
+cancelled (the event loop shutting down), every waiting item's future is
+cancelled: nobody may believe it stored.
+
+Used by the routing journal (routing.service) and the call records
+(cti.persistence.CallRecordWriter).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Generic, TypeVar
+
+__all__ = ["GroupCommit"]
+
+log = logging.getLogger(__name__)
+
+T = TypeVar("T")
+
+
+class GroupCommit(Generic[T]):
+    def __init__(
+        self, write: Callable[[list[T]], Awaitable[None]], *, max_batch: int, name: str
+    ) -> None:
+        if max_batch < 1:
+            raise ValueError(f"max_batch must be at least 1, got {max_batch}")
+        self._write = write
+        self.max_batch = max_batch
+        self.name = name
+        self._pending: list[tuple[T, asyncio.Future[None]]] = []
+        self._task: asyncio.Task[None] | None = None
+        self.transactions = 0  # writes done or failed: for tests and tuning
+        self.failures = 0
+
+    def submit(self, item: T) -> asyncio.Future[None]:
+        done: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+        self._pending.append((item, done))
+        if self._task is None:
+            self._task = asyncio.create_task(self._run(), name=self.name)
+        return done
+
+    async def drain(self) -> None:
+        """Wait until nothing is pending (being cancelled here does not stop
+        the write under way)."""
+        task = self._task
+        if task is not None:
+            await asyncio.wait([task])
+
+    async def _run(self) -> None:
+        try:
+            while self._pending:
+                batch = self._pending[: self.max_batch]
+                del self._pending[: self.max_batch]
+                await self._one(batch)
+        finally:
+            self._task = None
+
+    async def _one(self, batch: list[tuple[T, asyncio.Future[None]]]) -> None:
+        self.transactions += 1
+        try:
+            await self._write([item for item, _ in batch])
+        except asyncio.CancelledError:
+            self._pending, left = [], self._pending
+            for _, done in (*batch, *left):
+                done.cancel()
+            raise
+        except Exception as exc:
+            self.failures += 1
+            log.warning("%s: a write of %d item(s) failed: %r", self.name, len(batch), exc)
+            for _, done in batch:
+                if not done.done():
+                    done.set_exception(exc)
+        else:
+            for _, done in batch:
+                if not done.done():
+                    done.set_result(None)
