@@ -33,7 +33,7 @@ from sqlalchemy import (
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
-from store.db import OneHopWriter, metadata
+from store.db import OneHop, metadata
 from store.types import UtcDateTime, utc_now
 
 __all__ = [
@@ -126,8 +126,8 @@ class AuditLog:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
-        # A row in one hop (store.db.OneHopWriter): every accept is audited.
-        self._writer = OneHopWriter(engine)
+        # A row in one hop (store.db.OneHop): every accept is audited.
+        self._writer = OneHop(engine)
 
     async def close(self) -> None:
         await self._writer.close()

@@ -34,7 +34,7 @@ from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from crm.persistence import customer_emails, customer_phones, customers, interactions
 from crm.phones import normalize_phone
 from routing.persistence import agents
-from store.db import OneHopWriter
+from store.db import OneHop
 from store.errors import DuplicateError, NotFoundError
 from store.types import as_utc, utc_now
 
@@ -139,9 +139,9 @@ class CustomerRepository:
         self._engine = engine
         self._region = default_region
         self._clock = clock
-        # Lookups in one hop (store.db.OneHopWriter; its own thread and
+        # Lookups in one hop (store.db.OneHop; its own thread and
         # connection, so they never wait behind writes).
-        self._reads = OneHopWriter(engine)
+        self._reads = OneHop(engine)
 
     async def close(self) -> None:
         await self._reads.close()
@@ -483,10 +483,10 @@ class InteractionRepository:
         self._engine = engine
         self._clock = clock
         # An interaction's insert or update, checks included, in one hop
-        # (store.db.OneHopWriter): a voice call's is on the way to its offer.
-        self._writer = OneHopWriter(engine)
+        # (store.db.OneHop): a voice call's is on the way to its offer.
+        self._writer = OneHop(engine)
         # The screen-pop's history read, in one hop, on a thread of its own.
-        self._reads = OneHopWriter(engine)
+        self._reads = OneHop(engine)
 
     async def close(self) -> None:
         await self._writer.close()

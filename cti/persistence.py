@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 from sqlalchemy.sql.dml import Insert
 
-from store.db import OneHopWriter, metadata
+from store.db import OneHop, metadata
 from store.group_commit import GroupCommit
 from store.types import UtcDateTime, as_utc
 
@@ -163,9 +163,9 @@ async def _check_then_write(conn: AsyncConnection, values: dict[str, Any]) -> No
 class CallRecordRepository:
     def __init__(self, engine: AsyncEngine) -> None:
         self._engine = engine
-        # A batch in one hop (store.db.OneHopWriter: statement and commit
+        # A batch in one hop (store.db.OneHop: statement and commit
         # together on SQLite).
-        self._writer = OneHopWriter(engine)
+        self._writer = OneHop(engine)
 
     async def close(self) -> None:
         """Let go of the writer's connection (SQLite) and thread."""

@@ -41,7 +41,7 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing import model
 from routing.codec import event_from_json, event_to_json, from_json, to_json
-from store.db import OneHopWriter, metadata
+from store.db import OneHop, metadata
 from store.types import UtcDateTime, utc_now
 
 __all__ = [
@@ -157,9 +157,9 @@ class _Rows:
 class RoutingJournal:
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        # A command's outcome in one hop (store.db.OneHopWriter: on SQLite,
+        # A command's outcome in one hop (store.db.OneHop: on SQLite,
         # four times faster than a statement at a time through aiosqlite).
-        self._writer = OneHopWriter(engine)
+        self._writer = OneHop(engine)
         dialect = engine.dialect.name
         self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
         # Built once: executed with a list of parameter sets (one executemany

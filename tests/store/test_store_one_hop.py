@@ -1,4 +1,4 @@
-"""store.db.OneHopWriter: a transaction written against a synchronous
+"""store.db.OneHop: a transaction written against a synchronous
 connection, committed whole or not at all, on SQLite (a thread with its own
 connection) and PostgreSQL (run_sync), and seen at once by the async engine."""
 
@@ -9,7 +9,7 @@ from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing.journal import routing_meta
-from store.db import OneHopWriter
+from store.db import OneHop
 
 
 async def _meta(engine: AsyncEngine) -> dict[str, object]:
@@ -20,7 +20,7 @@ async def _meta(engine: AsyncEngine) -> dict[str, object]:
 async def test_a_transaction_is_committed_whole_and_seen_by_the_async_engine(
     engine: AsyncEngine,
 ) -> None:
-    writer = OneHopWriter(engine)
+    writer = OneHop(engine)
 
     def write(conn: Connection) -> int:
         conn.execute(routing_meta.insert(), [{"key": "a", "value": 1}, {"key": "b", "value": 2}])
@@ -32,7 +32,7 @@ async def test_a_transaction_is_committed_whole_and_seen_by_the_async_engine(
 
 
 async def test_a_transaction_that_raises_leaves_nothing_behind(engine: AsyncEngine) -> None:
-    writer = OneHopWriter(engine)
+    writer = OneHop(engine)
 
     def half(conn: Connection) -> None:
         conn.execute(routing_meta.insert(), [{"key": "c", "value": 3}])
@@ -52,7 +52,7 @@ async def test_a_transaction_that_raises_leaves_nothing_behind(engine: AsyncEngi
 
 
 async def test_after_close_it_still_writes_through_the_async_engine(engine: AsyncEngine) -> None:
-    writer = OneHopWriter(engine)
+    writer = OneHop(engine)
     await writer.close()
     await writer.run(lambda conn: conn.execute(routing_meta.insert(), [{"key": "e", "value": 5}]))
     assert await _meta(engine) == {"e": 5}
