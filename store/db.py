@@ -101,7 +101,8 @@ class OneHop:
     """Runs a whole transaction (writes, or reads that belong together),
     written against SQLAlchemy's synchronous ``Connection``, for an
     AsyncEngine. On a SQLite file: in one hop to a thread of its own holding a
-    synchronous connection to the same file. On anything else: ``AsyncConnection.run_sync`` (PostgreSQL: asyncpg as usual).
+    synchronous connection to the same file. On anything else:
+    ``AsyncConnection.run_sync`` (PostgreSQL: asyncpg as usual).
 
     Why by hand: SQLAlchemy's async SQLite driver (aiosqlite) crosses from the
     event loop to its connection's thread and back for every statement and for
