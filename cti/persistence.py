@@ -239,10 +239,14 @@ class CallRecordWriter:
     """
 
     def __init__(self, repository: CallRecordRepository, *, max_batch: int = 500) -> None:
+        self._repository = repository
         self._group: GroupCommit[CallRecord] = GroupCommit(
-            repository.upsert_many, max_batch=max_batch, name="call-record-writer"
+            self._write, max_batch=max_batch, name="call-record-writer"
         )
         self._closed = False
+
+    async def _write(self, records: list[CallRecord]) -> None:
+        await self._repository.upsert_many(records)
 
     @property
     def max_batch(self) -> int:
