@@ -10,14 +10,16 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import logging
+import sqlite3
+import weakref
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any, TypeVar
 
-from sqlalchemy import Connection, Engine, MetaData, create_engine, event, text
+from sqlalchemy import Connection, Engine, MetaData, create_engine, event, exc, text
 from sqlalchemy.engine import URL, make_url
 from sqlalchemy.ext.asyncio import AsyncEngine, create_async_engine
-from sqlalchemy.pool import ConnectionPoolEntry
+from sqlalchemy.pool import ConnectionPoolEntry, StaticPool
 
 __all__ = [
     "NAMING_CONVENTION",
@@ -58,6 +60,13 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolE
     try:
         cursor.execute("PRAGMA foreign_keys=ON")
         cursor.execute("PRAGMA journal_mode=WAL")
+        # WAL with synchronous=NORMAL: a commit is durable across a crash or
+        # restart of Callwright; only an OS crash or a power cut may roll back
+        # the last transactions (SQLite's documentation calls this "a good
+        # choice for most applications running in WAL mode"). FULL fsyncs at
+        # every commit: 0.3 ms each here, on the way to every screen-pop.
+        # Sites that need more run PostgreSQL (README, "Production").
+        cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
     finally:
         cursor.close()
@@ -97,26 +106,81 @@ async def ping(engine: AsyncEngine) -> bool:
     return True
 
 
+def _is_busy(error: BaseException) -> bool:
+    """SQLite's "database is locked" (SQLITE_BUSY, SQLITE_LOCKED and their
+    extended codes), raised by SQLAlchemy or by the driver itself."""
+    orig = error.orig if isinstance(error, exc.DBAPIError) else error
+    if not isinstance(orig, sqlite3.OperationalError):
+        return False
+    code = getattr(orig, "sqlite_errorcode", None)
+    if code is None:
+        return "locked" in str(orig) or "busy" in str(orig)
+    return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
+
+
+class _SqliteFile:
+    """What every OneHop of one engine on one SQLite file shares: a
+    synchronous connection used on the event loop's thread (busy timeout 0),
+    and a thread with its own connection (busy timeout as usual) for a
+    transaction that found the database locked."""
+
+    def __init__(self, url: URL) -> None:
+        sync_url = url.set(drivername="sqlite+pysqlite")
+        # One connection, held: no pool checkout per transaction. Used only
+        # from the event loop's thread, one transaction at a time (a
+        # transaction runs to its end with no await inside).
+        self.inline_engine = create_engine(
+            sync_url, poolclass=StaticPool, connect_args={"check_same_thread": False}
+        )
+        event.listen(self.inline_engine, "connect", _sqlite_on_connect)
+        self.inline = self.inline_engine.connect()
+        self.inline.exec_driver_sql("PRAGMA busy_timeout=0")
+        self.inline.commit()  # (SQLAlchemy began a transaction for the pragma)
+        self.threaded = create_engine(sync_url)
+        event.listen(self.threaded, "connect", _sqlite_on_connect)
+        self.thread = concurrent.futures.ThreadPoolExecutor(
+            max_workers=1, thread_name_prefix="store-writer"
+        )
+        self.users = 0
+
+    def close(self) -> None:
+        self.inline.close()
+        self.inline_engine.dispose()
+        # Its connections belong to the writer's thread: closed there.
+        self.thread.submit(self.threaded.dispose)
+        self.thread.shutdown(wait=True)
+
+
+_SQLITE_FILES: weakref.WeakKeyDictionary[Engine, _SqliteFile] = weakref.WeakKeyDictionary()
+
+
 class OneHop:
     """Runs a whole transaction (writes, or reads that belong together),
     written against SQLAlchemy's synchronous ``Connection``, for an
-    AsyncEngine. On a SQLite file: in one hop to a thread of its own holding a
-    synchronous connection to the same file. On anything else:
-    ``AsyncConnection.run_sync`` (PostgreSQL: asyncpg as usual).
+    AsyncEngine. On a SQLite file: on the event loop's own thread, on a
+    synchronous connection to the same file shared by every OneHop of the
+    engine; if the database is locked by another connection at that moment
+    (SQLITE_BUSY: some other writer, a backup, the command line), the
+    transaction is rolled back and run again in a thread that waits for the
+    lock. ``fn`` must therefore touch nothing but the database: it may run
+    twice. On anything else: ``AsyncConnection.run_sync`` (PostgreSQL:
+    asyncpg as usual).
 
     Why by hand: SQLAlchemy's async SQLite driver (aiosqlite) crosses from the
     event loop to its connection's thread and back for every statement and for
-    the commit, and each crossing waits for the event loop. A transaction of
-    six statements took 4.3 ms that way against 0.7 ms as one call on a
-    synchronous connection in a thread (this machine, idle; the routing
-    journal writes such a transaction on the way to every screen-pop). No
-    maintained library runs a SQLAlchemy transaction per thread hop.
+    the commit, and each crossing waits for the event loop (and, under load,
+    for the GIL: up to its 5 ms switch interval). A transaction of six
+    statements took 4.3 ms that way, 0.7 ms as one call in a thread, and the
+    screen-pop's three commits went from 17 ms to about 4 ms in all when run
+    on the loop's thread (bench/RESULTS.md, "Third performance round"). The
+    statements of one transaction take tens to hundreds of microseconds:
+    less than a thread hop. No maintained library runs SQLAlchemy that way.
     """
 
     def __init__(self, engine: AsyncEngine) -> None:
         self.engine = engine
-        self._sync: Engine | None = None
-        self._thread: concurrent.futures.ThreadPoolExecutor | None = None
+        self._file: _SqliteFile | None = None
+        self.fallbacks = 0  # transactions that found the database locked: for tests
         url = engine.url
         database = url.database or ""
         if (
@@ -125,29 +189,38 @@ class OneHop:
             and database != ":memory:"
             and not database.startswith("file:")
         ):
-            self._sync = create_engine(url.set(drivername="sqlite+pysqlite"))
-            event.listen(self._sync, "connect", _sqlite_on_connect)
-            self._thread = concurrent.futures.ThreadPoolExecutor(
-                max_workers=1, thread_name_prefix="store-writer"
-            )
+            shared = _SQLITE_FILES.get(engine.sync_engine)
+            if shared is None:
+                shared = _SQLITE_FILES[engine.sync_engine] = _SqliteFile(url)
+            shared.users += 1
+            self._file = shared
 
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` inside one transaction, committed when it returns."""
-        if self._sync is None or self._thread is None:
+        shared = self._file
+        if shared is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
-        return await asyncio.get_running_loop().run_in_executor(self._thread, self._tx, fn)
-
-    def _tx(self, fn: Callable[[Connection], T]) -> T:
-        assert self._sync is not None
-        with self._sync.begin() as conn:
-            return fn(conn)
+        try:
+            with shared.inline.begin():
+                return fn(shared.inline)
+        except Exception as error:
+            if not _is_busy(error):
+                raise
+        self.fallbacks += 1
+        return await asyncio.get_running_loop().run_in_executor(shared.thread, _tx, shared, fn)
 
     async def close(self) -> None:
-        if self._sync is None or self._thread is None:
+        shared, self._file = self._file, None
+        if shared is None:
             return
-        sync, thread = self._sync, self._thread
-        self._sync, self._thread = None, None
-        # Its connections belong to the writer's thread: closed there.
-        await asyncio.get_running_loop().run_in_executor(thread, sync.dispose)
-        thread.shutdown(wait=False)
+        shared.users -= 1
+        if shared.users == 0:
+            if _SQLITE_FILES.get(self.engine.sync_engine) is shared:
+                del _SQLITE_FILES[self.engine.sync_engine]
+            await asyncio.get_running_loop().run_in_executor(None, shared.close)
+
+
+def _tx(shared: _SqliteFile, fn: Callable[[Connection], T]) -> T:
+    with shared.threaded.begin() as conn:
+        return fn(conn)

@@ -1,15 +1,23 @@
 """store.db.OneHop: a transaction written against a synchronous
-connection, committed whole or not at all, on SQLite (a thread with its own
-connection) and PostgreSQL (run_sync), and seen at once by the async engine."""
+connection, committed whole or not at all, on SQLite (on the event loop's
+thread, or in a thread when the database is locked) and PostgreSQL
+(run_sync), and seen at once by the async engine."""
 
 from __future__ import annotations
+
+import asyncio
+import sqlite3
+import threading
+from collections.abc import AsyncIterator
+from pathlib import Path
 
 import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing.journal import routing_meta
-from store.db import OneHop
+from store.db import OneHop, make_engine, sqlite_url
+from store.migrate import upgrade
 
 
 async def _meta(engine: AsyncEngine) -> dict[str, object]:
@@ -56,3 +64,75 @@ async def test_after_close_it_still_writes_through_the_async_engine(engine: Asyn
     await writer.close()
     await writer.run(lambda conn: conn.execute(routing_meta.insert(), [{"key": "e", "value": 5}]))
     assert await _meta(engine) == {"e": 5}
+
+
+@pytest.fixture
+async def sqlite_engine(tmp_path: Path) -> AsyncIterator[AsyncEngine]:
+    engine = make_engine(sqlite_url(tmp_path / "data"))
+    await upgrade(engine)
+    yield engine
+    await engine.dispose()
+
+
+async def test_on_sqlite_a_transaction_runs_on_the_event_loops_thread(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    engine = sqlite_engine
+    first, second = OneHop(engine), OneHop(engine)
+    threads: list[int] = []
+
+    def write(conn: Connection) -> None:
+        threads.append(threading.get_ident())
+        conn.execute(routing_meta.insert(), [{"key": f"k{len(threads)}", "value": 1}])
+
+    await first.run(write)
+    await second.run(write)
+    assert threads == [threading.get_ident()] * 2
+    assert first.fallbacks == second.fallbacks == 0
+    await first.close()  # the other one keeps the shared connection
+    await second.run(write)
+    assert await _meta(engine) == {"k1": 1, "k2": 1, "k3": 1}
+    await second.close()
+
+
+async def test_on_sqlite_a_locked_database_is_waited_for_in_a_thread(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    """Another connection (the command line, a backup) holds the write lock:
+    the transaction is rolled back on the loop and run again where it may
+    wait, and the event loop goes on meanwhile."""
+    engine = sqlite_engine
+    writer = OneHop(engine)
+    other = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+    other.execute("INSERT INTO routing_meta (key, value) VALUES ('other', '1')")
+    runs: list[int] = []
+
+    def write(conn: Connection) -> str:
+        runs.append(threading.get_ident())
+        conn.execute(routing_meta.insert(), [{"key": "mine", "value": 2}])
+        return "stored"
+
+    pending = asyncio.ensure_future(writer.run(write))
+    for _ in range(20):  # the loop is free while the writer waits
+        await asyncio.sleep(0.01)
+    assert not pending.done()
+    other.execute("COMMIT")
+    assert await pending == "stored"
+    assert writer.fallbacks == 1
+    assert runs[0] == threading.get_ident() and runs[1] != threading.get_ident()
+    assert await _meta(engine) == {"other": 1, "mine": 2}
+    other.close()
+    await writer.close()
+
+
+async def test_sqlite_commits_are_not_fsynced_one_by_one(sqlite_engine: AsyncEngine) -> None:
+    """WAL with synchronous=NORMAL (store.db: durable across a crash of the
+    process; PostgreSQL for more)."""
+    engine = sqlite_engine
+    writer = OneHop(engine)
+    assert await writer.run(lambda conn: conn.exec_driver_sql("PRAGMA synchronous").scalar()) == 1
+    async with engine.connect() as conn:
+        assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
+        assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+    await writer.close()
