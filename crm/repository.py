@@ -36,6 +36,7 @@ from crm.phones import normalize_phone
 from routing.persistence import agents
 from store.db import OneHop
 from store.errors import DuplicateError, NotFoundError
+from store.sql import Sql, db_time, py_time
 from store.types import as_utc, utc_now
 
 __all__ = [
@@ -211,15 +212,10 @@ class CustomerRepository:
         number = self.normalize(raw_caller_id)
         if number is None:
             return []
-        # One equality match on the indexed number_e164, joined to its customers.
-        query = (
-            select(customers)
-            .join(customer_phones, customer_phones.c.customer_id == customers.c.id)
-            .where(customer_phones.c.number_e164 == number)
-            .order_by(customers.c.id)
-            .limit(limit)
-        )
-        return await self._find(query)
+        # One equality match on the indexed number_e164, joined to its
+        # customers, then their contacts: the screen-pop's caller-ID match,
+        # for every caller, in hand-written SQL (store.sql says why).
+        return await self._reads.run(lambda conn: _by_phone(conn, number, limit))
 
     async def find_by_email(self, address: str) -> Customer | None:
         try:
@@ -527,9 +523,12 @@ class InteractionRepository:
         values["created_at"] = self._clock()
 
         def write(conn: Connection) -> Interaction:
+            # Hand-written SQL (store.sql): one per voice call, before its offer.
             _check_references(conn, values)
-            row = conn.execute(insert(interactions).values(**values).returning(interactions)).one()
-            return _interaction(row)
+            params = [
+                db_time(conn, values[c]) if c in _TIMES else values[c] for c in _INSERT_COLUMNS
+            ]
+            return _interaction_of(_INSERT.rows(conn, params)[0])
 
         return await self._writer.run(write)
 
@@ -554,22 +553,16 @@ class InteractionRepository:
         values = dict(fields)
         _check_interaction_values(values)
 
+        names = tuple(sorted(values))
+
         def write(conn: Connection) -> Interaction:
+            # Hand-written SQL (store.sql): a voice call's answer and end.
             _check_references(conn, values)
-            if values:
-                row = conn.execute(
-                    update(interactions)
-                    .where(interactions.c.id == interaction_id)
-                    .values(**values)
-                    .returning(interactions)
-                ).first()
-            else:
-                row = conn.execute(
-                    select(interactions).where(interactions.c.id == interaction_id)
-                ).first()
-            if row is None:
+            params = [db_time(conn, values[c]) if c in _TIMES else values[c] for c in names]
+            found = _update_statement(names).rows(conn, (*params, interaction_id))
+            if not found:
                 raise NotFoundError("interaction", interaction_id)
-            return _interaction(row)
+            return _interaction_of(found[0])
 
         return await self._writer.run(write)
 
@@ -604,12 +597,12 @@ class InteractionRepository:
     ) -> tuple[builtins.list[Interaction], builtins.list[Interaction]]:
         """``recent_for_customer`` and ``open_for_customer`` on one connection
         (a screen-pop needs both)."""
-        recent_query = self._recent(customer_id, limit)
-        open_query = self._open_query(customer_id, open_channel, limit)
 
         def read(conn: Connection) -> tuple[builtins.list[Interaction], builtins.list[Interaction]]:
-            recent = [_interaction(row) for row in conn.execute(recent_query)]
-            return recent, [_interaction(row) for row in conn.execute(open_query)]
+            # Hand-written SQL (store.sql): read for every caller's pop.
+            recent = _RECENT.rows(conn, (customer_id, limit))
+            still_open = _OPEN.rows(conn, (customer_id, open_channel, limit))
+            return [_interaction_of(r) for r in recent], [_interaction_of(r) for r in still_open]
 
         return await self._reads.run(read)
 
@@ -658,8 +651,7 @@ def _check_references(conn: Connection, values: dict[str, Any]) -> None:
         key = values.get(field)
         if key is None:
             continue
-        found = conn.execute(select(table.c.id).where(table.c.id == key)).first()
-        if found is None:
+        if not _EXISTS[table.name].rows(conn, (key,)):
             raise NotFoundError(entity, key)
 
 
@@ -698,3 +690,105 @@ def _hydrate(conn: Connection, rows: Sequence[Row[Any]]) -> builtins.list[Custom
         )
         for row in rows
     ]
+
+
+# -- hand-written SQL for the screen-pop's path (store.sql says why) ----------------
+
+_CUSTOMER_COLUMNS: Final = "c.id, c.name, c.account_number, c.notes, c.created_at"
+_BY_PHONE: Final = Sql(
+    f"SELECT {_CUSTOMER_COLUMNS} FROM customers c"
+    " JOIN customer_phones p ON p.customer_id = c.id"
+    " WHERE p.number_e164 = ? ORDER BY c.id LIMIT ?"
+)
+_PHONES_OF: Final = Sql("SELECT number_e164 FROM customer_phones WHERE customer_id = ? ORDER BY id")
+_EMAILS_OF: Final = Sql("SELECT address FROM customer_emails WHERE customer_id = ? ORDER BY id")
+
+
+def _by_phone(conn: Connection, number: str, limit: int) -> builtins.list[Customer]:
+    found = []
+    for id_, name, account, notes, created_at in _BY_PHONE.rows(conn, (number, limit)):
+        found.append(
+            Customer(
+                id=id_,
+                name=name,
+                account_number=account,
+                notes=notes,
+                phones=tuple(r[0] for r in _PHONES_OF.rows(conn, (id_,))),
+                emails=tuple(r[0] for r in _EMAILS_OF.rows(conn, (id_,))),
+                created_at=cast(datetime, py_time(created_at)),
+            )
+        )
+    return found
+
+
+_INTERACTION_COLUMNS: Final = (
+    "id, customer_id, channel, direction, call_id, queue, agent_id, started_at,"
+    " answered_at, ended_at, disposition, notes, subject, created_at"
+)
+_TIMES: Final = frozenset({*_TIME_FIELDS, "created_at"})
+_INSERT_COLUMNS: Final = (
+    "channel",
+    "direction",
+    "started_at",
+    "customer_id",
+    "call_id",
+    "queue",
+    "agent_id",
+    "subject",
+    "answered_at",
+    "ended_at",
+    "disposition",
+    "notes",
+    "created_at",
+)
+_INSERT: Final = Sql(
+    f"INSERT INTO interactions ({', '.join(_INSERT_COLUMNS)})"
+    f" VALUES ({', '.join('?' for _ in _INSERT_COLUMNS)}) RETURNING {_INTERACTION_COLUMNS}"
+)
+_RECENT: Final = Sql(
+    f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE customer_id = ?"
+    " ORDER BY started_at DESC, id DESC LIMIT ?"
+)
+_OPEN: Final = Sql(
+    f"SELECT {_INTERACTION_COLUMNS} FROM interactions"
+    " WHERE customer_id = ? AND channel = ? AND ended_at IS NULL"
+    " ORDER BY started_at DESC, id DESC LIMIT ?"
+)
+_EXISTS: Final = {
+    table: Sql(f"SELECT 1 FROM {table} WHERE id = ?") for table in ("customers", "agents")
+}
+_UPDATES: dict[tuple[str, ...], Sql] = {}
+
+
+def _update_statement(names: tuple[str, ...]) -> Sql:
+    """UPDATE of these columns (checked against _INTERACTION_FIELDS by the
+    caller), returning the row; SELECT of it when there are none."""
+    statement = _UPDATES.get(names)
+    if statement is None:
+        if names:
+            sets = ", ".join(f"{name} = ?" for name in names)
+            text = f"UPDATE interactions SET {sets} WHERE id = ? RETURNING {_INTERACTION_COLUMNS}"
+        else:
+            text = f"SELECT {_INTERACTION_COLUMNS} FROM interactions WHERE id = ?"
+        statement = _UPDATES[names] = Sql(text)
+    return statement
+
+
+def _interaction_of(row: Sequence[Any]) -> Interaction:
+    """An interaction from a row of _INTERACTION_COLUMNS, raw from the driver."""
+    return Interaction(
+        id=row[0],
+        customer_id=row[1],
+        channel=cast(Channel, row[2]),
+        direction=cast(Direction, row[3]),
+        call_id=row[4],
+        queue=row[5],
+        agent_id=row[6],
+        started_at=cast(datetime, py_time(row[7])),
+        answered_at=py_time(row[8]),
+        ended_at=py_time(row[9]),
+        disposition=row[10],
+        notes=row[11],
+        subject=row[12],
+        created_at=cast(datetime, py_time(row[13])),
+    )

@@ -126,7 +126,7 @@ async def test_audit_rows_are_filtered_by_actor_action_and_time_newest_first(
     start = clock()
     await audit.record(actor=None, action="auth.login", outcome="failed", subject="alice")
     clock.advance(60)
-    await audit.record(
+    recorded = await audit.record(
         actor=Who("7", "agent"),
         action="calls.hangup",
         outcome="denied",
@@ -143,6 +143,7 @@ async def test_audit_rows_are_filtered_by_actor_action_and_time_newest_first(
     assert denied.outcome == "denied" and denied.actor_role == "agent"
     assert denied.detail == {"reason": "not on this call"}
     assert denied.client_ip == "192.0.2.10" and denied.at == start + timedelta(seconds=60)
+    assert recorded == denied  # what record returns is what was stored
     assert [e.action for e in await audit.query(action="calls.*")] == [
         "calls.hold",
         "calls.hangup",
