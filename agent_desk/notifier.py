@@ -49,6 +49,7 @@ from dataclasses import dataclass
 from typing import Any, Final
 
 import socketio  # type: ignore[import-untyped]
+from socketio.async_pubsub_manager import AsyncPubSubManager  # type: ignore[import-untyped]
 
 from agent_desk.pops import ScreenPops
 from agent_desk.rooms import Envelope, RoomLog
@@ -194,7 +195,7 @@ class DeskNotifier:
         sends, once a second. Same envelope and sequence number for all.
         With a message-queue manager (several nodes) the room is sent whole:
         only the queue knows every node's clients."""
-        if self.sio.manager.__class__ is not socketio.AsyncManager:  # (`type` is shadowed)
+        if isinstance(self.sio.manager, AsyncPubSubManager):
             return await self._send(room, type, data)
         envelope = self.rooms.publish(room, type, data, self.clock())
         payload = envelope.to_json()

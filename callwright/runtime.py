@@ -23,6 +23,7 @@ from agent_desk.auth import SERVICE_PRINCIPAL, SessionAuthenticator, Sessions, a
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
 from agent_desk.desk import Desk
 from agent_desk.http import routes as desk_pages
+from agent_desk.manager import DirectManager
 from agent_desk.records import DeskSettings, records_routes
 from callwright.app import PRINCIPAL, build_app
 from callwright.config import Config, ConfigError
@@ -332,10 +333,15 @@ class Runtime:
         self.routing: RoutingService | None = None
         self.voice: VoiceRouting | None = None
         self.mail_store = MailStore(self.engine, config.store.data_dir, customers=self.customers)
-        # The live desk (Socket.IO /desk). One process: the in-memory manager;
-        # for several nodes pass client_manager=socketio.AsyncRedisManager(url)
-        # (and share the desk's room sequence numbers: see agent_desk/desk.py).
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", max_http_buffer_size=64 * 1024)
+        # The live desk (Socket.IO /desk). One process: an in-memory manager
+        # (agent_desk.manager: no task per recipient); for several nodes pass
+        # client_manager=socketio.AsyncRedisManager(url) (and share the desk's
+        # room sequence numbers: see agent_desk/desk.py).
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp",
+            client_manager=DirectManager(),
+            max_http_buffer_size=64 * 1024,
+        )
         self.sio.attach(self.app)
         desk_settings = DeskSettings(
             dispositions=config.desk.dispositions,

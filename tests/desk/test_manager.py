@@ -1,0 +1,102 @@
+"""agent_desk.manager.DirectManager: a room emit reaches every client of the
+room once and in order, over real sockets, without a task per recipient; an
+emit that wants an acknowledgement still gets it."""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator
+from typing import Any
+
+import pytest
+import socketio  # type: ignore[import-untyped]
+from aiohttp import web
+
+from agent_desk.manager import DirectManager
+
+
+class Server:
+    def __init__(self) -> None:
+        self.sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=DirectManager())
+        self.app = web.Application()
+        self.sio.attach(self.app)
+        self.url = ""
+        self.runner = web.AppRunner(self.app)
+
+        @self.sio.event  # type: ignore[misc]
+        async def connect(sid: str, environ: dict[str, Any], auth: Any) -> None:
+            await self.sio.enter_room(sid, "everyone")
+
+    async def start(self) -> None:
+        await self.runner.setup()
+        site = web.TCPSite(self.runner, "127.0.0.1", 0)
+        await site.start()
+        port = site._server.sockets[0].getsockname()[1]  # type: ignore[union-attr]
+        self.url = f"http://127.0.0.1:{port}"
+
+
+@pytest.fixture
+async def server() -> AsyncIterator[Server]:
+    s = Server()
+    await s.start()
+    yield s
+    await s.runner.cleanup()
+
+
+async def _client(url: str, got: list[Any]) -> socketio.AsyncClient:
+    client = socketio.AsyncClient(reconnection=False)
+    client.on("news", lambda data: got.append(data))
+    client.on("ask", lambda data: {"answer": data["n"] * 2})
+    await client.connect(url, transports=["websocket"])
+    return client
+
+
+async def _until(check: Any, what: str) -> None:
+    for _ in range(500):
+        if check():
+            return
+        await asyncio.sleep(0.01)
+    raise AssertionError(f"timed out: {what}")
+
+
+async def test_every_client_of_a_room_gets_every_emit_once_in_order(server: Server) -> None:
+    inboxes: list[list[Any]] = [[] for _ in range(30)]
+    clients = [await _client(server.url, inbox) for inbox in inboxes]
+    tasks_before = len(asyncio.all_tasks())
+    for n in range(20):
+        await server.sio.emit("news", {"n": n}, to="everyone")
+    # The emits created no task per recipient (the library's manager: 600).
+    assert len(asyncio.all_tasks()) - tasks_before < 30
+    await _until(lambda: all(len(i) == 20 for i in inboxes), "20 news for every client")
+    assert all(inbox == [{"n": n} for n in range(20)] for inbox in inboxes)
+    # A tuple is several arguments, as with the library's manager.
+    got: list[Any] = []
+    clients[0].on("pair", lambda a, b: got.append((a, b)))
+    await server.sio.emit("pair", (1, "two"), to="everyone")
+    await _until(lambda: got == [(1, "two")], "the two arguments")
+    for client in clients:
+        await client.disconnect()
+
+
+async def test_skip_sid_and_a_client_gone_mid_way(server: Server) -> None:
+    inboxes: list[list[Any]] = [[] for _ in range(3)]
+    clients = [await _client(server.url, inbox) for inbox in inboxes]
+    await server.sio.emit("news", {"n": 0}, to="everyone", skip_sid=clients[0].get_sid())
+    await _until(lambda: inboxes[1] == [{"n": 0}], "the first news for the second")
+    gone = clients[1].get_sid()
+    await clients[1].disconnect()
+    await _until(lambda: not server.sio.manager.is_connected(gone, "/"), "gone")
+    await server.sio.emit("news", {"n": 1}, to="everyone")
+    await _until(lambda: inboxes[2] == [{"n": 0}, {"n": 1}], "both news for the third")
+    await _until(lambda: inboxes[0] == [{"n": 1}], "the second news for the first")
+    assert inboxes[1] == [{"n": 0}]
+    for client in (clients[0], clients[2]):
+        await client.disconnect()
+
+
+async def test_an_emit_with_an_acknowledgement_gets_the_answer(server: Server) -> None:
+    got: list[Any] = []
+    client = await _client(server.url, got)
+    sid = next(iter(server.sio.manager.get_participants("/", "everyone")))[0]
+    assert await server.sio.call("ask", {"n": 21}, to=sid, timeout=10) == {"answer": 42}
+    await client.disconnect()
