@@ -11,7 +11,6 @@ to ``store`` while a write is in flight go together into the next one.
 
 from __future__ import annotations
 
-import functools
 import json
 import logging
 from collections.abc import Iterable
@@ -31,13 +30,12 @@ from sqlalchemy import (
     select,
     update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, Row
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
-from sqlalchemy.sql.dml import Insert
 
 from store.db import OneHop, metadata
 from store.group_commit import GroupCommit
+from store.sql import Sql, db_time
 from store.types import UtcDateTime, as_utc
 
 __all__ = ["CallRecord", "CallRecordRepository", "CallRecordWriter", "WriterClosed", "call_records"]
@@ -120,27 +118,65 @@ def _values(record: CallRecord) -> dict[str, Any]:
     return values
 
 
-@functools.cache
-def _upsert_statement(dialect: str) -> Insert:
-    """INSERT ... ON CONFLICT (id) DO UPDATE ... WHERE stored.updated_at <=
-    excluded.updated_at, for ``dialect`` ("sqlite" or "postgresql"). Built once per
-    dialect: the values come as execute() parameters (one set per row, executemany)."""
-    stmt = sqlite.insert(call_records) if dialect == "sqlite" else postgresql.insert(call_records)
-    return stmt.on_conflict_do_update(
-        index_elements=[call_records.c.id],
-        set_={name: stmt.excluded[name] for name in _COLUMNS if name != "id"},
-        where=call_records.c.updated_at <= stmt.excluded.updated_at,
+def _checked(record: CallRecord) -> str:
+    """The record's channels as the JSON text stored for them (``json.dumps``,
+    as SQLAlchemy's JSON type writes it: the engines set no other serializer).
+    A naive time raises ValueError, bad channels TypeError (as ``_values``)."""
+    for value in (record.started_at, record.updated_at, record.answered_at, record.ended_at):
+        if value is not None:
+            as_utc(value)
+    return json.dumps(_channel_names(record.channels))
+
+
+# Hand-written SQL: SQLAlchemy Core's per-statement Python overhead outweighed
+# the database's work on this path (store/sql.py's docstring). The same
+# statement SQLAlchemy built: an older update (stored updated_at later than the
+# new one) leaves the row as it is. Parameters in this column order (_params).
+_UPSERT = Sql(
+    "INSERT INTO call_records (id, state, caller_num, caller_name, callee_num, callee_name,"
+    " started_at, answered_at, ended_at, hangup_cause, hangup_cause_text, channels,"
+    " interaction_id, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+    " ON CONFLICT (id) DO UPDATE SET state = excluded.state,"
+    " caller_num = excluded.caller_num, caller_name = excluded.caller_name,"
+    " callee_num = excluded.callee_num, callee_name = excluded.callee_name,"
+    " started_at = excluded.started_at, answered_at = excluded.answered_at,"
+    " ended_at = excluded.ended_at, hangup_cause = excluded.hangup_cause,"
+    " hangup_cause_text = excluded.hangup_cause_text, channels = excluded.channels,"
+    " interaction_id = excluded.interaction_id, updated_at = excluded.updated_at"
+    " WHERE call_records.updated_at <= excluded.updated_at"
+)
+
+
+def _params(conn: Connection, record: CallRecord, channels: str) -> tuple[Any, ...]:
+    """``_UPSERT``'s parameters for a record (``channels`` from ``_checked``)."""
+    return (
+        record.id,
+        record.state,
+        record.caller_num,
+        record.caller_name,
+        record.callee_num,
+        record.callee_name,
+        db_time(conn, record.started_at),
+        db_time(conn, record.answered_at),
+        db_time(conn, record.ended_at),
+        record.hangup_cause,
+        record.hangup_cause_text,
+        channels,
+        record.interaction_id,
+        db_time(conn, record.updated_at),
     )
 
 
-def _newest_per_call(rows: list[dict[str, Any]]) -> list[dict[str, Any]]:
-    """One row per call id: the latest ``updated_at``, a tie going to the later row.
-    Sorted by id (the same lock order for every batch)."""
-    newest: dict[str, dict[str, Any]] = {}
-    for values in rows:
-        kept = newest.get(values["id"])
-        if kept is None or kept["updated_at"] <= values["updated_at"]:
-            newest[values["id"]] = values
+def _newest_per_call(records: Iterable[CallRecord]) -> list[tuple[CallRecord, str]]:
+    """One record per call id, with its channels' JSON text: the latest
+    ``updated_at``, a tie going to the later record. Sorted by id (the same
+    lock order for every batch). A bad record raises here (``_checked``)."""
+    newest: dict[str, tuple[CallRecord, str]] = {}
+    for record in records:
+        channels = _checked(record)
+        kept = newest.get(record.id)
+        if kept is None or kept[0].updated_at <= record.updated_at:
+            newest[record.id] = (record, channels)
     return [newest[call_id] for call_id in sorted(newest)]
 
 
@@ -179,21 +215,19 @@ class CallRecordRepository:
         """``upsert`` for each record, all in one transaction. Of two records of one
         call, the later ``updated_at`` is written (a tie: the later in ``records``).
         A bad record (naive time, bad channels) raises before anything is written."""
-        rows = _newest_per_call([_values(record) for record in records])
-        if not rows:
+        newest = _newest_per_call(records)
+        if not newest:
             return
-        dialect = self._engine.dialect.name
-        if dialect in ("sqlite", "postgresql"):
-            statement = _upsert_statement(dialect)
+        if self._engine.dialect.name in ("sqlite", "postgresql"):
 
             def write(conn: Connection) -> None:
-                conn.execute(statement, rows)
+                _UPSERT.many(conn, [_params(conn, r, channels) for r, channels in newest])
 
             await self._writer.run(write)
             return
         async with self._engine.begin() as conn:
-            for values in rows:
-                await _check_then_write(conn, values)
+            for record, _ in newest:
+                await _check_then_write(conn, _values(record))
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self._engine.connect() as conn:
@@ -263,7 +297,7 @@ class CallRecordWriter:
     async def store(self, record: CallRecord) -> None:
         if self._closed:
             raise WriterClosed(f"call record writer closed (record {record.id!r} not stored)")
-        _values(record)  # a bad record raises here, in its own caller
+        _checked(record)  # a bad record raises here, in its own caller
         await self._group.submit(record)
 
     async def close(self) -> None:

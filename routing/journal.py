@@ -15,6 +15,7 @@ arrival and priority, open reservations are offered again.
 
 from __future__ import annotations
 
+import json
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
@@ -30,18 +31,14 @@ from sqlalchemy import (
     Integer,
     String,
     Table,
-    bindparam,
-    func,
-    insert,
     select,
-    update,
 )
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from routing import model
 from routing.codec import event_from_json, event_to_json, from_json, to_json
 from store.db import OneHop, metadata
+from store.sql import Sql, db_time
 from store.types import UtcDateTime, utc_now
 
 __all__ = [
@@ -142,16 +139,55 @@ class NewTask:
     call_id: str | None = None
 
 
+# The write path is hand-written SQL: SQLAlchemy Core's per-statement Python
+# overhead outweighed the database's work (store/sql.py's docstring). The values
+# are bound as the tables' SQLAlchemy types bind them, so the readers below (and
+# everything else) read them unchanged: JSON as ``json.dumps`` text (the
+# engines set no other serializer), None in a JSON column as JSON ``null``
+# (SQLAlchemy's JSON type does not store SQL NULL for it), times by ``db_time``.
+# A new task's ``state`` and ``record`` are written as the literals 'new' and
+# 'null'. Each is executed with all its rows (one executemany per table).
+_INSERT_TASK = Sql(
+    "INSERT INTO routing_tasks (id, channel, queue_id, state, record, interaction_id, call_id,"
+    " created_at, updated_at) VALUES (?, ?, ?, 'new', 'null', ?, ?, ?, ?)"
+)
+_INSERT_EVENT = Sql(
+    "INSERT INTO routing_events (at, type, queue_id, task_id, agent_id, payload)"
+    " VALUES (?, ?, ?, ?, ?, ?)"
+)
+_UPDATE_TASK = Sql(
+    "UPDATE routing_tasks SET updated_at = ?, state = ?, record = ?,"
+    " queue_id = coalesce(?, queue_id) WHERE id = ?"
+)
+_UPSERT_AGENT = Sql(
+    "INSERT INTO routing_agent_states (agent_id, record, updated_at) VALUES (?, ?, ?)"
+    " ON CONFLICT (agent_id) DO UPDATE SET record = excluded.record,"
+    " updated_at = excluded.updated_at"
+)
+_UPSERT_CUSTOMER_AGENT = Sql(
+    "INSERT INTO routing_customer_agents (customer_id, agent_id) VALUES (?, ?)"
+    " ON CONFLICT (customer_id) DO UPDATE SET agent_id = excluded.agent_id"
+)
+_UPSERT_META = Sql(
+    'INSERT INTO routing_meta ("key", value) VALUES (?, ?)'
+    ' ON CONFLICT ("key") DO UPDATE SET value = excluded.value'
+)
+
+
 @dataclass(frozen=True)
 class _Rows:
-    """One transaction's parameter sets, one list per statement."""
+    """One transaction's parameter rows, one list per statement, in the
+    statements' column order; the time (``now``, bound per dialect in the
+    transaction) is added there: twice after a new task's row, before a
+    task's and after an agent's."""
 
-    new_tasks: list[dict[str, Any]]
-    events: list[dict[str, Any]]
-    tasks: list[dict[str, Any]]
-    agents: list[dict[str, Any]]
-    customer_agents: list[dict[str, Any]]
-    meta: list[dict[str, Any]]
+    now: datetime
+    new_tasks: list[tuple[Any, ...]]
+    events: list[tuple[Any, ...]]
+    tasks: list[tuple[Any, ...]]
+    agents: list[tuple[str, str]]
+    customer_agents: list[tuple[str, str]]
+    meta: list[tuple[str, str]]
 
 
 class RoutingJournal:
@@ -160,31 +196,6 @@ class RoutingJournal:
         # A command's outcome in one hop (store.db.OneHop: on SQLite,
         # four times faster than a statement at a time through aiosqlite).
         self._writer = OneHop(engine)
-        dialect = engine.dialect.name
-        self._insert = postgresql.insert if dialect == "postgresql" else sqlite.insert
-        # Built once: executed with a list of parameter sets (one executemany
-        # per table per transaction, whatever the number of rows).
-        self._update_task = (
-            update(routing_tasks)
-            .where(routing_tasks.c.id == bindparam("b_id"))
-            .values(
-                state=bindparam("b_state"),
-                record=bindparam("b_record", type_=JSON),
-                queue_id=func.coalesce(
-                    bindparam("b_queue", type_=String), routing_tasks.c.queue_id
-                ),
-                updated_at=bindparam("b_updated_at", type_=UtcDateTime()),
-            )
-        )
-        self._upsert_agent = self._upsert_stmt(routing_agent_states, "agent_id")
-        self._upsert_meta = self._upsert_stmt(routing_meta, "key")
-        self._upsert_customer_agent = self._upsert_stmt(routing_customer_agents, "customer_id")
-
-    def _upsert_stmt(self, table: Table, key: str) -> Any:
-        """Insert or update by primary key, on SQLite and PostgreSQL alike."""
-        stmt = self._insert(table)
-        changes = {c.name: stmt.excluded[c.name] for c in table.columns if c.name != key}
-        return stmt.on_conflict_do_update(index_elements=[key], set_=changes)
 
     async def write(
         self,
@@ -200,67 +211,49 @@ class RoutingJournal:
         (state, record or None once finished), the touched agents, the
         customers' last agents that changed, the counters. One statement per
         table, each with all its rows."""
-        now = utc_now()
         rows = _Rows(
+            now=utc_now(),
             new_tasks=[
-                {
-                    "id": t.id,
-                    "channel": t.channel,
-                    "queue_id": t.queue_id,
-                    "state": "new",
-                    "record": None,
-                    "interaction_id": t.interaction_id,
-                    "call_id": t.call_id,
-                    "created_at": now,
-                    "updated_at": now,
-                }
-                for t in new_tasks
+                (t.id, t.channel, t.queue_id, t.interaction_id, t.call_id) for t in new_tasks
             ],
             events=[
-                {
-                    "at": e.at,
-                    "type": type(e).__name__,
-                    "queue_id": _queue_of(e),
-                    "task_id": getattr(e, "task_id", None),
-                    "agent_id": getattr(e, "agent_id", None),
-                    "payload": event_to_json(e),
-                }
+                (
+                    e.at,
+                    type(e).__name__,
+                    _queue_of(e),
+                    getattr(e, "task_id", None),
+                    getattr(e, "agent_id", None),
+                    json.dumps(event_to_json(e)),
+                )
                 for e in events
             ],
             tasks=[
-                {
-                    "b_id": task_id,
-                    "b_state": state,
-                    "b_record": None if record is None else to_json(record),
-                    "b_queue": None if record is None else record.queue_id,
-                    "b_updated_at": now,
-                }
+                (state, "null", None, task_id)
+                if record is None
+                else (state, json.dumps(to_json(record)), record.queue_id, task_id)
                 for task_id, (state, record) in tasks.items()
             ],
-            agents=[
-                {"agent_id": a.config.id, "record": to_json(a), "updated_at": now} for a in agents
-            ],
-            customer_agents=[
-                {"customer_id": c, "agent_id": a} for c, a in (customer_agents or {}).items()
-            ],
-            meta=[{"key": k, "value": v} for k, v in meta.items()],
+            agents=[(a.config.id, json.dumps(to_json(a))) for a in agents],
+            customer_agents=list((customer_agents or {}).items()),
+            meta=[(k, json.dumps(v)) for k, v in meta.items()],
         )
         await self._writer.run(lambda conn: self._write(conn, rows))
 
     def _write(self, conn: Connection, rows: _Rows) -> None:
         """The statements of ``write``, in one transaction (the caller's)."""
+        now = db_time(conn, rows.now)
         if rows.new_tasks:
-            conn.execute(insert(routing_tasks), rows.new_tasks)
+            _INSERT_TASK.many(conn, [(*row, now, now) for row in rows.new_tasks])
         if rows.events:
-            conn.execute(insert(routing_events), rows.events)
+            _INSERT_EVENT.many(conn, rows.events)
         if rows.tasks:
-            conn.execute(self._update_task, rows.tasks)
+            _UPDATE_TASK.many(conn, [(now, *row) for row in rows.tasks])
         if rows.agents:
-            conn.execute(self._upsert_agent, rows.agents)
+            _UPSERT_AGENT.many(conn, [(*row, now) for row in rows.agents])
         if rows.customer_agents:
-            conn.execute(self._upsert_customer_agent, rows.customer_agents)
+            _UPSERT_CUSTOMER_AGENT.many(conn, rows.customer_agents)
         if rows.meta:
-            conn.execute(self._upsert_meta, rows.meta)
+            _UPSERT_META.many(conn, rows.meta)
 
     async def close(self) -> None:
         """Let go of the writer's connection (SQLite) and thread."""
