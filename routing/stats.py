@@ -267,5 +267,10 @@ class QueueStats:
             average_abandon_wait=acc.abandon_wait / acc.abandoned if acc.abandoned else None,
         )
 
+    def oldest_waiting(self, queue_id: str) -> float | None:
+        """When the queue's longest waiting task arrived (None: none waits)."""
+        acc = self._queues.get(queue_id)
+        return None if acc is None else min(acc.waiting.values(), default=None)
+
     def report(self, now: float) -> dict[str, QueueFigures]:
         return {q: self.figures(q, now) for q in self._queues}
