@@ -189,7 +189,7 @@ class DeskNotifier:
 
     async def _send(self, room: str, type: str, data: Any) -> Envelope:
         envelope = self.rooms.publish(room, type, data, self.clock())
-        await self.sio.emit(type, envelope.to_json(), to=room, namespace=self.namespace)
+        await self.sio.emit(type, envelope.raw(), to=room, namespace=self.namespace)
         self.sent += 1
         return envelope
 
@@ -206,7 +206,7 @@ class DeskNotifier:
         if isinstance(self.sio.manager, AsyncPubSubManager):
             return await self._send(room, type, data)
         envelope = self.rooms.publish(room, type, data, self.clock())
-        payload = envelope.to_json()
+        payload = envelope.raw()
         sids = [sid for sid, _ in self.sio.manager.get_participants(self.namespace, room)]
         for start in range(0, len(sids), PACED_SLICE):
             if start:

@@ -16,18 +16,37 @@ kept so that a client that lost its connection can ask for what it missed:
 ``epoch`` names this log: sequence numbers restart at 1 with a new log (a
 server restart), so a client must send the epoch it saw and a different one
 means "snapshot".
+
+An envelope is encoded to JSON once, when it is published: the buffer keeps
+that text (in tuples of plain values), and the Socket.IO packet carries it as
+it is (``RawJson``, ``agent_desk.manager.DeskPacket``). Why: the buffer holds
+minutes of every room's events, and as dictionaries they were most of what
+Python's cyclic collector walked while the server was busy (tens of
+thousands of objects: 70-165 ms pauses at 50 calls/s, bench/RESULTS.md,
+"Third performance round"); strings and tuples of plain values are not
+tracked by it. A replay decodes the text again.
 """
 
 from __future__ import annotations
 
 import itertools
+import json
 import secrets
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Envelope", "RoomLog"]
+__all__ = ["Envelope", "RawJson", "RoomLog"]
+
+
+class RawJson:
+    """JSON text sent as it is, not encoded again."""
+
+    __slots__ = ("text",)
+
+    def __init__(self, text: str) -> None:
+        self.text = text
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,17 +54,29 @@ class Envelope:
     room: str
     seq: int
     type: str
-    data: Any
     at: float
+    text: str  # to_json(), encoded
+
+    @classmethod
+    def encode(cls, room: str, seq: int, type: str, data: Any, at: float) -> Envelope:
+        """The envelope of ``data`` (JSON-encodable: else TypeError or ValueError)."""
+        body = {"room": room, "seq": seq, "type": type, "at": at, "data": data}
+        return cls(room, seq, type, at, json.dumps(body, separators=(",", ":")))
+
+    @property
+    def data(self) -> Any:
+        return json.loads(self.text)["data"]
 
     def to_json(self) -> dict[str, Any]:
-        return {
-            "room": self.room,
-            "seq": self.seq,
-            "type": self.type,
-            "at": self.at,
-            "data": self.data,
-        }
+        decoded: dict[str, Any] = json.loads(self.text)
+        return decoded
+
+    def raw(self) -> RawJson:
+        return RawJson(self.text)
+
+
+# (publication order across rooms, seq, at, type, text): plain values only.
+_Kept = tuple[int, int, float, str, str]
 
 
 class _Room:
@@ -53,8 +84,7 @@ class _Room:
 
     def __init__(self) -> None:
         self.seq = 0
-        # (publication order across rooms, envelope), oldest first
-        self.buffer: deque[tuple[int, Envelope]] = deque()
+        self.buffer: deque[_Kept] = deque()  # oldest first
 
 
 class RoomLog:
@@ -73,10 +103,10 @@ class RoomLog:
         r = self._rooms.get(room)
         if r is None:
             r = self._rooms[room] = _Room()
+        envelope = Envelope.encode(room, r.seq + 1, type, data, at)  # raises: nothing used
         r.seq += 1
         self._order += 1
-        envelope = Envelope(room, r.seq, type, data, at)
-        r.buffer.append((self._order, envelope))
+        r.buffer.append((self._order, r.seq, at, type, envelope.text))
         self._trim(r, at)
         return envelope
 
@@ -90,23 +120,23 @@ class RoomLog:
 
     def since(self, room: str, last_seq: int, now: float) -> list[Envelope] | None:
         found = self._since(room, last_seq, now)
-        return None if found is None else [e for _, e in found]
+        return None if found is None else [_envelope(room, kept) for kept in found]
 
     def since_many(self, rooms: Mapping[str, int], now: float) -> list[Envelope] | None:
-        merged: list[tuple[int, Envelope]] = []
+        merged: list[tuple[str, _Kept]] = []
         for room, last_seq in rooms.items():
             found = self._since(room, last_seq, now)
             if found is None:
                 return None
-            merged += found
-        merged.sort(key=lambda pair: pair[0])
-        return [e for _, e in merged]
+            merged += [(room, kept) for kept in found]
+        merged.sort(key=lambda pair: pair[1][0])
+        return [_envelope(room, kept) for room, kept in merged]
 
     def buffered(self, room: str) -> int:
         r = self._rooms.get(room)
         return 0 if r is None else len(r.buffer)
 
-    def _since(self, room: str, last_seq: int, now: float) -> list[tuple[int, Envelope]] | None:
+    def _since(self, room: str, last_seq: int, now: float) -> list[_Kept] | None:
         r = self._rooms.get(room)
         current = 0 if r is None else r.seq
         if last_seq < 0 or last_seq > current:
@@ -115,9 +145,9 @@ class RoomLog:
             return []
         assert r is not None
         self._trim(r, now)
-        if not r.buffer or r.buffer[0][1].seq > last_seq + 1:
+        if not r.buffer or r.buffer[0][1] > last_seq + 1:
             return None
-        skip = last_seq + 1 - r.buffer[0][1].seq
+        skip = last_seq + 1 - r.buffer[0][1]
         return list(itertools.islice(r.buffer, skip, None))
 
     def _trim(self, r: _Room, now: float) -> None:
@@ -125,5 +155,10 @@ class RoomLog:
         while len(buffer) > self.max_events:
             buffer.popleft()
         oldest = now - self.max_age
-        while buffer and buffer[0][1].at < oldest:
+        while buffer and buffer[0][2] < oldest:
             buffer.popleft()
+
+
+def _envelope(room: str, kept: _Kept) -> Envelope:
+    _, seq, at, type, text = kept
+    return Envelope(room, seq, type, at, text)

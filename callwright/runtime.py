@@ -23,7 +23,7 @@ from agent_desk.auth import SERVICE_PRINCIPAL, SessionAuthenticator, Sessions, a
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
 from agent_desk.desk import Desk
 from agent_desk.http import routes as desk_pages
-from agent_desk.manager import DirectManager
+from agent_desk.manager import DeskPacket, DirectManager
 from agent_desk.records import DeskSettings, records_routes
 from callwright.app import PRINCIPAL, build_app
 from callwright.config import Config, ConfigError
@@ -340,6 +340,7 @@ class Runtime:
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=DirectManager(),
+            serializer=DeskPacket,
             max_http_buffer_size=64 * 1024,
         )
         self.sio.attach(self.app)

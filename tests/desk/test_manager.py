@@ -12,12 +12,15 @@ import pytest
 import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
-from agent_desk.manager import DirectManager
+from agent_desk.manager import DeskPacket, DirectManager
+from agent_desk.rooms import Envelope
 
 
 class Server:
     def __init__(self) -> None:
-        self.sio = socketio.AsyncServer(async_mode="aiohttp", client_manager=DirectManager())
+        self.sio = socketio.AsyncServer(
+            async_mode="aiohttp", client_manager=DirectManager(), serializer=DeskPacket
+        )
         self.app = web.Application()
         self.sio.attach(self.app)
         self.url = ""
@@ -99,4 +102,17 @@ async def test_an_emit_with_an_acknowledgement_gets_the_answer(server: Server) -
     client = await _client(server.url, got)
     sid = next(iter(server.sio.manager.get_participants("/", "everyone")))[0]
     assert await server.sio.call("ask", {"n": 21}, to=sid, timeout=10) == {"answer": 42}
+    await client.disconnect()
+
+
+async def test_an_envelope_goes_out_as_the_text_it_was_encoded_to(server: Server) -> None:
+    got: list[Any] = []
+    client = await _client(server.url, got)
+    envelope = Envelope.encode("everyone", 7, "news", {"name": "Zoë <b>", "n": [1.5]}, 10.0)
+    await server.sio.emit("news", envelope.raw(), to="everyone")
+    # Other payloads are encoded as usual by the same packet class.
+    await server.sio.emit("news", {"plain": True}, to="everyone")
+    await _until(lambda: len(got) == 2, "both news")
+    assert got == [envelope.to_json(), {"plain": True}]
+    assert got[0]["data"] == {"name": "Zoë <b>", "n": [1.5]}
     await client.disconnect()

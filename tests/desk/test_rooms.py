@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import gc
+
+import pytest
+
 from agent_desk.rooms import RoomLog
 
 
@@ -84,3 +88,35 @@ def test_envelope_json_names_room_seq_type_time_and_data() -> None:
 
 def test_every_log_has_its_own_epoch() -> None:
     assert RoomLog().epoch != RoomLog().epoch
+
+
+def test_the_buffer_keeps_text_that_the_cyclic_collector_does_not_walk() -> None:
+    """Minutes of envelopes of every room are kept: as JSON text in tuples of
+    plain values, which Python's cyclic collector stops tracking, not as
+    dictionaries it would walk at every full collection."""
+    log = RoomLog()
+    data = {"call": {"id": "1.1", "channels": [{"name": "PJSIP/trunk-1"}]}, "n": [1, 2]}
+    for n in range(50):
+        log.publish(f"agent:{n % 5}", "call", data, 1000.0 + n)
+    gc.collect()
+    kept = [item for room in log._rooms.values() for item in room.buffer]
+    assert len(kept) == 50
+    assert not any(gc.is_tracked(item) for item in kept)
+    replayed = log.since("agent:1", 0, 1100.0) or []
+    assert [e.seq for e in replayed] == list(range(1, 11))
+    assert replayed[0].data == data and replayed[0].at == 1001.0
+    assert replayed[0].to_json() == {
+        "room": "agent:1",
+        "seq": 1,
+        "type": "call",
+        "at": 1001.0,
+        "data": data,
+    }
+
+
+def test_data_that_is_not_json_is_refused_and_uses_no_sequence_number() -> None:
+    log = RoomLog()
+    with pytest.raises(TypeError):
+        log.publish("agent:1", "call", {"when": object()}, 1.0)
+    assert log.seq("agent:1") == 0
+    assert log.publish("agent:1", "call", {"ok": True}, 2.0).seq == 1
