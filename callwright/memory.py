@@ -16,6 +16,19 @@ collection, done every ``full_every`` seconds (one pause of that length, an
 hour apart by default, instead of several a minute). Objects without cycles
 are freed by reference counting as always.
 
+The collector's own schedule is changed too, while the policy runs (``start``
+to ``stop``): the young generations are collected in smaller steps (the middle
+generation every 3 collections of the youngest instead of 10), and the
+collector no longer decides on its own to walk the old generation: the
+policy's tick does it, every ``freeze_every`` seconds, just before freezing.
+Why: with 1,000 agents connected, what the collector walks is mostly each
+client's waiting machinery (tasks, futures, timers), made anew at each message
+and old by the time the next one comes; freezing cannot keep that out. A
+middle-generation collection of 20,000-30,000 such objects stopped the loop
+10-30 ms about once a second, and the automatic old-generation collections
+(every 10-20 s) 70-165 ms (bench/RESULTS.md, "Third performance round").
+Now: a few ms at a time, and one old-generation walk a minute.
+
 This module touches only the interpreter's collector; the clock and the
 sleeps are the caller's (``run`` takes them), so a test drives it step by step.
 """
@@ -31,6 +44,12 @@ from dataclasses import dataclass
 
 __all__ = ["MemoryPolicy"]
 
+# While the policy runs: the middle generation collected every YOUNG_STEPS
+# collections of the youngest; the old one never by the collector itself (its
+# count would have to reach OLD_NEVER), only by the policy's tick.
+YOUNG_STEPS = 3
+OLD_NEVER = 1_000_000_000
+
 log = logging.getLogger(__name__)
 
 
@@ -43,6 +62,7 @@ class MemoryPolicy:
     freeze_every: float = 60.0
     full_every: float = 3600.0
     _last_full: float | None = None
+    _thresholds: tuple[int, int, int] | None = None  # the collector's, before start
 
     @property
     def enabled(self) -> bool:
@@ -55,7 +75,17 @@ class MemoryPolicy:
         gc.collect()
         gc.freeze()
         self._last_full = now
+        if self._thresholds is None:
+            self._thresholds = gc.get_threshold()
+        young = self._thresholds[0]
+        gc.set_threshold(young, YOUNG_STEPS, OLD_NEVER)
         log.info("gc: %d objects frozen after start-up", gc.get_freeze_count())
+
+    def stop(self) -> None:
+        """Give the collector its own schedule back."""
+        if self._thresholds is not None:
+            gc.set_threshold(*self._thresholds)
+            self._thresholds = None
 
     def tick(self, now: float) -> str:
         """One step, every ``freeze_every`` seconds: ``"full"`` when it was time
@@ -75,7 +105,7 @@ class MemoryPolicy:
                 gc.get_freeze_count(),
             )
             return "full"
-        gc.collect(1)  # the young generations: garbage there is not frozen
+        gc.collect()  # all but the frozen: garbage there is not frozen
         gc.freeze()
         return "freeze"
 
@@ -84,12 +114,16 @@ class MemoryPolicy:
         clock: Callable[[], float] = time.monotonic,
         sleep: Callable[[float], Awaitable[None]] = asyncio.sleep,
     ) -> None:
-        """Tick forever (cancel to stop; the collector is left as it is)."""
+        """Tick forever (cancel to stop: the collector gets its own schedule
+        back; what is frozen stays frozen)."""
         if not self.enabled:
             return
-        while True:
-            await sleep(self.freeze_every)
-            try:
-                self.tick(clock())
-            except Exception:  # never let housekeeping end the server
-                log.exception("gc: housekeeping failed")
+        try:
+            while True:
+                await sleep(self.freeze_every)
+                try:
+                    self.tick(clock())
+                except Exception:  # never let housekeeping end the server
+                    log.exception("gc: housekeeping failed")
+        finally:
+            self.stop()

@@ -5,6 +5,8 @@ These tests change the interpreter's collector: each one leaves it unfrozen."""
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import gc
 import weakref
 from collections.abc import Iterator
@@ -26,7 +28,9 @@ class Node:
 @pytest.fixture(autouse=True)
 def _unfrozen() -> Iterator[None]:
     gc.unfreeze()
+    thresholds = gc.get_threshold()
     yield
+    gc.set_threshold(*thresholds)
     gc.unfreeze()
     gc.collect()
 
@@ -86,3 +90,41 @@ def test_the_server_section_configures_it_and_names_a_bad_value() -> None:
 
     with pytest.raises(ConfigError, match=r"server\.gc_freeze_every"):
         parse_config({"ami": {"secret": "s"}, "server": {"gc_freeze_every": -1}}, env={})
+
+
+def test_while_it_runs_only_its_tick_walks_the_old_generation() -> None:
+    """The collector's own schedule: young generations in small steps, the
+    old one never on its own; the tick collects it (then freezes), and stop
+    gives the schedule back."""
+    before = gc.get_threshold()
+    policy = MemoryPolicy(freeze_every=60, full_every=3600)
+    policy.start(now=0.0)
+    young, middle, old = gc.get_threshold()
+    assert (young, middle) == (before[0], 3) and old >= 10**9
+
+    node = Node()
+    ref = weakref.ref(node)
+    gc.collect(1)  # as the collector's own young collections: node goes old
+    del node
+    # A server's worth of allocations, which the collector answers with
+    # collections of its own (with its default schedule, old ones too).
+    kept = [[n] for n in range(300_000)]
+    assert ref() is not None  # none of its own reached the old generation
+    assert policy.tick(now=60.0) == "freeze"
+    assert ref() is None  # the tick did, before freezing
+    assert len(kept) == 300_000
+    policy.stop()
+    assert gc.get_threshold() == before
+
+
+async def test_cancelling_its_task_gives_the_collector_its_schedule_back() -> None:
+    before = gc.get_threshold()
+    policy = MemoryPolicy(freeze_every=3600, full_every=0)
+    policy.start(now=0.0)
+    assert gc.get_threshold() != before
+    task = asyncio.ensure_future(policy.run())
+    await asyncio.sleep(0)
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
+    assert gc.get_threshold() == before
