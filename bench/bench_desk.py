@@ -122,6 +122,7 @@ class Settings:
     agent_rooms: str = "all"  # "own": what-if, agents not in the queue rooms
     sqlite_sync: str = ""  # what-if: PRAGMA synchronous for the runtime's SQLite connections
     gc_freeze_every: float = 60.0  # [server] gc_freeze_every; 0: what-if, the collector as is
+    event_loop: str = "uvloop"  # [server] event_loop of this (the server's) process
     seed: int = 2026
 
     @property
@@ -1082,7 +1083,8 @@ def markdown(report: dict[str, Any]) -> str:
     lines = [
         f"Screen-pop: {s['agents']:,} agents connected, {s['rate']:g} calls/s for "
         f"{s['seconds']:g} s per phase, store "
-        f"{'PostgreSQL' if s['postgres'] else 'SQLite'}, {s['workers']} client processes"
+        f"{'PostgreSQL' if s['postgres'] else 'SQLite'}, {s['workers']} client processes, "
+        f"server event loop {s.get('event_loop', 'asyncio')}"
         + (
             "; what-if: agents in their own room only (not the queue rooms)"
             if s["agent_rooms"] == "own"
@@ -1178,6 +1180,12 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=d.gc_freeze_every,
         help="[server] gc_freeze_every (0: what-if, no freezing)",
     )
+    p.add_argument(
+        "--event-loop",
+        choices=("uvloop", "asyncio"),
+        default=d.event_loop,
+        help="[server] event_loop of the server's process (clients and simulator: asyncio)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -1215,9 +1223,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         agent_rooms=args.agent_rooms,
         sqlite_sync=args.sqlite_sync,
         gc_freeze_every=args.gc_freeze_every,
+        event_loop=args.event_loop,
         seed=args.seed,
     )
-    report = asyncio.run(run(settings))
+    from callwright.cli import run_event_loop  # as `callwright serve` runs the server
+
+    report = run_event_loop(run(settings), settings.event_loop)
     if args.json:
         print(json.dumps(report, indent=2, default=str))
     else:

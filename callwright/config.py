@@ -15,7 +15,7 @@ import tomllib
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, TypeVar
+from typing import Any, Final, TypeVar
 
 from ivr.errors import FlowError
 from ivr.loader import load_flow
@@ -75,6 +75,9 @@ class Secret:
         return hash(self._value)
 
 
+EVENT_LOOPS: Final = ("uvloop", "asyncio")
+
+
 @dataclass(frozen=True)
 class ServerConfig:
     host: str = "127.0.0.1"
@@ -82,6 +85,8 @@ class ServerConfig:
     # callwright.memory: seconds between gc freezes (0: off) and full collections.
     gc_freeze_every: float = 60.0
     gc_full_every: float = 3600.0
+    # The server's event loop: "uvloop" (libuv) or Python's own "asyncio".
+    event_loop: str = "uvloop"
 
 
 @dataclass(frozen=True)
@@ -428,6 +433,7 @@ def parse_config(
         port=s.integer("port", 8080, 0, 65535),
         gc_freeze_every=s.number("gc_freeze_every", 60.0, 0, 86400),
         gc_full_every=s.number("gc_full_every", 3600.0, 0, 30 * 86400),
+        event_loop=s.choice("event_loop", "uvloop", EVENT_LOOPS),
     )
     s.finish()
 

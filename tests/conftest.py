@@ -2,11 +2,22 @@
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+import asyncio
+from collections.abc import AsyncIterator, Callable
 
 import pytest
+import uvloop
 
 from sim.pbx.server import PbxSimulator
+
+
+def pytest_asyncio_loop_factories(
+    config: pytest.Config, item: pytest.Item
+) -> dict[str, Callable[[], asyncio.AbstractEventLoop]]:
+    """Every test runs on the event loop the server runs on (``[server]
+    event_loop``, uvloop by default; tests/callwright/test_event_loop.py runs
+    the asyncio fallback too)."""
+    return {"uvloop": uvloop.new_event_loop}
 
 
 @pytest.fixture
