@@ -16,6 +16,7 @@ manager (``AsyncRedisManager``, several nodes) is used as it is.
 
 from __future__ import annotations
 
+import asyncio
 import json
 from typing import Any
 
@@ -25,7 +26,7 @@ from socketio import packet
 
 from agent_desk.rooms import RawJson
 
-__all__ = ["DeskPacket", "DirectManager"]
+__all__ = ["DeskPacket", "DirectManager", "lighter_websocket_writer"]
 
 
 class _Json:
@@ -96,3 +97,54 @@ class DirectManager(socketio.AsyncManager):  # type: ignore[misc]
                 continue
             for frame in frames:
                 await send(eio_sid, frame)
+
+
+def lighter_websocket_writer() -> None:
+    """Replace python-engineio's ``AsyncSocket.poll`` (process-wide, once) by
+    one that, for a websocket connection, waits on the client's queue
+    directly instead of through ``asyncio.wait_for``.
+
+    Why by hand: Engine.IO's writer task calls ``poll`` once per message it
+    sends, and ``wait_for`` makes a task, a timer and their futures each time,
+    which then wait (seconds, with 1,000 agents) for the client's next
+    message: the largest share of what Python's collector walked at 50
+    calls/s, and 5% of the event loop's time (bench/RESULTS.md, "Third
+    performance round"). The timeout only ever fired on a connection whose
+    reader had gone without telling the writer, and the reader always does:
+    when the websocket closes it queues ``None``, which ends the writer
+    (``AsyncSocket._websocket_handler``). Long-polling keeps the library's
+    ``poll``: there the timeout ends a GET that has nothing to send.
+    """
+    from engineio import async_socket
+    from engineio import exceptions as eio_exceptions
+
+    cls = async_socket.AsyncSocket
+    if getattr(cls.poll, "callwright", False):
+        return
+    library_poll = cls.poll
+
+    async def poll(self: Any) -> list[Any]:
+        if not self.upgraded:
+            return await library_poll(self)  # type: ignore[no-any-return]
+        try:
+            first = await self.queue.get()
+        except asyncio.CancelledError:
+            raise eio_exceptions.QueueEmpty() from None  # as the library's: the writer ends
+        self.queue.task_done()
+        if first is None:
+            return []
+        packets = [first]
+        while True:  # as the library's: everything queued, up to a None
+            try:
+                pkt = self.queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            self.queue.task_done()
+            if pkt is None:
+                self.queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        return packets
+
+    poll.callwright = True  # type: ignore[attr-defined]
+    cls.poll = poll

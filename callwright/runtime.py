@@ -23,7 +23,7 @@ from agent_desk.auth import SERVICE_PRINCIPAL, SessionAuthenticator, Sessions, a
 from agent_desk.authorization import HttpAuthorization, Ownership, Policy
 from agent_desk.desk import Desk
 from agent_desk.http import routes as desk_pages
-from agent_desk.manager import DeskPacket, DirectManager
+from agent_desk.manager import DeskPacket, DirectManager, lighter_websocket_writer
 from agent_desk.records import DeskSettings, records_routes
 from callwright.app import PRINCIPAL, build_app
 from callwright.config import Config, ConfigError
@@ -337,6 +337,7 @@ class Runtime:
         # (agent_desk.manager: no task per recipient); for several nodes pass
         # client_manager=socketio.AsyncRedisManager(url) (and share the desk's
         # room sequence numbers: see agent_desk/desk.py).
+        lighter_websocket_writer()  # Engine.IO's writer without a timer per message
         self.sio = socketio.AsyncServer(
             async_mode="aiohttp",
             client_manager=DirectManager(),

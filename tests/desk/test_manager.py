@@ -12,14 +12,19 @@ import pytest
 import socketio  # type: ignore[import-untyped]
 from aiohttp import web
 
-from agent_desk.manager import DeskPacket, DirectManager
+from agent_desk.manager import DeskPacket, DirectManager, lighter_websocket_writer
 from agent_desk.rooms import Envelope
 
 
 class Server:
     def __init__(self) -> None:
+        lighter_websocket_writer()  # as the runtime does
         self.sio = socketio.AsyncServer(
-            async_mode="aiohttp", client_manager=DirectManager(), serializer=DeskPacket
+            async_mode="aiohttp",
+            client_manager=DirectManager(),
+            serializer=DeskPacket,
+            ping_interval=1,  # a long-polling GET waits at most this long
+            ping_timeout=1,
         )
         self.app = web.Application()
         self.sio.attach(self.app)
@@ -46,11 +51,11 @@ async def server() -> AsyncIterator[Server]:
     await s.runner.cleanup()
 
 
-async def _client(url: str, got: list[Any]) -> socketio.AsyncClient:
+async def _client(url: str, got: list[Any], transport: str = "websocket") -> socketio.AsyncClient:
     client = socketio.AsyncClient(reconnection=False)
     client.on("news", lambda data: got.append(data))
     client.on("ask", lambda data: {"answer": data["n"] * 2})
-    await client.connect(url, transports=["websocket"])
+    await client.connect(url, transports=[transport])
     return client
 
 
@@ -115,4 +120,42 @@ async def test_an_envelope_goes_out_as_the_text_it_was_encoded_to(server: Server
     await _until(lambda: len(got) == 2, "both news")
     assert got == [envelope.to_json(), {"plain": True}]
     assert got[0]["data"] == {"name": "Zoë <b>", "n": [1.5]}
+    await client.disconnect()
+
+
+def _writers() -> int:
+    """Engine.IO's writer tasks (one per websocket connection)."""
+    return sum(
+        1 for t in asyncio.all_tasks() if t.get_coro().__qualname__.endswith("<locals>.writer")
+    )
+
+
+async def test_a_websocket_writer_ends_with_its_connection(server: Server) -> None:
+    """The writer no longer wakes up on a timeout: when a client goes, its
+    connection's writer ends all the same."""
+    from engineio import async_socket
+
+    assert getattr(async_socket.AsyncSocket.poll, "callwright", False)
+    lighter_websocket_writer()  # a second time changes nothing
+    inboxes: list[list[Any]] = [[] for _ in range(5)]
+    clients = [await _client(server.url, inbox) for inbox in inboxes]
+    await server.sio.emit("news", {"n": 1}, to="everyone")
+    await _until(lambda: all(inbox == [{"n": 1}] for inbox in inboxes), "the news")
+    assert _writers() == 5
+    for client in clients[:3]:
+        await client.disconnect()
+    await _until(lambda: _writers() == 2, "the writers of the three gone")
+    await server.sio.emit("news", {"n": 2}, to="everyone")
+    await _until(lambda: inboxes[4] == [{"n": 1}, {"n": 2}], "the others still served")
+    for client in clients[3:]:
+        await client.disconnect()
+    await _until(lambda: _writers() == 0, "every writer gone")
+
+
+async def test_a_long_polling_client_still_gets_its_events(server: Server) -> None:
+    got: list[Any] = []
+    client = await _client(server.url, got, transport="polling")
+    for n in range(3):
+        await server.sio.emit("news", {"n": n}, to="everyone")
+    await _until(lambda: got == [{"n": 0}, {"n": 1}, {"n": 2}], "three news over polling")
     await client.disconnect()
