@@ -65,7 +65,7 @@ def _sqlite_on_connect(dbapi_connection: Any, connection_record: ConnectionPoolE
         # the last transactions (SQLite's documentation calls this "a good
         # choice for most applications running in WAL mode"). FULL fsyncs at
         # every commit: 0.3 ms each here, on the way to every screen-pop.
-        # Sites that need more run PostgreSQL (README, "Production").
+        # Sites that need more run PostgreSQL (README, "Storage").
         cursor.execute("PRAGMA synchronous=NORMAL")
         cursor.execute("PRAGMA busy_timeout=5000")
     finally:
@@ -118,11 +118,22 @@ def _is_busy(error: BaseException) -> bool:
     return code & 0xFF in (sqlite3.SQLITE_BUSY, sqlite3.SQLITE_LOCKED)
 
 
+# Inline commits between two WAL checkpoints (each in the writer's thread).
+CHECKPOINT_EVERY = 500
+
+
 class _SqliteFile:
     """What every OneHop of one engine on one SQLite file shares: a
     synchronous connection used on the event loop's thread (busy timeout 0),
     and a thread with its own connection (busy timeout as usual) for a
-    transaction that found the database locked."""
+    transaction that found the database locked, and for WAL checkpoints.
+
+    The inline connection never checkpoints: SQLite's automatic checkpoint
+    runs inside the commit that fills the WAL to 1,000 pages, copying them to
+    the database file and syncing it, which would stop the event loop every
+    few seconds under load. Every ``CHECKPOINT_EVERY`` inline commits a
+    PASSIVE checkpoint (it never waits for, nor blocks, readers and writers)
+    runs in the thread instead."""
 
     def __init__(self, url: URL) -> None:
         sync_url = url.set(drivername="sqlite+pysqlite")
@@ -135,7 +146,10 @@ class _SqliteFile:
         event.listen(self.inline_engine, "connect", _sqlite_on_connect)
         self.inline = self.inline_engine.connect()
         self.inline.exec_driver_sql("PRAGMA busy_timeout=0")
-        self.inline.commit()  # (SQLAlchemy began a transaction for the pragma)
+        self.inline.exec_driver_sql("PRAGMA wal_autocheckpoint=0")
+        self.inline.commit()  # (SQLAlchemy began a transaction for the pragmas)
+        self.commits = 0  # inline, since the last checkpoint
+        self.checkpoints = 0  # done: for tests
         self.threaded = create_engine(sync_url)
         event.listen(self.threaded, "connect", _sqlite_on_connect)
         self.thread = concurrent.futures.ThreadPoolExecutor(
@@ -143,7 +157,22 @@ class _SqliteFile:
         )
         self.users = 0
 
+    def committed(self) -> None:
+        self.commits += 1
+        if self.commits >= CHECKPOINT_EVERY:
+            self.commits = 0
+            self.thread.submit(self._checkpoint)
+
+    def _checkpoint(self) -> None:
+        try:
+            with self.threaded.connect() as conn:
+                conn.exec_driver_sql("PRAGMA wal_checkpoint(PASSIVE)")
+            self.checkpoints += 1
+        except Exception:  # the next one will try again; the WAL only grows meanwhile
+            log.exception("SQLite WAL checkpoint failed")
+
     def close(self) -> None:
+        self.thread.submit(self._checkpoint)
         self.inline.close()
         self.inline_engine.dispose()
         # Its connections belong to the writer's thread: closed there.
@@ -203,10 +232,13 @@ class OneHop:
                 return await conn.run_sync(fn)
         try:
             with shared.inline.begin():
-                return fn(shared.inline)
+                result = fn(shared.inline)
         except Exception as error:
             if not _is_busy(error):
                 raise
+        else:
+            shared.committed()
+            return result
         self.fallbacks += 1
         return await asyncio.get_running_loop().run_in_executor(shared.thread, _tx, shared, fn)
 

@@ -15,6 +15,7 @@ import pytest
 from sqlalchemy import Connection, select
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+import store.db
 from routing.journal import routing_meta
 from store.db import OneHop, make_engine, sqlite_url
 from store.migrate import upgrade
@@ -135,4 +136,28 @@ async def test_sqlite_commits_are_not_fsynced_one_by_one(sqlite_engine: AsyncEng
     async with engine.connect() as conn:
         assert (await conn.exec_driver_sql("PRAGMA synchronous")).scalar() == 1
         assert (await conn.exec_driver_sql("PRAGMA journal_mode")).scalar() == "wal"
+    await writer.close()
+
+
+async def test_on_sqlite_wal_checkpoints_run_in_the_thread_not_in_a_commit_on_the_loop(
+    sqlite_engine: AsyncEngine, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """SQLite's automatic checkpoint would copy the WAL into the database
+    file inside whichever commit fills it: on the event loop, for the inline
+    connection. It is off there; every CHECKPOINT_EVERY commits one runs in
+    the writer's thread."""
+    monkeypatch.setattr(store.db, "CHECKPOINT_EVERY", 5)
+    writer = OneHop(sqlite_engine)
+    assert await writer.run(lambda c: c.exec_driver_sql("PRAGMA wal_autocheckpoint").scalar()) == 0
+    for n in range(11):  # with the pragma's read above: 12 commits
+
+        def write(conn: Connection, n: int = n) -> None:
+            conn.execute(routing_meta.insert(), [{"key": f"c{n}", "value": n}])
+
+        await writer.run(write)
+    shared = writer._file
+    assert shared is not None
+    await asyncio.get_running_loop().run_in_executor(shared.thread, lambda: None)  # done
+    assert shared.checkpoints == 2
+    assert len(await _meta(sqlite_engine)) == 11
     await writer.close()
