@@ -18,6 +18,7 @@ from pathlib import Path
 from typing import Any, Protocol
 
 from aiohttp import web
+from sqlalchemy import exc as sa_exc
 
 from cti.http import error_response
 from cti.http import routes as call_routes
@@ -107,6 +108,16 @@ async def json_errors(
         if exc.status == 413:
             reason = "request body too large"
         return error_response(exc.status, reason.lower().replace(" ", "_"), reason)
+    except sa_exc.TimeoutError:
+        # Every store connection busy for the pool's whole timeout: overload,
+        # not a fault. The client is told to come back (1,000 agents polling
+        # the API once a second got there; bench/RESULTS.md).
+        if not request.path.startswith("/api/"):
+            raise
+        log.warning("store busy: %s %s refused with 503", request.method, request.path)
+        response = error_response(503, "busy", "the server is busy; retry in a few seconds")
+        response.headers["Retry-After"] = "5"
+        return response
     except Exception:
         if not request.path.startswith("/api/"):
             raise
