@@ -57,10 +57,12 @@ async def _serve(config: Config) -> None:
 
 def run_event_loop(main: Coroutine[Any, Any, T], kind: str) -> T:
     """Run a server process's ``main`` on ``[server] event_loop``: uvloop
-    (libuv's loop, the default) or Python's own asyncio loop. On the desk
-    benchmark at 50 calls/s uvloop took the screen-pop's p99 from 90-115 ms
-    to about 40 ms (bench/RESULTS.md, "Third performance round"); asyncio's
-    loop is there for debugging (its debug mode) and as a fallback."""
+    (libuv's loop, the default) or Python's own asyncio loop, there for
+    debugging (its debug mode) and as a fallback. On the desk benchmark at 50
+    calls/s the two are within the run-to-run spread of each other with the
+    code as it stands (bench/RESULTS.md, "Third performance round"); in the
+    second round, overloaded at 30 calls/s, uvloop's median pop was 1.5 s
+    against 2.4 s."""
     if kind == "uvloop":
         import uvloop
 
