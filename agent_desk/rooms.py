@@ -20,11 +20,12 @@ means "snapshot".
 An envelope is encoded to JSON once, when it is published: the buffer keeps
 that text (in tuples of plain values), and the Socket.IO packet carries it as
 it is (``RawJson``, ``agent_desk.manager.DeskPacket``). Why: the buffer holds
-minutes of every room's events, and as dictionaries they were most of what
-Python's cyclic collector walked while the server was busy (tens of
-thousands of objects: 70-165 ms pauses at 50 calls/s, bench/RESULTS.md,
-"Third performance round"); strings and tuples of plain values are not
-tracked by it. A replay decodes the text again.
+minutes of every room's events; as dictionaries they were about half of the
+objects Python's cyclic collector tracked at 50 calls/s (a census: 12,700
+envelopes with their dictionaries, lists and tuples), and each event was
+encoded to JSON anyway. Strings and tuples of plain values are not tracked.
+(It did not measurably shorten the collector's pauses: bench/RESULTS.md,
+"Third performance round".) A replay decodes the text again.
 """
 
 from __future__ import annotations

@@ -17,18 +17,15 @@ from typing import Any, Final, Literal, cast
 
 from sqlalchemy import (
     ColumnElement,
-    String,
     delete,
     exc,
     exists,
     insert,
-    literal,
     or_,
     select,
-    union_all,
     update,
 )
-from sqlalchemy.engine import Connection, Row
+from sqlalchemy.engine import Connection
 from sqlalchemy.ext.asyncio import AsyncConnection, AsyncEngine
 
 from crm.persistence import customer_emails, customer_phones, customers, interactions
@@ -140,8 +137,8 @@ class CustomerRepository:
         self._engine = engine
         self._region = default_region
         self._clock = clock
-        # Lookups in one hop (store.db.OneHop; its own thread and
-        # connection, so they never wait behind writes).
+        # Lookups in one hop (store.db.OneHop: on SQLite, on the event loop's
+        # thread; the caller-ID match is on the way to every screen-pop).
         self._reads = OneHop(engine)
 
     async def close(self) -> None:
@@ -441,25 +438,6 @@ _INTERACTION_FIELDS: Final = frozenset(
 _TIME_FIELDS: Final = ("started_at", "answered_at", "ended_at")
 
 
-def _interaction(row: Row[Any]) -> Interaction:
-    return Interaction(
-        id=row.id,
-        customer_id=row.customer_id,
-        channel=cast(Channel, row.channel),
-        direction=cast(Direction, row.direction),
-        call_id=row.call_id,
-        queue=row.queue,
-        agent_id=row.agent_id,
-        started_at=row.started_at,
-        answered_at=row.answered_at,
-        ended_at=row.ended_at,
-        disposition=row.disposition,
-        notes=row.notes,
-        subject=row.subject,
-        created_at=row.created_at,
-    )
-
-
 def _check_interaction_values(values: dict[str, Any]) -> None:
     if "channel" in values and values["channel"] not in CHANNELS:
         raise ValueError(f"unknown channel {values['channel']!r} (expected voice or email)")
@@ -478,15 +456,13 @@ class InteractionRepository:
     def __init__(self, engine: AsyncEngine, *, clock: Callable[[], datetime] = utc_now) -> None:
         self._engine = engine
         self._clock = clock
-        # An interaction's insert or update, checks included, in one hop
-        # (store.db.OneHop): a voice call's is on the way to its offer.
-        self._writer = OneHop(engine)
-        # The screen-pop's history read, in one hop, on a thread of its own.
-        self._reads = OneHop(engine)
+        # An interaction's insert or update, checks included, and the
+        # screen-pop's history read, each in one hop (store.db.OneHop): a voice
+        # call's are on the way to its offer.
+        self._hop = OneHop(engine)
 
     async def close(self) -> None:
-        await self._writer.close()
-        await self._reads.close()
+        await self._hop.close()
 
     async def create(
         self,
@@ -528,9 +504,9 @@ class InteractionRepository:
             params = [
                 db_time(conn, values[c]) if c in _TIMES else values[c] for c in _INSERT_COLUMNS
             ]
-            return _interaction_of(_INSERT.rows(conn, params)[0])
+            return _interaction(_INSERT.rows(conn, params)[0])
 
-        return await self._writer.run(write)
+        return await self._hop.run(write)
 
     async def get(self, interaction_id: int) -> Interaction | None:
         return await self._first(select(interactions).where(interactions.c.id == interaction_id))
@@ -562,9 +538,9 @@ class InteractionRepository:
             found = _update_statement(names).rows(conn, (*params, interaction_id))
             if not found:
                 raise NotFoundError("interaction", interaction_id)
-            return _interaction_of(found[0])
+            return _interaction(found[0])
 
-        return await self._writer.run(write)
+        return await self._hop.run(write)
 
     async def set_disposition(
         self, interaction_id: int, disposition: str, notes: str | None = None
@@ -579,18 +555,16 @@ class InteractionRepository:
         self, customer_id: int, limit: int = 10
     ) -> builtins.list[Interaction]:
         """The customer's interactions, most recently started first."""
-        async with self._engine.connect() as conn:
-            return [
-                _interaction(row) for row in await conn.execute(self._recent(customer_id, limit))
-            ]
+        rows = await self._hop.run(lambda conn: _RECENT.rows(conn, (customer_id, limit)))
+        return [_interaction(r) for r in rows]
 
     async def open_for_customer(
         self, customer_id: int, *, channel: Channel = "email", limit: int = 10
     ) -> builtins.list[Interaction]:
         """The customer's interactions on ``channel`` not ended yet (open e-mail
         threads), most recently started first."""
-        async with self._engine.connect() as conn:
-            return await self._open(conn, customer_id, channel, limit)
+        rows = await self._hop.run(lambda conn: _OPEN.rows(conn, (customer_id, channel, limit)))
+        return [_interaction(r) for r in rows]
 
     async def history_for_customer(
         self, customer_id: int, *, limit: int = 10, open_channel: Channel = "email"
@@ -602,38 +576,9 @@ class InteractionRepository:
             # Hand-written SQL (store.sql): read for every caller's pop.
             recent = _RECENT.rows(conn, (customer_id, limit))
             still_open = _OPEN.rows(conn, (customer_id, open_channel, limit))
-            return [_interaction_of(r) for r in recent], [_interaction_of(r) for r in still_open]
+            return [_interaction(r) for r in recent], [_interaction(r) for r in still_open]
 
-        return await self._reads.run(read)
-
-    @staticmethod
-    def _recent(customer_id: int, limit: int) -> Any:
-        return (
-            select(interactions)
-            .where(interactions.c.customer_id == customer_id)
-            .order_by(interactions.c.started_at.desc(), interactions.c.id.desc())
-            .limit(limit)
-        )
-
-    @staticmethod
-    def _open_query(customer_id: int, channel: Channel, limit: int) -> Any:
-        return (
-            select(interactions)
-            .where(
-                interactions.c.customer_id == customer_id,
-                interactions.c.channel == channel,
-                interactions.c.ended_at.is_(None),
-            )
-            .order_by(interactions.c.started_at.desc(), interactions.c.id.desc())
-            .limit(limit)
-        )
-
-    @classmethod
-    async def _open(
-        cls, conn: AsyncConnection, customer_id: int, channel: Channel, limit: int
-    ) -> builtins.list[Interaction]:
-        query = cls._open_query(customer_id, channel, limit)
-        return [_interaction(row) for row in await conn.execute(query)]
+        return await self._hop.run(read)
 
     async def _first(self, query: Any) -> Interaction | None:
         async with self._engine.connect() as conn:
@@ -655,43 +600,6 @@ def _check_references(conn: Connection, values: dict[str, Any]) -> None:
             raise NotFoundError(entity, key)
 
 
-def _hydrate(conn: Connection, rows: Sequence[Row[Any]]) -> builtins.list[Customer]:
-    """Customers for these ``customers`` rows, in the same order (one more query)."""
-    if not rows:
-        return []
-    ids = [row.id for row in rows]
-    contacts = union_all(
-        select(
-            literal("phone", String).label("kind"),
-            customer_phones.c.customer_id,
-            customer_phones.c.number_e164.label("value"),
-            customer_phones.c.id,
-        ).where(customer_phones.c.customer_id.in_(ids)),
-        select(
-            literal("email", String).label("kind"),
-            customer_emails.c.customer_id,
-            customer_emails.c.address.label("value"),
-            customer_emails.c.id,
-        ).where(customer_emails.c.customer_id.in_(ids)),
-    ).subquery()
-    phones: dict[int, builtins.list[str]] = {}
-    emails: dict[int, builtins.list[str]] = {}
-    for kind, owner, value, _ in conn.execute(select(contacts).order_by(contacts.c.id)):
-        (phones if kind == "phone" else emails).setdefault(owner, []).append(value)
-    return [
-        Customer(
-            id=row.id,
-            name=row.name,
-            account_number=row.account_number,
-            notes=row.notes,
-            phones=tuple(phones.get(row.id, ())),
-            emails=tuple(emails.get(row.id, ())),
-            created_at=row.created_at,
-        )
-        for row in rows
-    ]
-
-
 # -- hand-written SQL for the screen-pop's path (store.sql says why) ----------------
 
 _CUSTOMER_COLUMNS: Final = "c.id, c.name, c.account_number, c.notes, c.created_at"
@@ -705,20 +613,26 @@ _EMAILS_OF: Final = Sql("SELECT address FROM customer_emails WHERE customer_id =
 
 
 def _by_phone(conn: Connection, number: str, limit: int) -> builtins.list[Customer]:
-    found = []
-    for id_, name, account, notes, created_at in _BY_PHONE.rows(conn, (number, limit)):
-        found.append(
-            Customer(
-                id=id_,
-                name=name,
-                account_number=account,
-                notes=notes,
-                phones=tuple(r[0] for r in _PHONES_OF.rows(conn, (id_,))),
-                emails=tuple(r[0] for r in _EMAILS_OF.rows(conn, (id_,))),
-                created_at=cast(datetime, py_time(created_at)),
-            )
+    return _hydrate(conn, _BY_PHONE.rows(conn, (number, limit)))
+
+
+def _hydrate(conn: Connection, rows: Sequence[Sequence[Any]]) -> builtins.list[Customer]:
+    """Customers for rows that begin (id, name, account_number, notes,
+    created_at), as ``_BY_PHONE``'s and ``select(customers)``'s do, in the
+    same order, with their phones and e-mails (two queries a customer: a
+    lookup finds a few)."""
+    return [
+        Customer(
+            id=id_,
+            name=name,
+            account_number=account,
+            notes=notes,
+            phones=tuple(r[0] for r in _PHONES_OF.rows(conn, (id_,))),
+            emails=tuple(r[0] for r in _EMAILS_OF.rows(conn, (id_,))),
+            created_at=cast(datetime, py_time(created_at)),
         )
-    return found
+        for id_, name, account, notes, created_at, *_ in rows
+    ]
 
 
 _INTERACTION_COLUMNS: Final = (
@@ -726,6 +640,11 @@ _INTERACTION_COLUMNS: Final = (
     " answered_at, ended_at, disposition, notes, subject, created_at"
 )
 _TIMES: Final = frozenset({*_TIME_FIELDS, "created_at"})
+# The mappers read rows by position: the tables' column order is theirs.
+assert [c.name for c in interactions.columns] == _INTERACTION_COLUMNS.split(", ")
+assert [c.name for c in customers.columns][:5] == [
+    c.removeprefix("c.") for c in _CUSTOMER_COLUMNS.split(", ")
+]
 _INSERT_COLUMNS: Final = (
     "channel",
     "direction",
@@ -774,8 +693,10 @@ def _update_statement(names: tuple[str, ...]) -> Sql:
     return statement
 
 
-def _interaction_of(row: Sequence[Any]) -> Interaction:
-    """An interaction from a row of _INTERACTION_COLUMNS, raw from the driver."""
+def _interaction(row: Sequence[Any]) -> Interaction:
+    """An interaction from a row of _INTERACTION_COLUMNS: raw from the driver
+    (store.sql), or a ``select(interactions)`` row (the table's own order, the
+    same: checked below)."""
     return Interaction(
         id=row[0],
         customer_id=row[1],

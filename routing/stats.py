@@ -267,10 +267,13 @@ class QueueStats:
             average_abandon_wait=acc.abandon_wait / acc.abandoned if acc.abandoned else None,
         )
 
-    def oldest_waiting(self, queue_id: str) -> float | None:
-        """When the queue's longest waiting task arrived (None: none waits)."""
+    def waiting(self, queue_id: str) -> tuple[int, float | None]:
+        """How many tasks of the queue wait, and when the longest waiting one
+        arrived (None: none waits)."""
         acc = self._queues.get(queue_id)
-        return None if acc is None else min(acc.waiting.values(), default=None)
+        if acc is None:
+            return 0, None
+        return len(acc.waiting), min(acc.waiting.values(), default=None)
 
     def report(self, now: float) -> dict[str, QueueFigures]:
         return {q: self.figures(q, now) for q in self._queues}

@@ -130,10 +130,11 @@ class _SqliteFile:
 
     The inline connection never checkpoints: SQLite's automatic checkpoint
     runs inside the commit that fills the WAL to 1,000 pages, copying them to
-    the database file and syncing it, which would stop the event loop every
-    few seconds under load. Every ``CHECKPOINT_EVERY`` inline commits a
-    PASSIVE checkpoint (it never waits for, nor blocks, readers and writers)
-    runs in the thread instead."""
+    the database file and syncing it: on the event loop, every few seconds at
+    50 calls/s (the benchmark showed no difference beyond its spread either
+    way; the copy and the sync belong off the loop). Every
+    ``CHECKPOINT_EVERY`` inline commits a PASSIVE checkpoint (it never waits
+    for, nor blocks, readers and writers) runs in the thread instead."""
 
     def __init__(self, url: URL) -> None:
         sync_url = url.set(drivername="sqlite+pysqlite")
@@ -199,9 +200,10 @@ class OneHop:
     event loop to its connection's thread and back for every statement and for
     the commit, and each crossing waits for the event loop (and, under load,
     for the GIL: up to its 5 ms switch interval). A transaction of six
-    statements took 4.3 ms that way, 0.7 ms as one call in a thread, and the
-    screen-pop's three commits went from 17 ms to about 4 ms in all when run
-    on the loop's thread (bench/RESULTS.md, "Third performance round"). The
+    statements took 4.3 ms that way, 0.7 ms as one call in a thread; at 2
+    calls/s three such commits were 17 of the screen-pop's 23 ms, and on the
+    loop's thread the pop took 13.5 ms (bench/RESULTS.md, "Third performance
+    round"). The
     statements of one transaction take tens to hundreds of microseconds:
     less than a thread hop. No maintained library runs SQLAlchemy that way.
     """
