@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -149,14 +149,21 @@ class _PopInteractions:
         self.inner = inner
 
     async def voice_started(self, call: Call, customer: CustomerMatch | None, queue_id: str) -> int:
-        # The pop's reads need not wait for the insert: one round trip less
-        # on the way to the offer.
-        reads = asyncio.ensure_future(self.pops._voice_reads(customer))
-        try:
+        if getattr(self.pops.interactions, "inline", False):
+            # On the event loop's thread (SQLite): one after the other, with
+            # no task between them (a task costs the offer event-loop passes).
             interaction_id = await self.inner.voice_started(call, customer, queue_id)
-        except BaseException:
-            reads.add_done_callback(_ignore_outcome)
-            raise
+            reads: Awaitable[Any] = self.pops._voice_reads(customer)
+        else:
+            # Over the network: the pop's reads need not wait for the
+            # insert, one round trip less on the way to the offer.
+            task = asyncio.ensure_future(self.pops._voice_reads(customer))
+            try:
+                interaction_id = await self.inner.voice_started(call, customer, queue_id)
+            except BaseException:
+                task.add_done_callback(_ignore_outcome)
+                raise
+            reads = task
         try:
             found, recent, threads = await reads
             pop = self.pops._assemble(

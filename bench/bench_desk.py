@@ -552,6 +552,16 @@ class _Tracer:
 
         return timed
 
+    def _timed_now(self, name: str, fn: Callable[..., bool]) -> Callable[..., bool]:
+        def timed(*args: Any, **kwargs: Any) -> bool:
+            start = time.perf_counter()
+            done = fn(*args, **kwargs)
+            if done:  # else it is written (and timed) the usual way
+                self._add(name, time.perf_counter() - start)
+            return done
+
+        return timed
+
     def install(self, runtime: Any) -> None:
         calls = runtime.calls
         calls._subscribers = [
@@ -567,6 +577,12 @@ class _Tracer:
             (routing.journal, "write", "store: routing journal write"),
         ):
             setattr(obj, method, self._timed(label, getattr(obj, method)))
+        # Written at once, in the caller (store.group_commit's write_now).
+        for obj, method, label in (
+            (runtime.call_records, "upsert_many_now", "store: call record upsert_many (one batch)"),
+            (routing.journal, "write_now", "store: routing journal write"),
+        ):
+            setattr(obj, method, self._timed_now(label, getattr(obj, method)))
         queue = calls._queue
 
         async def sample() -> None:

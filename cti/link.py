@@ -332,12 +332,16 @@ class AmiLink:
         try:
             while True:
                 if self._closing:
-                    # close() cancelled this task, but on 3.11 wait_for swallows a
-                    # cancel that arrives with data (the read completed): stop here
-                    # instead of waiting for the next read, which hung close().
+                    # close() cancelled this task; stop here whatever the read
+                    # that raced the cancel brought, instead of waiting for the
+                    # next read, which hung close().
                     raise asyncio.CancelledError
                 try:
-                    data = await asyncio.wait_for(reader.read(65536), s.ping_interval)
+                    # asyncio.timeout, not wait_for: on 3.11 wait_for runs the
+                    # read in a task of its own, two more event-loop passes
+                    # between the bytes arriving and the events being handled.
+                    async with asyncio.timeout(s.ping_interval):
+                        data = await reader.read(65536)
                 except TimeoutError:
                     # Idle: ask for a Pong; any byte proves the link is alive.
                     await self._probe(reader, codec)

@@ -13,7 +13,7 @@ from __future__ import annotations
 
 import json
 import logging
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, fields
 from datetime import datetime
 from typing import Any
@@ -219,15 +219,23 @@ class CallRecordRepository:
         if not newest:
             return
         if self._engine.dialect.name in ("sqlite", "postgresql"):
-
-            def write(conn: Connection) -> None:
-                _UPSERT.many(conn, [_params(conn, r, channels) for r, channels in newest])
-
-            await self._writer.run(write)
+            await self._writer.run(_upsert_fn(newest))
             return
         async with self._engine.begin() as conn:
             for record, _ in newest:
                 await _check_then_write(conn, _values(record))
+
+    def upsert_many_now(self, records: Iterable[CallRecord]) -> bool:
+        """``upsert_many`` on this thread, at once, when the store allows it
+        without waiting (store.db.OneHop.run_now); False, with nothing
+        written, when not: then ``upsert_many``."""
+        if not self._writer.inline:
+            return False
+        newest = _newest_per_call(records)
+        if not newest:
+            return True
+        done, _ = self._writer.run_now(_upsert_fn(newest))
+        return done
 
     async def get(self, call_id: str) -> CallRecord | None:
         async with self._engine.connect() as conn:
@@ -259,6 +267,13 @@ class CallRecordRepository:
             return [_record(row) for row in await conn.execute(query)]
 
 
+def _upsert_fn(newest: list[tuple[CallRecord, str]]) -> Callable[[Connection], None]:
+    def write(conn: Connection) -> None:
+        _UPSERT.many(conn, [_params(conn, r, channels) for r, channels in newest])
+
+    return write
+
+
 class WriterClosed(RuntimeError):
     """``CallRecordWriter.store`` after ``close``."""
 
@@ -275,12 +290,18 @@ class CallRecordWriter:
     def __init__(self, repository: CallRecordRepository, *, max_batch: int = 500) -> None:
         self._repository = repository
         self._group: GroupCommit[CallRecord] = GroupCommit(
-            self._write, max_batch=max_batch, name="call-record-writer"
+            self._write,
+            max_batch=max_batch,
+            name="call-record-writer",
+            write_now=self._write_now,
         )
         self._closed = False
 
     async def _write(self, records: list[CallRecord]) -> None:
         await self._repository.upsert_many(records)
+
+    def _write_now(self, records: list[CallRecord]) -> bool:
+        return self._repository.upsert_many_now(records)
 
     @property
     def max_batch(self) -> int:

@@ -120,7 +120,14 @@ class IntervalStats:
 
     def forget_before(self, t: float) -> None:
         """Drop the intervals that ended before ``t`` (a live fold's memory)."""
-        for start in [s for s in self._intervals if s + self.seconds <= t]:
+        ended = [s for s in self._intervals if s + self.seconds <= t]
+        if not ended:
+            # Every answer is counted in an interval still kept (``apply``
+            # makes the interval as it records the answer): nothing to drop,
+            # and no walk over the answered tasks, called at every routing
+            # event as this is.
+            return
+        for start in ended:
             del self._intervals[start]
         stale = [task for task, start in self._answered_in.items() if start + self.seconds <= t]
         for task in stale:

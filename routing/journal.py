@@ -211,7 +211,38 @@ class RoutingJournal:
         (state, record or None once finished), the touched agents, the
         customers' last agents that changed, the counters. One statement per
         table, each with all its rows."""
-        rows = _Rows(
+        rows = self._rows(events, tasks, agents, meta, new_tasks, customer_agents)
+        await self._writer.run(lambda conn: self._write(conn, rows))
+
+    def write_now(
+        self,
+        events: Sequence[model.RoutingEvent],
+        *,
+        tasks: Mapping[str, tuple[str, model.TaskRecord | None]],
+        agents: Iterable[model.AgentRecord],
+        meta: Mapping[str, Any],
+        new_tasks: Sequence[NewTask] = (),
+        customer_agents: Mapping[str, str] | None = None,
+    ) -> bool:
+        """``write`` on this thread, at once, when the store allows it without
+        waiting (store.db.OneHop.run_now); False, with nothing written, when
+        not: then ``write``."""
+        if not self._writer.inline:
+            return False
+        rows = self._rows(events, tasks, agents, meta, new_tasks, customer_agents)
+        done, _ = self._writer.run_now(lambda conn: self._write(conn, rows))
+        return done
+
+    @staticmethod
+    def _rows(
+        events: Sequence[model.RoutingEvent],
+        tasks: Mapping[str, tuple[str, model.TaskRecord | None]],
+        agents: Iterable[model.AgentRecord],
+        meta: Mapping[str, Any],
+        new_tasks: Sequence[NewTask],
+        customer_agents: Mapping[str, str] | None,
+    ) -> _Rows:
+        return _Rows(
             now=utc_now(),
             new_tasks=[
                 (t.id, t.channel, t.queue_id, t.interaction_id, t.call_id) for t in new_tasks
@@ -237,7 +268,6 @@ class RoutingJournal:
             customer_agents=list((customer_agents or {}).items()),
             meta=[(k, json.dumps(v)) for k, v in meta.items()],
         )
-        await self._writer.run(lambda conn: self._write(conn, rows))
 
     def _write(self, conn: Connection, rows: _Rows) -> None:
         """The statements of ``write``, in one transaction (the caller's)."""

@@ -79,7 +79,7 @@ class RoutingService:
         self.clock = clock
         self.stats = QueueStats(queues=[q.id for q in queues])
         self._commits: GroupCommit[_Staged] = GroupCommit(
-            self._write, max_batch=MAX_BATCH, name="routing-journal"
+            self._write, max_batch=MAX_BATCH, name="routing-journal", write_now=self._write_now
         )
         self._turn: asyncio.Future[None] | None = None  # the last announcement's
         self._listeners: list[RoutingListener] = []
@@ -257,25 +257,10 @@ class RoutingService:
     async def _write(self, batch: list[_Staged]) -> None:
         """One transaction for the outcomes staged while the previous one was
         in flight (store.group_commit), in command order: later states win."""
-        events: list[model.RoutingEvent] = []
-        tasks: dict[str, tuple[str, model.TaskRecord | None]] = {}
-        agents: dict[str, model.AgentRecord] = {}
-        customer_agents: dict[str, str] = {}
-        meta: dict[str, Any] = {}
-        for staged in batch:
-            events += staged.events
-            tasks.update(staged.tasks)
-            agents.update(staged.agents)
-            customer_agents.update(staged.customer_agents)
-            meta.update(staged.meta)
-        await self.journal.write(
-            events,
-            tasks=tasks,
-            agents=agents.values(),
-            meta=meta,
-            new_tasks=[s.new_task for s in batch if s.new_task is not None],
-            customer_agents=customer_agents,
-        )
+        await self.journal.write(**_merged(batch))
+
+    def _write_now(self, batch: list[_Staged]) -> bool:
+        return self.journal.write_now(**_merged(batch))
 
     def _fold(self, events: Sequence[model.RoutingEvent]) -> None:
         for event in events:
@@ -314,3 +299,27 @@ class RoutingService:
                     await self.run(lambda r, now: [])
                 except Exception:
                     log.exception("routing timer failed")
+
+
+def _merged(batch: list[_Staged]) -> dict[str, Any]:
+    """The journal write of a batch of staged outcomes, in command order:
+    later states win."""
+    events: list[model.RoutingEvent] = []
+    tasks: dict[str, tuple[str, model.TaskRecord | None]] = {}
+    agents: dict[str, model.AgentRecord] = {}
+    customer_agents: dict[str, str] = {}
+    meta: dict[str, Any] = {}
+    for staged in batch:
+        events += staged.events
+        tasks.update(staged.tasks)
+        agents.update(staged.agents)
+        customer_agents.update(staged.customer_agents)
+        meta.update(staged.meta)
+    return {
+        "events": events,
+        "tasks": tasks,
+        "agents": agents.values(),
+        "meta": meta,
+        "new_tasks": [s.new_task for s in batch if s.new_task is not None],
+        "customer_agents": customer_agents,
+    }

@@ -291,10 +291,15 @@ class VoiceRouting:
         number = call.caller.number or ""
         lookup = self._take_early_match(call, number)
         try:
-            queue_id, handoff = await asyncio.gather(
-                self._requested_queue(call),  # CALLWRIGHT_QUEUE, cleared
-                self._ivr_handoff(call),
-            )
+            if _never_in_ivr(call):
+                # No session to read: no gather, whose tasks would cost the
+                # offer event-loop passes.
+                queue_id, handoff = await self._requested_queue(call), None
+            else:
+                queue_id, handoff = await asyncio.gather(
+                    self._requested_queue(call),  # CALLWRIGHT_QUEUE, cleared
+                    self._ivr_handoff(call),
+                )
         except BaseException:
             if lookup is not None:
                 lookup.add_done_callback(_ignore_outcome)
@@ -305,9 +310,7 @@ class VoiceRouting:
 
     async def _ivr_handoff(self, call: Call) -> IvrHandoff | None:
         assert self.ivr is not None
-        if call.channels and all(ch.variable(IVR_SESSION_VARIABLE) == "" for ch in call.channels):
-            # Known never to have been queued by a FastAGI flow (the tracker
-            # saw every VarSet of these channels): no session to read.
+        if _never_in_ivr(call):
             return None
         try:
             return await self.ivr.for_call(call)
@@ -497,3 +500,11 @@ def _ignore_outcome(future: asyncio.Future[Any]) -> None:
     was never retrieved' warning)."""
     if not future.cancelled():
         future.exception()
+
+
+def _never_in_ivr(call: Call) -> bool:
+    """Known never to have been queued by a FastAGI flow (the tracker saw
+    every VarSet of the call's channels): it has no IVR session to read."""
+    return bool(call.channels) and all(
+        ch.variable(IVR_SESSION_VARIABLE) == "" for ch in call.channels
+    )

@@ -226,23 +226,42 @@ class OneHop:
             shared.users += 1
             self._file = shared
 
+    @property
+    def inline(self) -> bool:
+        """Whether transactions run on the event loop's thread (a SQLite
+        file): awaiting ``run`` then takes no event-loop pass, unless the
+        database is locked."""
+        return self._file is not None
+
     async def run(self, fn: Callable[[Connection], T]) -> T:
         """``fn`` inside one transaction, committed when it returns."""
         shared = self._file
         if shared is None:
             async with self.engine.begin() as conn:
                 return await conn.run_sync(fn)
+        done, result = self.run_now(fn)
+        if done:
+            return result  # type: ignore[return-value]
+        return await asyncio.get_running_loop().run_in_executor(shared.thread, _tx, shared, fn)
+
+    def run_now(self, fn: Callable[[Connection], T]) -> tuple[bool, T | None]:
+        """``fn`` inside one transaction on this thread, now, if that needs no
+        waiting: ``(True, its result)`` once committed. ``(False, None)``, with
+        nothing written, when it cannot be (not a SQLite file: use ``run``; or
+        the database is locked: ``run`` waits for the lock in a thread)."""
+        shared = self._file
+        if shared is None:
+            return False, None
         try:
             with shared.inline.begin():
                 result = fn(shared.inline)
         except Exception as error:
             if not _is_busy(error):
                 raise
-        else:
-            shared.committed()
-            return result
-        self.fallbacks += 1
-        return await asyncio.get_running_loop().run_in_executor(shared.thread, _tx, shared, fn)
+            self.fallbacks += 1
+            return False, None
+        shared.committed()
+        return True, result
 
     async def close(self) -> None:
         shared, self._file = self._file, None

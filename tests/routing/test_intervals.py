@@ -94,6 +94,36 @@ def test_forgetting_old_intervals_keeps_the_recent_ones() -> None:
     assert stats.figures("billing", last - QUARTER).offered == 0
 
 
+def test_a_requeue_after_its_answers_interval_was_forgotten_counts_nowhere() -> None:
+    stats = IntervalStats(queues=["q"])
+    answered = TaskAssigned(
+        at=10.0,
+        task_id="t1",
+        agent_id="a1",
+        reservation_id="r1",
+        queue_id="q",
+        channel="voice",
+        waited=4.0,
+        waited_total=4.0,
+        within_threshold=True,
+        auto_accepted=False,
+    )
+    assert stats.apply(answered) == 0.0
+    stats.forget_before(QUARTER / 2)  # the interval is still going: kept
+    assert stats.figures("q", 0.0).answered == 1
+    stats.forget_before(2 * QUARTER)  # ended: forgotten, with its answers
+    requeued = TaskRequeued(
+        at=2 * QUARTER + 5,
+        task_id="t1",
+        agent_id="a1",
+        queue_id="q",
+        reservation_id="r1",
+        reason="agent_no_answer",
+    )
+    assert stats.apply(requeued) is None
+    assert stats.figures("q", 0.0).answered == 0
+
+
 def test_bad_options_are_named() -> None:
     with pytest.raises(ValueError, match="interval seconds: expected one of 300, 900"):
         IntervalStats(seconds=60)

@@ -161,3 +161,45 @@ async def test_on_sqlite_wal_checkpoints_run_in_the_thread_not_in_a_commit_on_th
     assert shared.checkpoints == 2
     assert len(await _meta(sqlite_engine)) == 11
     await writer.close()
+
+
+async def test_run_now_commits_on_the_callers_thread_or_says_it_cannot(
+    engine: AsyncEngine,
+) -> None:
+    """``run_now``: on a SQLite file, committed before it returns, with no
+    await; on PostgreSQL it cannot (a network round trip): nothing written."""
+    writer = OneHop(engine)
+
+    def write(conn: Connection) -> str:
+        conn.execute(routing_meta.insert(), [{"key": "now", "value": 1}])
+        return "stored"
+
+    done, result = writer.run_now(write)
+    if engine.dialect.name == "sqlite":
+        assert writer.inline
+        assert (done, result) == (True, "stored")
+        assert await _meta(engine) == {"now": 1}
+    else:
+        assert not writer.inline
+        assert (done, result) == (False, None)
+        assert await _meta(engine) == {}
+    await writer.close()
+
+
+async def test_run_now_on_a_locked_sqlite_file_writes_nothing_and_says_so(
+    sqlite_engine: AsyncEngine,
+) -> None:
+    engine = sqlite_engine
+    writer = OneHop(engine)
+    other = sqlite3.connect(engine.url.database or "", isolation_level=None)
+    other.execute("BEGIN IMMEDIATE")
+
+    def write(conn: Connection) -> None:
+        conn.execute(routing_meta.insert(), [{"key": "mine", "value": 2}])
+
+    assert writer.run_now(write) == (False, None)
+    other.execute("COMMIT")
+    other.close()
+    assert await _meta(engine) == {}
+    assert writer.fallbacks == 1
+    await writer.close()

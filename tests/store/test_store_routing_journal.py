@@ -34,6 +34,11 @@ class CountingJournal(RoutingJournal):
         self.transactions += 1
         await super().write(events, **kw)
 
+    def write_now(self, events: Sequence[model.RoutingEvent], **kw: Any) -> bool:
+        done = super().write_now(events, **kw)
+        self.transactions += done
+        return done
+
 
 class Clock:
     def __init__(self) -> None:
