@@ -113,6 +113,40 @@ ReadyCallback = Callable[[], Awaitable[None]]
 StateCallback = Callable[["LinkState"], None]
 
 
+class _DirectReader(asyncio.StreamReader):
+    """The link's stream reader: Asterisk's bytes go to ``sink`` (the codec
+    and the event callback) in the transport's own callback, as they arrive,
+    instead of into a buffer for a reading task to wake up to: one event-loop
+    pass less between an AMI event and the call service. What the sink raises
+    (a framing error) is raised by ``read``, which otherwise returns only at
+    EOF (``b""`` and ``at_eof()``) or, while ``probing``, when bytes came.
+
+    Why by hand: asyncio's streams and protocols offer a buffer or a raw
+    ``data_received``; the link keeps the streams (connect, write, drain,
+    EOF and close as they are) and changes only where the bytes go."""
+
+    def __init__(self, sink: Callable[[bytes], None], loop: asyncio.AbstractEventLoop) -> None:
+        super().__init__(limit=2**16, loop=loop)
+        self._sink = sink
+        self._clock = loop.time
+        self.last_data = loop.time()
+        self.chunks = 0
+        self.probing = False
+
+    def feed_data(self, data: bytes) -> None:  # type: ignore[override]
+        if not data or self.exception() is not None:
+            return
+        self.chunks += 1
+        self.last_data = self._clock()
+        try:
+            self._sink(data)
+        except Exception as exc:
+            self.set_exception(exc)  # wakes the reading task, which raises it
+            return
+        if self.probing:
+            self._wakeup_waiter()  # type: ignore[attr-defined]
+
+
 class AmiLink:
     def __init__(
         self,
@@ -262,18 +296,24 @@ class AmiLink:
         """One connection: connect, log in, resync, read until it drops.
         Returns whether the session got as far as READY."""
         s = self.settings
-        reader, writer = await asyncio.wait_for(
-            asyncio.open_connection(s.host, s.port), s.connect_timeout
+        loop = asyncio.get_running_loop()
+        # Ready before the first byte: the banner is handled as it arrives.
+        banner_wait: asyncio.Future[None] = loop.create_future()
+        self._banner_waiter = banner_wait
+        codec = AmiConnection(Role.CLIENT)
+        reader = _DirectReader(lambda data: self._feed(codec, data), loop)
+        protocol = asyncio.StreamReaderProtocol(reader, loop=loop)
+        transport, _ = await asyncio.wait_for(
+            loop.create_connection(lambda: protocol, s.host, s.port), s.connect_timeout
         )
+        writer = asyncio.StreamWriter(transport, protocol, reader, loop)
         self._session += 1
-        self._codec = AmiConnection(Role.CLIENT)
+        self._codec = codec
         self.framing_stats = self._codec.stats
         self._writer = writer
         self.stats.connects += 1
         reader_task = asyncio.create_task(self._read_loop(reader), name="ami-reader")
         try:
-            banner_wait: asyncio.Future[None] = asyncio.get_running_loop().create_future()
-            self._banner_waiter = banner_wait
             await asyncio.wait_for(asyncio.shield(banner_wait), s.connect_timeout)
             await self._login()
             self._logged_in = True
@@ -325,30 +365,33 @@ class AmiLink:
         except ActionFailed as exc:
             raise AuthenticationFailed(exc.message) from None
 
-    async def _read_loop(self, reader: asyncio.StreamReader) -> None:
+    async def _read_loop(self, reader: _DirectReader) -> None:
+        """Wait for the end of the connection; Asterisk's bytes are handled as
+        they arrive (``_DirectReader``). Idle for ``ping_interval``: probe."""
         codec = self._codec
         assert codec is not None
         s = self.settings
+        loop = asyncio.get_running_loop()
         try:
             while True:
                 if self._closing:
-                    # close() cancelled this task; stop here whatever the read
-                    # that raced the cancel brought, instead of waiting for the
-                    # next read, which hung close().
+                    # close() cancelled this task; stop here whatever raced the
+                    # cancel, instead of waiting on, which hung close().
                     raise asyncio.CancelledError
+                idle = loop.time() - reader.last_data
+                if idle >= s.ping_interval:
+                    # Idle: ask for a Pong; any byte proves the link is alive.
+                    await self._probe(reader)
+                    continue
                 try:
-                    # asyncio.timeout, not wait_for: on 3.11 wait_for runs the
-                    # read in a task of its own, two more event-loop passes
-                    # between the bytes arriving and the events being handled.
-                    async with asyncio.timeout(s.ping_interval):
+                    async with asyncio.timeout(s.ping_interval - idle):
                         data = await reader.read(65536)
                 except TimeoutError:
-                    # Idle: ask for a Pong; any byte proves the link is alive.
-                    await self._probe(reader, codec)
                     continue
-                if not data:
+                if data:
+                    self._feed(codec, data)  # (none reach the buffer: see _DirectReader)
+                elif reader.at_eof():
                     raise LinkLost("Asterisk closed the AMI connection")
-                self._feed(codec, data)
         except (Exception, asyncio.CancelledError) as exc:
             # Fail what waits on this connection now, not at the next timeout.
             reason = "the AMI link dropped" if isinstance(exc, LinkLost) else str(exc)
@@ -359,22 +402,29 @@ class AmiLink:
                 waiter.exception()
             raise
 
-    async def _probe(self, reader: asyncio.StreamReader, codec: AmiConnection) -> None:
-        writer = self._writer
-        if writer is None:
+    async def _probe(self, reader: _DirectReader) -> None:
+        writer, codec = self._writer, self._codec
+        if writer is None or codec is None:
             raise LinkLost("no connection")
         ping = AmiAction.build("Ping", action_id=f"cw{self._session}-ping-{next(self._ids)}")
+        seen = reader.chunks
+        reader.probing = True
         writer.write(codec.send(ping))
         try:
-            data = await asyncio.wait_for(reader.read(65536), self.settings.ping_timeout)
+            async with asyncio.timeout(self.settings.ping_timeout):
+                while reader.chunks == seen:
+                    data = await reader.read(65536)
+                    if data:
+                        self._feed(codec, data)
+                    elif reader.at_eof():
+                        raise LinkLost("Asterisk closed the AMI connection")
         except TimeoutError:
             self.stats.half_open_detected += 1
             raise LinkLost(
                 f"no answer to Ping within {self.settings.ping_timeout:g}s: half-open connection"
             ) from None
-        if not data:
-            raise LinkLost("Asterisk closed the AMI connection")
-        self._feed(codec, data)
+        finally:
+            reader.probing = False
 
     def _feed(self, codec: AmiConnection, data: bytes) -> None:
         codec.receive_data(data)
