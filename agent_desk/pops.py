@@ -54,7 +54,7 @@ from crm.repository import Customer, CustomerRepository, Interaction, Interactio
 from cti.calls.model import Call
 from routing import model
 from routing.email import email_json
-from routing.voice import CustomerMatch, Interactions
+from routing.voice import CustomerMatch, Interactions, result_or_in_line
 
 __all__ = ["ScreenPops", "customer_json", "interaction_json", "ivr_json", "open_email_json"]
 
@@ -251,7 +251,12 @@ class ScreenPops:
             return None, [], []
         early = self._histories.pop(str(customer.id), None)
         if early is not None:
-            found, threads = await early
+            found, threads = await result_or_in_line(
+                early,
+                lambda: self.interactions.history_for_customer(
+                    customer.id, limit=self.recent_limit + 1
+                ),
+            )
         else:
             found, threads = await self.interactions.history_for_customer(
                 customer.id, limit=self.recent_limit + 1

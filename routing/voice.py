@@ -31,12 +31,13 @@ It listens to both sides:
 from __future__ import annotations
 
 import asyncio
+import inspect
 import logging
 import uuid
 from collections import Counter
 from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any, Protocol
+from typing import Any, Protocol, TypeVar
 
 from cti.calls.model import IVR_SESSION_VARIABLE, Call, CallEnded, CallEvent, CallStarted
 from cti.errors import CtiError, UnknownCall
@@ -334,7 +335,7 @@ class VoiceRouting:
         customer = handoff.customer if handoff is not None else None
         if customer is None:
             if lookup is not None:
-                customer = await lookup
+                customer = await result_or_in_line(lookup, lambda: self.lookup_customer(number))
             else:
                 customer = await self.lookup_customer(number) if number else None
         elif lookup is not None:
@@ -508,3 +509,25 @@ def _never_in_ivr(call: Call) -> bool:
     return bool(call.channels) and all(
         ch.variable(IVR_SESSION_VARIABLE) == "" for ch in call.channels
     )
+
+
+T = TypeVar("T")
+
+
+async def result_or_in_line(future: asyncio.Future[T], again: Callable[[], Awaitable[T]]) -> T:
+    """What ``future`` (work started ahead, such as the caller-ID match at the
+    call's start) gives; but if it is a task that has not run yet, it is
+    cancelled before it starts and ``again()`` does the work here. Awaiting a
+    task costs two event-loop passes, during which whatever else is ready
+    runs first, even when its work itself needs none (on SQLite, the store's
+    reads run on the loop's thread). A caller who reaches the queue in the
+    same breath as the call starts (no IVR) gets the match that way."""
+    if (
+        isinstance(future, asyncio.Task)
+        and not future.done()
+        and inspect.iscoroutine(coro := future.get_coro())
+        and inspect.getcoroutinestate(coro) == inspect.CORO_CREATED
+    ):
+        future.cancel()
+        return await again()
+    return await future
