@@ -22,6 +22,7 @@ from cti.persistence import (
     call_records,
 )
 from store import from_epoch, make_engine
+from store.group_commit import NOW_PER_PASS
 
 T0 = from_epoch(1_740_819_600.25)
 
@@ -39,10 +40,11 @@ def _ringing(call_id: str, seconds: float = 0) -> CallRecord:
     )
 
 
-def _written_at_once(engine: AsyncEngine) -> bool:
-    """On a SQLite file the first record handed in while no write is under
-    way is written inside ``store`` (store.group_commit's ``write_now``)."""
-    return engine.dialect.name == "sqlite"
+def _at_once(engine: AsyncEngine) -> int:
+    """How many of a burst are written one by one inside ``store`` before the
+    rest are grouped: on a SQLite file, the first NOW_PER_PASS of an event-loop
+    pass (store.group_commit's ``write_now``); elsewhere none."""
+    return NOW_PER_PASS if engine.dialect.name == "sqlite" else 0
 
 
 @pytest.fixture
@@ -97,9 +99,9 @@ async def test_two_hundred_concurrent_stores_are_each_readable_elsewhere_on_retu
     assert sorted(seen, key=lambda r: r.id if r else "") == records
     assert await _count(engine) == 200
     # All were handed in before the first write began: one transaction; on
-    # SQLite the first record was written at once, in its caller, then the
-    # 199 others together.
-    assert writer.transactions == (2 if _written_at_once(engine) else 1)
+    # SQLite the first few were written at once, each in its caller, then
+    # the others together.
+    assert writer.transactions == _at_once(engine) + 1
 
 
 async def test_a_batch_holds_at_most_max_batch_records(
@@ -112,7 +114,7 @@ async def test_a_batch_holds_at_most_max_batch_records(
     await writer.close()
 
     # SQLite: the first at once, then 199 in batches of 50.
-    assert writer.transactions == (1 + 4 if _written_at_once(engine) else 4)
+    assert writer.transactions == _at_once(engine) + -(-(200 - _at_once(engine)) // 50)
     assert await repo.list_active() == records
 
 
@@ -155,7 +157,7 @@ async def test_a_failed_transaction_raises_in_every_caller_of_its_batch_only(
     first_batch = [_ringing("a1"), orphan, _ringing("a2")]
     next_batch = [_ringing("b1"), _ringing("b2")]
     # On SQLite the first record of the burst is written at once, alone.
-    lead = [_ringing("lead")] if _written_at_once(engine) else []
+    lead = [_ringing(f"lead{i}") for i in range(_at_once(engine))]
 
     results = await asyncio.gather(
         *(writer.store(r) for r in [*lead, *first_batch, *next_batch]), return_exceptions=True
@@ -234,9 +236,10 @@ async def test_a_record_whose_caller_is_cancelled_is_written_all_the_same(
 ) -> None:
     # As when the runtime stops the call-event workers, then closes the writer.
     writer = CallRecordWriter(repo)
-    # Two in one event-loop pass: the second waits for a write (on SQLite
-    # the first is written at once, in its caller).
+    # In one event-loop pass: the last waits for a write (on SQLite the
+    # first few are written at once, each in its caller).
     first = asyncio.create_task(writer.store(_ringing("c0")))
+    others = [asyncio.create_task(writer.store(_ringing(f"d{i}"))) for i in range(NOW_PER_PASS)]
     task = asyncio.create_task(writer.store(_ringing("c1")))
     await asyncio.sleep(0)  # handed in
     task.cancel()
@@ -246,5 +249,6 @@ async def test_a_record_whose_caller_is_cancelled_is_written_all_the_same(
     await writer.close()
 
     assert await first is None
+    assert await asyncio.gather(*others) == [None] * NOW_PER_PASS
     assert await repo.get("c1") == _ringing("c1")
     assert await repo.get("c0") == _ringing("c0")

@@ -1,7 +1,7 @@
 """store.group_commit.GroupCommit with ``write_now`` (a store that can write
-on the caller's thread): the first item of an event-loop pass is written
-inside ``submit``, the ones after it in the same pass are grouped; when the
-store cannot write now, the usual way."""
+on the caller's thread): the first items of an event-loop pass are each
+written inside ``submit``, the ones after them in the same pass are grouped;
+when the store cannot write now, the usual way."""
 
 from __future__ import annotations
 
@@ -47,15 +47,19 @@ async def test_a_lone_item_is_written_in_submit_and_its_future_is_already_done()
     assert group.transactions == 2
 
 
-async def test_a_burst_in_one_pass_is_the_first_at_once_then_one_batch() -> None:
+async def test_a_burst_in_one_pass_is_a_few_at_once_then_one_batch() -> None:
     store = Store()
-    group = GroupCommit(store.write, max_batch=10, name="t", write_now=store.write_now)
+    group = GroupCommit(
+        store.write, max_batch=10, name="t", write_now=store.write_now, now_per_pass=2
+    )
 
     futures = [group.submit(x) for x in "abcde"]
     await asyncio.gather(*futures)
 
-    assert store.batches == [("now", ["a"]), ("later", ["b", "c", "d", "e"])]
-    assert group.transactions == 2
+    assert store.batches == [("now", ["a"]), ("now", ["b"]), ("later", ["c", "d", "e"])]
+    assert group.transactions == 3
+    await asyncio.sleep(0)  # a new pass: at once again
+    assert group.submit("f").done()
 
 
 async def test_a_store_that_cannot_write_now_gets_the_usual_group_commit() -> None:
@@ -71,7 +75,9 @@ async def test_a_store_that_cannot_write_now_gets_the_usual_group_commit() -> No
 
 async def test_a_write_in_submit_that_fails_fails_only_its_item() -> None:
     store = Store(fail="a")
-    group = GroupCommit(store.write, max_batch=10, name="t", write_now=store.write_now)
+    group = GroupCommit(
+        store.write, max_batch=10, name="t", write_now=store.write_now, now_per_pass=1
+    )
 
     failed = group.submit("a")
     later = group.submit("b")
