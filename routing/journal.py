@@ -211,11 +211,28 @@ class RoutingJournal:
         (state, record or None once finished), the touched agents, the
         customers' last agents that changed, the counters. One statement per
         table, each with all its rows."""
-        rows = self._rows(events, tasks, agents, meta, new_tasks, customer_agents)
+        rows = self._rows(
+            events,
+            tasks=tasks,
+            agents=agents,
+            meta=meta,
+            new_tasks=new_tasks,
+            customer_agents=customer_agents,
+        )
         await self._writer.run(lambda conn: self._write(conn, rows))
 
-    def write_now(
-        self,
+    def write_now(self, events: Sequence[model.RoutingEvent], **rest: Any) -> bool:
+        """``write`` (the same arguments) on this thread, at once, when the
+        store allows it without waiting (store.db.OneHop.run_now); False, with
+        nothing written, when not: then ``write``."""
+        if not self._writer.inline:
+            return False
+        rows = self._rows(events, **rest)
+        done, _ = self._writer.run_now(lambda conn: self._write(conn, rows))
+        return done
+
+    @staticmethod
+    def _rows(
         events: Sequence[model.RoutingEvent],
         *,
         tasks: Mapping[str, tuple[str, model.TaskRecord | None]],
@@ -223,24 +240,6 @@ class RoutingJournal:
         meta: Mapping[str, Any],
         new_tasks: Sequence[NewTask] = (),
         customer_agents: Mapping[str, str] | None = None,
-    ) -> bool:
-        """``write`` on this thread, at once, when the store allows it without
-        waiting (store.db.OneHop.run_now); False, with nothing written, when
-        not: then ``write``."""
-        if not self._writer.inline:
-            return False
-        rows = self._rows(events, tasks, agents, meta, new_tasks, customer_agents)
-        done, _ = self._writer.run_now(lambda conn: self._write(conn, rows))
-        return done
-
-    @staticmethod
-    def _rows(
-        events: Sequence[model.RoutingEvent],
-        tasks: Mapping[str, tuple[str, model.TaskRecord | None]],
-        agents: Iterable[model.AgentRecord],
-        meta: Mapping[str, Any],
-        new_tasks: Sequence[NewTask],
-        customer_agents: Mapping[str, str] | None,
     ) -> _Rows:
         return _Rows(
             now=utc_now(),
