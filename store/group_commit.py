@@ -39,8 +39,8 @@ T = TypeVar("T")
 
 # Items written at once in one event-loop pass before the rest are grouped: a
 # call service step delivering a few events of one call writes each record
-# without waiting (at 50 calls/s, up to 6 in a step); a burst (a resync's
-# hundreds of calls) still goes in a handful of transactions.
+# without waiting; a burst (a resync's hundreds of calls) still goes in a
+# handful of transactions.
 NOW_PER_PASS = 8
 
 
