@@ -159,3 +159,37 @@ async def test_a_long_polling_client_still_gets_its_events(server: Server) -> No
         await server.sio.emit("news", {"n": n}, to="everyone")
     await _until(lambda: got == [{"n": 0}, {"n": 1}, {"n": 2}], "three news over polling")
     await client.disconnect()
+
+
+async def test_an_idle_websocket_is_written_at_once_and_a_busy_one_keeps_its_order(
+    server: Server,
+) -> None:
+    """A message for a websocket whose writer waits on an empty queue goes
+    out on the socket in the emit itself (no writer wake-up); with packets
+    queued before it, it queues behind them: the client gets all in order."""
+    from agent_desk import manager
+
+    got: list[Any] = []
+    client = await _client(server.url, got)
+    polling: list[Any] = []
+    poller = await _client(server.url, polling, transport="polling")
+    eio = server.sio.eio
+    by_transport = {s.upgraded: s for s in eio.sockets.values()}
+    ws_socket, poll_socket = by_transport[True], by_transport[False]
+    await _until(lambda: manager._idle_websocket(ws_socket) is not None, "the writer idle")
+    assert manager._idle_websocket(poll_socket) is None  # long-polling: the library's way
+
+    queued_before = ws_socket.queue.qsize()
+    await server.sio.emit("news", {"n": 0}, to="everyone")
+    assert ws_socket.queue.qsize() == queued_before  # written, not queued
+    # Packets already queued (the writer has not run yet): later ones queue behind.
+    for n in (1, 2):
+        await ws_socket.send(
+            manager.eio_packet.Packet(manager.eio_packet.MESSAGE, f'2["news",{{"n":{n}}}]')
+        )
+    await server.sio.emit("news", {"n": 3}, to="everyone")
+    await _until(lambda: len(got) == 4 and len(polling) == 2, "every news")
+    assert got == [{"n": n} for n in range(4)]
+    assert polling == [{"n": 0}, {"n": 3}]
+    await client.disconnect()
+    await poller.disconnect()
