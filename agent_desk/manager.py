@@ -8,8 +8,10 @@ never waits), from which the client's own writer task sends it. For a room of
 1,000 references to the same packet; with the offers, reservations and
 per-second figures of a busy contact center, task machinery was the largest
 item of the event loop's profile (bench/RESULTS.md, "Third performance
-round"). ``DirectManager`` enqueues for each recipient in turn, in one task:
-the same packets, the same order per client, the same writer tasks. An emit
+round"). ``DirectManager`` goes through the recipients in turn, in one task:
+the same packets, the same order per client. For a websocket client whose
+writer task waits on an empty queue it writes the packet on the socket at
+once (``lighter_websocket_writer``); otherwise it enqueues it. An emit
 that asks for an acknowledgement goes the library's way. A message-queue
 manager (``AsyncRedisManager``, several nodes) is used as it is.
 """
