@@ -118,7 +118,8 @@ def _idle_websocket(socket: Any) -> Any:
     if ws is None or socket.closed or socket.upgrading or not socket.upgraded:
         return None
     queue = socket.queue
-    # asyncio.Queue keeps who waits in get() in _getters (CPython 3.8-3.13).
+    # asyncio.Queue keeps who waits in get() in _getters (CPython 3.11's, as
+    # installed; tests/desk/test_manager.py fails if that changes).
     if queue.empty() and any(not waiter.done() for waiter in queue._getters):
         return ws
     return None

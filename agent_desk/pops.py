@@ -45,7 +45,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections import OrderedDict
-from collections.abc import Awaitable, Callable
+from collections.abc import Callable
 from datetime import datetime
 from typing import Any, Protocol
 
@@ -149,23 +149,20 @@ class _PopInteractions:
         self.inner = inner
 
     async def voice_started(self, call: Call, customer: CustomerMatch | None, queue_id: str) -> int:
-        if getattr(self.pops.interactions, "inline", False):
-            # On the event loop's thread (SQLite): one after the other, with
-            # no task between them (a task costs the offer event-loop passes).
-            interaction_id = await self.inner.voice_started(call, customer, queue_id)
-            reads: Awaitable[Any] = self.pops._voice_reads(customer)
-        else:
-            # Over the network: the pop's reads need not wait for the
-            # insert, one round trip less on the way to the offer.
-            task = asyncio.ensure_future(self.pops._voice_reads(customer))
-            try:
-                interaction_id = await self.inner.voice_started(call, customer, queue_id)
-            except BaseException:
-                task.add_done_callback(_ignore_outcome)
-                raise
-            reads = task
+        # The pop's reads need not wait for the insert: over the network, one
+        # round trip less on the way to the offer. On SQLite the insert runs
+        # on the loop's thread, the reads have not started when it is done,
+        # and result_or_in_line does them here (no task to wait for).
+        reads = asyncio.ensure_future(self.pops._voice_reads(customer))
         try:
-            found, recent, threads = await reads
+            interaction_id = await self.inner.voice_started(call, customer, queue_id)
+        except BaseException:
+            reads.add_done_callback(_ignore_outcome)
+            raise
+        try:
+            found, recent, threads = await result_or_in_line(
+                reads, lambda: self.pops._voice_reads(customer)
+            )
             pop = self.pops._assemble(
                 channel="voice",
                 customer=found,

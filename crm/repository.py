@@ -461,11 +461,6 @@ class InteractionRepository:
         # call's are on the way to its offer.
         self._hop = OneHop(engine)
 
-    @property
-    def inline(self) -> bool:
-        """Whether its transactions run on the event loop's thread (store.db.OneHop)."""
-        return self._hop.inline
-
     async def close(self) -> None:
         await self._hop.close()
 

@@ -117,9 +117,10 @@ class _DirectReader(asyncio.StreamReader):
     """The link's stream reader: Asterisk's bytes go to ``sink`` (the codec
     and the event callback) in the transport's own callback, as they arrive,
     instead of into a buffer for a reading task to wake up to: one event-loop
-    pass less between an AMI event and the call service. What the sink raises
-    (a framing error) is raised by ``read``, which otherwise returns only at
-    EOF (``b""`` and ``at_eof()``) or, while ``probing``, when bytes came.
+    pass less between an AMI event and the call service. No bytes reach the
+    buffer: ``read`` returns ``b""`` at EOF (``at_eof()``) or, while
+    ``probing``, when bytes came; it raises what the sink raised (a framing
+    error).
 
     Why by hand: asyncio's streams and protocols offer a buffer or a raw
     ``data_received``; the link keeps the streams (connect, write, drain,
@@ -368,8 +369,6 @@ class AmiLink:
     async def _read_loop(self, reader: _DirectReader) -> None:
         """Wait for the end of the connection; Asterisk's bytes are handled as
         they arrive (``_DirectReader``). Idle for ``ping_interval``: probe."""
-        codec = self._codec
-        assert codec is not None
         s = self.settings
         loop = asyncio.get_running_loop()
         try:
@@ -385,12 +384,10 @@ class AmiLink:
                     continue
                 try:
                     async with asyncio.timeout(s.ping_interval - idle):
-                        data = await reader.read(65536)
+                        await reader.read(65536)  # b"": the bytes go to the sink
                 except TimeoutError:
                     continue
-                if data:
-                    self._feed(codec, data)  # (none reach the buffer: see _DirectReader)
-                elif reader.at_eof():
+                if reader.at_eof():
                     raise LinkLost("Asterisk closed the AMI connection")
         except (Exception, asyncio.CancelledError) as exc:
             # Fail what waits on this connection now, not at the next timeout.
@@ -413,10 +410,8 @@ class AmiLink:
         try:
             async with asyncio.timeout(self.settings.ping_timeout):
                 while reader.chunks == seen:
-                    data = await reader.read(65536)
-                    if data:
-                        self._feed(codec, data)
-                    elif reader.at_eof():
+                    await reader.read(65536)  # woken by bytes while probing
+                    if reader.at_eof():
                         raise LinkLost("Asterisk closed the AMI connection")
         except TimeoutError:
             self.stats.half_open_detected += 1

@@ -197,34 +197,18 @@ class RoutingJournal:
         # four times faster than a statement at a time through aiosqlite).
         self._writer = OneHop(engine)
 
-    async def write(
-        self,
-        events: Sequence[model.RoutingEvent],
-        *,
-        tasks: Mapping[str, tuple[str, model.TaskRecord | None]],
-        agents: Iterable[model.AgentRecord],
-        meta: Mapping[str, Any],
-        new_tasks: Sequence[NewTask] = (),
-        customer_agents: Mapping[str, str] | None = None,
-    ) -> None:
+    async def write(self, events: Sequence[model.RoutingEvent], **rest: Any) -> None:
         """One transaction: the new tasks' rows, the events, the touched tasks
         (state, record or None once finished), the touched agents, the
         customers' last agents that changed, the counters. One statement per
-        table, each with all its rows."""
-        rows = self._rows(
-            events,
-            tasks=tasks,
-            agents=agents,
-            meta=meta,
-            new_tasks=new_tasks,
-            customer_agents=customer_agents,
-        )
+        table, each with all its rows. The arguments: ``_rows``."""
+        rows = self._rows(events, **rest)
         await self._writer.run(lambda conn: self._write(conn, rows))
 
     def write_now(self, events: Sequence[model.RoutingEvent], **rest: Any) -> bool:
-        """``write`` (the same arguments) on this thread, at once, when the
-        store allows it without waiting (store.db.OneHop.run_now); False, with
-        nothing written, when not: then ``write``."""
+        """``write`` on this thread, at once, when the store allows it without
+        waiting (store.db.OneHop.run_now); False, with nothing written, when
+        not: then ``write``."""
         if not self._writer.inline:
             return False
         rows = self._rows(events, **rest)
@@ -241,6 +225,8 @@ class RoutingJournal:
         new_tasks: Sequence[NewTask] = (),
         customer_agents: Mapping[str, str] | None = None,
     ) -> _Rows:
+        """What ``write`` stores: ``tasks`` maps a task id to its state and
+        record (None once finished); ``meta`` is the counters."""
         return _Rows(
             now=utc_now(),
             new_tasks=[
