@@ -8,10 +8,13 @@ from __future__ import annotations
 
 import json
 import math
+import multiprocessing
+import multiprocessing.connection
+import os
 
 import pytest
 
-from bench.bench_desk import Settings, main, markdown, percentile
+from bench.bench_desk import Settings, _machine_ticks, main, markdown, percentile
 
 TINY = [
     "--agents", "6", "--supervisors", "4", "--rate", "4", "--seconds", "1.5",
@@ -50,6 +53,7 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
         assert pop["without_record"] == 0 and pop["wrong_record"] == 0, pop
         assert pop["client_error_count"] == 0, pop["client_errors"]
         assert 0 < pop["p50_ms"] <= pop["p90_ms"] <= pop["p99_ms"] <= pop["max_ms"]
+        assert 0 <= pop["steal_pct"] <= 100, pop  # the machine's, over the phase
     push, lookup, _ = report["pops"]
     # The pushed pop carries the history; the lookup gets the record after the offer.
     assert lookup["offer_p50_ms"] <= lookup["p50_ms"]
@@ -80,3 +84,36 @@ def test_the_text_output_holds_the_tables(capsys: pytest.CaptureFixture[str]) ->
     assert "what-if: agents in their own room only" in out
     assert "| Callwright push (pop in the offer) | 6 | 0 | 0 |" in out
     assert "Wallboard fan-out" not in out
+
+
+def _policy_after(policy: str, conn: multiprocessing.connection.Connection) -> None:
+    from bench.bench_desk import _as_load
+
+    _as_load(policy)
+    conn.send(os.sched_getscheduler(0))
+
+
+@pytest.mark.parametrize(
+    ("policy", "expected"), [("batch", os.SCHED_BATCH), ("normal", os.SCHED_OTHER)]
+)
+def test_load_generators_run_under_the_policy_asked_for(policy: str, expected: int) -> None:
+    # In a child process, as the simulator and the client workers are.
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_policy_after, args=(policy, child))
+    process.start()
+    try:
+        assert parent.poll(60), "the child process did not answer"
+        assert parent.recv() == expected
+    finally:
+        process.join(10)
+    assert os.sched_getscheduler(0) == os.SCHED_OTHER  # this process untouched
+
+
+def test_machine_ticks_count_up_and_steal_is_part_of_them() -> None:
+    steal, total = _machine_ticks()
+    sum(range(200_000))  # some CPU time passes
+    steal_after, total_after = _machine_ticks()
+    assert 0 <= steal <= total and 0 <= steal_after <= total_after
+    assert steal_after >= steal and total_after >= total
+    assert total > 0  # Linux: /proc/stat is read
