@@ -1119,6 +1119,27 @@ async def _store_url(
 # -- reporting ------------------------------------------------------------------------
 
 
+def reference_loop_ms(rounds: int = 5) -> float:
+    """This machine's speed at plain Python, as a gauge to compare runs made on
+    different days or machines: the best of ``rounds`` timings of one million
+    additions in a loop. Shared virtual machines of the same name differ (and
+    the same one drifts by the hour): the server's CPU for the same work
+    moved with it (bench/RESULTS.md, "Fifth round")."""
+
+    def loop() -> int:
+        total = 0
+        for i in range(1_000_000):
+            total += i
+        return total
+
+    best = float("inf")
+    for _ in range(rounds):
+        start = time.perf_counter()
+        loop()
+        best = min(best, time.perf_counter() - start)
+    return round(best * 1000, 1)
+
+
 def machine() -> dict[str, Any]:
     cpu = platform.processor() or ""
     with contextlib.suppress(OSError), open("/proc/cpuinfo", encoding="utf-8") as f:
@@ -1132,6 +1153,7 @@ def machine() -> dict[str, Any]:
         "python": f"{platform.python_implementation()} {platform.python_version()}",
         "platform": f"{platform.system()} {platform.release()} {platform.machine()}",
         "load_average": os.getloadavg() if hasattr(os, "getloadavg") else None,
+        "reference_loop_ms": reference_loop_ms(),
     }
 
 
@@ -1311,7 +1333,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         info = report["machine"]
         print(
             f"{info['cpu']}, {info['cpu_count']} cores, {info['python']}; "
-            f"load average {info['load_average']}"
+            f"load average {info['load_average']}; reference loop "
+            f"{info['reference_loop_ms']} ms (1,000,000 additions in Python, best of 5)"
         )
         print(
             f"seeding {report['seed_seconds']} s, {report['agents_connected']} agents "

@@ -67,6 +67,7 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
     assert "store: call record upsert_many (one batch)" in stages
     assert "call event -> VoiceRouting.on_call_event" in stages
     assert report["machine"]["cpu_count"] >= 1
+    assert report["machine"]["reference_loop_ms"] > 0
 
     table = markdown(report)
     assert "| Callwright push (pop in the offer) | 6 | 0 | 0 |" in table
