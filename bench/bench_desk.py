@@ -48,9 +48,10 @@ Modes (phases, one after the other, same server, same agents, same load):
   up (``search_customers``). Offers pushed on the socket are ignored.
 
 Each phase also reports the machine's steal time (/proc/stat): the share of
-the CPU the hypervisor gave to other guests while this one had work. On the
-shared two-core machines this runs on it moves by the hour, and the p99 with
-it (bench/RESULTS.md).
+the CPU the hypervisor gave to other guests while this one had work; and the
+report's header, the machine's speed at plain Python (``reference_loop_ms``).
+The same code's numbers differ between runs made on shared machines of the
+same name (bench/RESULTS.md, "Fifth round"): these say what a run had.
 
 Fan-out: ``S`` supervisor clients (in the ``supervisors`` room); ``K`` times,
 one agent's state changes (a wallboard row), and each client's receipt time
@@ -1122,9 +1123,9 @@ async def _store_url(
 def reference_loop_ms(rounds: int = 5) -> float:
     """This machine's speed at plain Python, as a gauge to compare runs made on
     different days or machines: the best of ``rounds`` timings of one million
-    additions in a loop. Shared virtual machines of the same name differ (and
-    the same one drifts by the hour): the server's CPU for the same work
-    moved with it (bench/RESULTS.md, "Fifth round")."""
+    additions in a loop. Shared virtual machines of the same name differ: the
+    same code took 34-44% of a core in one round and 52-62% in the next, with
+    little steal time (bench/RESULTS.md, "Fifth round")."""
 
     def loop() -> int:
         total = 0
