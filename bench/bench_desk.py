@@ -288,11 +288,15 @@ def _machine_ticks() -> tuple[int, int]:
     machine had work. (0, 0) where /proc/stat is not there."""
     try:
         with open("/proc/stat", encoding="ascii") as f:
-            fields = f.readline().split()
+            return _steal_and_total(f.readline())
     except OSError:
         return 0, 0
-    # cpu user nice system idle iowait irq softirq steal [guest guest_nice]
-    ticks = [int(v) for v in fields[1:9]]
+
+
+def _steal_and_total(cpu_line: str) -> tuple[int, int]:
+    """/proc/stat's first line: ``cpu user nice system idle iowait irq softirq
+    steal [guest guest_nice]`` (guest time is already counted in user)."""
+    ticks = [int(v) for v in cpu_line.split()[1:9]]
     return ticks[7], sum(ticks)
 
 
