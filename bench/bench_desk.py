@@ -66,6 +66,7 @@ import asyncio
 import contextlib
 import cProfile
 import datetime
+import gc
 import inspect
 import json
 import logging
@@ -130,6 +131,7 @@ class Settings:
     gc_freeze_every: float = 60.0  # [server] gc_freeze_every; 0: what-if, the collector as is
     event_loop: str = "uvloop"  # [server] event_loop of this (the server's) process
     load_sched: str = "normal"  # the simulator's and the clients' scheduling policy (_as_load)
+    load_gc: str = "paused"  # the load's collector in a phase (_pause_collector)
     seed: int = 2026
 
     @property
@@ -190,6 +192,32 @@ def _as_load(policy: str) -> None:
         os.sched_setscheduler(0, os.SCHED_BATCH, os.sched_param(0))
 
 
+def _pause_collector() -> None:
+    """In a load generator (the simulator, a client worker), for a measured
+    phase: what setup made is frozen and Python's cyclic collector stops
+    until ``_resume_collector``.
+
+    Why: the load stands in for Asterisk (C, no collector) and a thousand
+    agents' browsers, each on its own PC; here they are three Python processes
+    on the server's two cores. Their collections took the simulator 35-100 ms
+    at a time, and a client worker with 500 connections as long: a pause in
+    the simulator between stamping an event and writing it counted as the
+    server's latency, and its events then arrived in a burst; a client's
+    pause took a core from the server (a 43 ms step of the server with 5 ms
+    of CPU). Measured: bench/RESULTS.md, "Sixth round". ``--load-gc
+    running`` keeps them collecting, as before. The server's own collector is
+    never touched here: it runs its MemoryPolicy as `callwright serve` does.
+    """
+    gc.collect()
+    gc.freeze()
+    gc.disable()
+
+
+def _resume_collector() -> None:
+    gc.unfreeze()
+    gc.enable()
+
+
 def _sim_process(
     conn: multiprocessing.connection.Connection, exts: list[str], delay: float, policy: str
 ) -> None:
@@ -233,8 +261,15 @@ async def _sim_main(
                 break
             if command == "drive":
                 triggers.clear()
+                paused = args.pop("pause_gc", False)
+                if paused:
+                    _pause_collector()
                 cpu = _cpu_total()
-                counts = await _drive(sim, **args)
+                try:
+                    counts = await _drive(sim, **args)
+                finally:
+                    if paused:
+                        _resume_collector()
                 cpu = _cpu_total() - cpu
                 conn.send({"triggers": dict(triggers), "cpu_seconds": cpu, **counts})
     finally:
@@ -328,6 +363,7 @@ class _Worker:
         self.pollers: list[asyncio.Task[None]] = []
         self.background: set[asyncio.Task[Any]] = set()
         self.session: aiohttp.ClientSession | None = None
+        self.collector_paused = False
 
     async def run(self) -> None:
         loop = asyncio.get_running_loop()
@@ -380,18 +416,24 @@ class _Worker:
         connected = await self._connect_all([a.connect for a in self.agents])
         return {"connected": connected, "errors": self.errors[-5:]}
 
-    async def _do_mode(self, mode: str) -> dict[str, Any]:
+    async def _do_mode(self, mode: str, pause_gc: bool = False) -> dict[str, Any]:
         for task in self.pollers:
             task.cancel()
         self.pollers = []
         self.mode = mode
         if mode == "poll":
             self.pollers = [asyncio.ensure_future(a.poll()) for a in self.agents]
+        if pause_gc and mode != "idle":  # until the phase's records are collected
+            _pause_collector()
+            self.collector_paused = True
         return {"mode": mode}
 
     async def _do_collect(self) -> dict[str, Any]:
         if self.background:
             await asyncio.wait(list(self.background), timeout=10)
+        if self.collector_paused:
+            _resume_collector()
+            self.collector_paused = False
         records, self.records = self.records, []
         errors, self.errors = self.errors, []
         return {"records": records, "errors": errors}
@@ -849,15 +891,21 @@ async def _pop_phase(
     profiler: cProfile.Profile | None,
 ) -> Latencies:
     worker_cpu = 0.0
+    pause_gc = settings.load_gc == "paused"
     for w in workers:
-        worker_cpu -= (await w.call("mode", mode=mode))["cpu_total"]
+        worker_cpu -= (await w.call("mode", mode=mode, pause_gc=pause_gc))["cpu_total"]
     server_cpu = _cpu_total()
     steal, ticks = _machine_ticks()
     if profiler is not None:
         profiler.enable()
     started = time.monotonic()
     driven = await sim.call(
-        "drive", rate=settings.rate, calls=settings.calls, hold=settings.hold, numbers=numbers
+        "drive",
+        rate=settings.rate,
+        calls=settings.calls,
+        hold=settings.hold,
+        numbers=numbers,
+        pause_gc=pause_gc,
     )
     wall = time.monotonic() - started
     if profiler is not None:
@@ -1182,6 +1230,11 @@ def markdown(report: dict[str, Any]) -> str:
         f"server event loop {s.get('event_loop', 'asyncio')}, simulator and clients "
         f"{'SCHED_BATCH' if s.get('load_sched') == 'batch' else 'under the default policy'}"
         + (
+            ", their garbage collector paused in each phase"
+            if s.get("load_gc", "running") == "paused"
+            else ", their garbage collector running"
+        )
+        + (
             "; what-if: agents in their own room only (not the queue rooms)"
             if s["agent_rooms"] == "own"
             else ""
@@ -1288,6 +1341,13 @@ def _parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
         default=d.load_sched,
         help="scheduling policy of the simulator and the client workers (SCHED_BATCH or not)",
     )
+    p.add_argument(
+        "--load-gc",
+        choices=("paused", "running"),
+        default=d.load_gc,
+        help="the simulator's and the client workers' garbage collector during a phase "
+        "(paused: what setup made frozen, no collection until the phase's end)",
+    )
     p.add_argument("--seed", type=int, default=d.seed)
     p.add_argument("--json", action="store_true")
     args = p.parse_args(argv)
@@ -1327,6 +1387,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         gc_freeze_every=args.gc_freeze_every,
         event_loop=args.event_loop,
         load_sched=args.load_sched,
+        load_gc=args.load_gc,
         seed=args.seed,
     )
     from callwright.cli import run_event_loop  # as `callwright serve` runs the server

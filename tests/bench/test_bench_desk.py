@@ -77,6 +77,7 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
     assert report["machine"]["reference_loop_ms"] > 0
 
     table = markdown(report)
+    assert "their garbage collector paused in each phase" in table  # the default
     assert "| Callwright push (pop in the offer) | 6 | 0 | 0 |" in table
     assert "| peer: lookup after the offer | 6 | 0 | 0 |" in table
     assert "| peer: 1 s REST poll + lookup | 6 | 0 | 0 |" in table
@@ -85,11 +86,22 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
 
 
 def test_the_text_output_holds_the_tables(capsys: pytest.CaptureFixture[str]) -> None:
-    args = [*TINY, "--modes", "push", "--fanout", "0", "--agent-rooms", "own"]
+    args = [
+        *TINY,
+        "--modes",
+        "push",
+        "--fanout",
+        "0",
+        "--agent-rooms",
+        "own",
+        "--load-gc",
+        "running",
+    ]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "6 agents connected" in out
     assert "what-if: agents in their own room only" in out
+    assert "their garbage collector running" in out
     assert "| Callwright push (pop in the offer) | 6 | 0 | 0 |" in out
     assert "Wallboard fan-out" not in out
 
@@ -124,3 +136,29 @@ def test_steal_is_the_eighth_figure_of_the_cpu_line_and_part_of_the_total() -> N
     assert _steal_and_total(line) == (20819, 408141 + 1957 + 92948 + 580810 + 2783 + 10233 + 20819)
     steal, total = _machine_ticks()  # Linux: read from /proc/stat
     assert 0 <= steal <= total and total > 0
+
+
+def _collector_in_a_phase(conn: multiprocessing.connection.Connection) -> None:
+    import gc
+
+    from bench.bench_desk import _pause_collector, _resume_collector
+
+    setup = [[i] for i in range(1000)]  # what a load generator made before a phase
+    _pause_collector()
+    paused = (gc.isenabled(), gc.get_freeze_count() >= len(setup))
+    _resume_collector()
+    conn.send((paused, (gc.isenabled(), gc.get_freeze_count())))
+
+
+def test_a_load_generator_stops_collecting_in_a_phase_and_starts_again_after() -> None:
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=_collector_in_a_phase, args=(child,))
+    process.start()
+    try:
+        assert parent.poll(60), "the child process did not answer"
+        paused, resumed = parent.recv()
+        assert paused == (False, True)  # not collecting; setup's objects frozen
+        assert resumed == (True, 0)
+    finally:
+        process.join(10)
