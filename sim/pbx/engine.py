@@ -117,6 +117,11 @@ class Pbx:
         # monitor/ folder (sim/pbx/recording.py); None: no files.
         self.spool_dir = spool_dir
         self.channels: dict[str, SimChannel] = {}
+        # The live channels of each device, by name: a device's state is asked
+        # at every change of one of its channels, and a scan of every channel
+        # each time was 40% of the simulator's time at 50 calls/s with 1,000
+        # agents (bench/RESULTS.md, "Sixth round").
+        self._device_channels: dict[str, dict[str, SimChannel]] = {}
         self.bridges: dict[str, Bridge] = {}
         self.globals: dict[str, str] = {}
         self.processed_calls = 0
@@ -275,9 +280,7 @@ class Pbx:
         config = self.devices.get(device)
         if config is not None and not config.reachable:
             return "UNAVAILABLE"
-        states = [
-            c.state_code for c in self.channels.values() if c.device == device and not c.hungup
-        ]
+        states = [c.state_code for c in self.channels_of_device(device)]
         if any(s == UP for s in states):
             return "INUSE"
         if any(s == RINGING for s in states):
@@ -290,6 +293,8 @@ class Pbx:
 
     def _register(self, ch: SimChannel) -> SimChannel:
         self.channels[ch.name] = ch
+        if ch.device is not None:
+            self._device_channels.setdefault(ch.device, {})[ch.name] = ch
         self.processed_calls += 1
         self.ev_chan("Newchannel", ch)
         return ch
@@ -989,6 +994,12 @@ class Pbx:
         ch.mixmonitors.clear()
         ch.hungup = True
         self.channels.pop(ch.name, None)
+        if ch.device is not None:
+            of_device = self._device_channels.get(ch.device)
+            if of_device is not None:
+                of_device.pop(ch.name, None)
+                if not of_device:
+                    del self._device_channels[ch.device]
         for spy in [s for s in self.spy_sessions.values() if s.spyee is ch]:
             self._end_spy(spy)  # its audiohook is detached: ChanSpy lets go
         peer = ch.peer
@@ -1876,7 +1887,8 @@ class Pbx:
             await asyncio.wait_for(loop(), timeout)
 
     def channels_of_device(self, device: str) -> list[SimChannel]:
-        return [c for c in self.channels.values() if c.device == device and not c.hungup]
+        """The device's live channels, oldest first."""
+        return [c for c in self._device_channels.get(device, {}).values() if not c.hungup]
 
 
 def _presentation(ch: SimChannel) -> str:

@@ -491,3 +491,19 @@ async def test_attended_transfer_without_target_headers_still_names_the_target()
     finally:
         await ami.close()
         await sim.stop()
+
+
+async def test_a_device_state_follows_its_own_channels_only(
+    ami: AmiClient, sim: PbxSimulator
+) -> None:
+    assert sim.pbx.device_state("1001") == sim.pbx.device_state("1002") == "NOT_INUSE"
+    customer, agent = await connect_to_agent(ami, sim, "1001")
+    in_use = await ami.event("DeviceStateChange", Device="PJSIP/1001", State="INUSE")
+    assert in_use is not None
+    assert sim.pbx.device_state("1001") == "INUSE"
+    assert sim.pbx.device_state("1002") == "NOT_INUSE"  # another agent's channel is not its
+    assert sim.pbx.channels_of_device("1001") == [agent]
+    await sim.customer_hangup(customer.name)
+    await ami.event("DeviceStateChange", Device="PJSIP/1001", State="NOT_INUSE")
+    assert sim.pbx.device_state("1001") == "NOT_INUSE"
+    assert sim.pbx.channels_of_device("1001") == []
