@@ -1242,8 +1242,9 @@ def markdown(report: dict[str, Any]) -> str:
         + (f"; what-if: SQLite synchronous={s['sqlite_sync']}." if s["sqlite_sync"] else "."),
         "",
         "| desk | pops | missing | without record | p50 ms | p90 ms | p99 ms | max ms | "
-        "offer p50 ms | offer p99 ms | server CPU % | clients CPU % | steal % |",
-        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
+        "offer p50 ms | offer p99 ms | server CPU % | simulator CPU % | clients CPU % | "
+        "steal % |",
+        "|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|",
     ]
     for p in report.get("pops", []):
         # A phase that began before the previous one's backlog was worked off.
@@ -1253,7 +1254,8 @@ def markdown(report: dict[str, Any]) -> str:
             f"{p['without_record'] + p['wrong_record']} | {_ms(p['p50_ms'])} | "
             f"{_ms(p['p90_ms'])} | {_ms(p['p99_ms'])} | {_ms(p['max_ms'])} | "
             f"{_ms(p['offer_p50_ms'])} | {_ms(p['offer_p99_ms'])} | "
-            f"{p['server_cpu_pct']} | {p['workers_cpu_pct']} | {p.get('steal_pct', '')} |"
+            f"{p['server_cpu_pct']} | {p.get('sim_cpu_pct', '')} | {p['workers_cpu_pct']} | "
+            f"{p.get('steal_pct', '')} |"
         )
     if report.get("fanout"):
         every, last = report["fanout"]

@@ -61,6 +61,7 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
         assert pop["client_error_count"] == 0, pop["client_errors"]
         assert 0 < pop["p50_ms"] <= pop["p90_ms"] <= pop["p99_ms"] <= pop["max_ms"]
         assert 0 <= pop["steal_pct"] <= 100, pop  # the machine's, over the phase
+        assert pop["sim_cpu_pct"] > 0 and pop["server_cpu_pct"] > 0, pop
     push, lookup, _ = report["pops"]
     # The pushed pop carries the history; the lookup gets the record after the offer.
     assert lookup["offer_p50_ms"] <= lookup["p50_ms"]
@@ -78,6 +79,7 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
 
     table = markdown(report)
     assert "their garbage collector paused in each phase" in table  # the default
+    assert "| server CPU % | simulator CPU % | clients CPU % | steal % |" in table
     assert "| Callwright push (pop in the offer) | 6 | 0 | 0 |" in table
     assert "| peer: lookup after the offer | 6 | 0 | 0 |" in table
     assert "| peer: 1 s REST poll + lookup | 6 | 0 | 0 |" in table
