@@ -54,7 +54,7 @@ import socketio  # type: ignore[import-untyped]
 from socketio.async_pubsub_manager import AsyncPubSubManager  # type: ignore[import-untyped]
 
 from agent_desk.pops import ScreenPops
-from agent_desk.rooms import Envelope, RoomLog
+from agent_desk.rooms import Envelope, RoomLog, encode_data
 from agent_desk.throttle import SEND, Coalescer
 from crm.repository import Customer
 from cti.calls import model as calls
@@ -187,11 +187,19 @@ class DeskNotifier:
 
     # -- sending --------------------------------------------------------------
 
-    async def _send(self, room: str, type: str, data: Any) -> Envelope:
-        envelope = self.rooms.publish(room, type, data, self.clock())
+    async def _send(
+        self, room: str, type: str, data: Any, *, data_text: str | None = None
+    ) -> Envelope:
+        envelope = self.rooms.publish(room, type, data, self.clock(), data_text=data_text)
         await self.sio.emit(type, envelope.raw(), to=room, namespace=self.namespace)
         self.sent += 1
         return envelope
+
+    async def _send_each(self, rooms: Iterable[str], type: str, data: Any) -> None:
+        """``_send`` of the same ``data`` to each room in turn, encoded once."""
+        text = encode_data(data)
+        for room in rooms:
+            await self._send(room, type, data, data_text=text)
 
     async def _send_paced(self, room: str, type: str, data: Any) -> Envelope:
         """``_send`` to a large room in slices of ``PACED_SLICE`` clients,
@@ -421,8 +429,7 @@ class DeskNotifier:
             queues=list(event.queues),
             view=view,
         )
-        await self._send(SUPERVISORS, "agent_state", data)
-        await self._send(agent_room(event.agent_id), "agent_state", data)
+        await self._send_each((SUPERVISORS, agent_room(event.agent_id)), "agent_state", data)
 
     def _agent_json(
         self,
@@ -632,9 +639,8 @@ class DeskNotifier:
             "event": CALL_EVENTS.get(type(event), "updated"),
             "interaction_id": interaction_id,
         }
-        await self._send(SUPERVISORS, "call", data)
-        for agent_id in sorted(now_on | before):
-            await self._send(agent_room(agent_id), "call", data)
+        rooms = [SUPERVISORS, *(agent_room(a) for a in sorted(now_on | before))]
+        await self._send_each(rooms, "call", data)
 
     # -- recordings ---------------------------------------------------------------
 

@@ -38,7 +38,14 @@ from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Any
 
-__all__ = ["Envelope", "RawJson", "RoomLog"]
+__all__ = ["Envelope", "RawJson", "RoomLog", "encode_data"]
+
+
+def encode_data(data: Any) -> str:
+    """``data`` as an envelope holds it: JSON with the envelope's separators
+    (TypeError or ValueError when it is not JSON-encodable). For an event sent
+    to several rooms (``RoomLog.publish``'s ``data_text``): encoded once."""
+    return json.dumps(data, separators=(",", ":"))
 
 
 class RawJson:
@@ -59,10 +66,20 @@ class Envelope:
     text: str  # to_json(), encoded
 
     @classmethod
-    def encode(cls, room: str, seq: int, type: str, data: Any, at: float) -> Envelope:
-        """The envelope of ``data`` (JSON-encodable: else TypeError or ValueError)."""
-        body = {"room": room, "seq": seq, "type": type, "at": at, "data": data}
-        return cls(room, seq, type, at, json.dumps(body, separators=(",", ":")))
+    def encode(
+        cls, room: str, seq: int, type: str, data: Any, at: float, data_text: str | None = None
+    ) -> Envelope:
+        """The envelope of ``data`` (JSON-encodable: else TypeError or ValueError).
+        ``data_text``: ``encode_data(data)``, already made; the text is then the
+        same as ``data`` encoded here."""
+        if data_text is None:
+            body = {"room": room, "seq": seq, "type": type, "at": at, "data": data}
+            return cls(room, seq, type, at, json.dumps(body, separators=(",", ":")))
+        text = (
+            f'{{"room":{json.dumps(room)},"seq":{seq:d},"type":{json.dumps(type)},'
+            f'"at":{json.dumps(at)},"data":{data_text}}}'
+        )
+        return cls(room, seq, type, at, text)
 
     @property
     def data(self) -> Any:
@@ -100,11 +117,16 @@ class RoomLog:
         self._rooms: dict[str, _Room] = {}
         self._order = 0
 
-    def publish(self, room: str, type: str, data: Any, at: float) -> Envelope:
+    def publish(
+        self, room: str, type: str, data: Any, at: float, *, data_text: str | None = None
+    ) -> Envelope:
+        """``data_text``: ``encode_data(data)`` when the caller has it (the same
+        event to several rooms)."""
         r = self._rooms.get(room)
         if r is None:
             r = self._rooms[room] = _Room()
-        envelope = Envelope.encode(room, r.seq + 1, type, data, at)  # raises: nothing used
+        # Raises (data not JSON-encodable) before anything is used.
+        envelope = Envelope.encode(room, r.seq + 1, type, data, at, data_text)
         r.seq += 1
         self._order += 1
         r.buffer.append((self._order, r.seq, at, type, envelope.text))

@@ -6,7 +6,7 @@ import gc
 
 import pytest
 
-from agent_desk.rooms import RoomLog
+from agent_desk.rooms import RoomLog, encode_data
 
 
 def test_each_room_numbers_its_events_from_one() -> None:
@@ -120,3 +120,24 @@ def test_data_that_is_not_json_is_refused_and_uses_no_sequence_number() -> None:
         log.publish("agent:1", "call", {"when": object()}, 1.0)
     assert log.seq("agent:1") == 0
     assert log.publish("agent:1", "call", {"ok": True}, 2.0).seq == 1
+
+
+@pytest.mark.parametrize(
+    "data",
+    [
+        {"x": 1},
+        {"call": {"id": "1.1", "name": 'Zoë <b>"x"</b>', "at": 1.25e-7, "n": None}},
+        [1, 2.5, "é", True, None],
+        "text",
+        float("nan"),
+    ],
+)
+def test_data_encoded_once_for_several_rooms_gives_the_same_text(data: object) -> None:
+    one, other = RoomLog(epoch="e"), RoomLog(epoch="e")
+    one.publish("supervisors", "call", {}, 1.0)  # a different sequence number
+    text = encode_data(data)
+    for room in ("supervisors", "agent:7", 'odd "room"'):
+        given = one.publish(room, "call", data, 1764530000.125, data_text=text)
+        made = other.publish(room, "call", data, 1764530000.125)
+        assert given.text == made.text.replace(f'"seq":{made.seq}', f'"seq":{given.seq}')
+        assert given.to_json()["seq"] == one.seq(room)

@@ -167,9 +167,9 @@ async def test_an_auto_accepted_task_reaches_the_desk_with_its_pop_before_the_ph
     publish = rooms.publish
     ringing_when_sent: list[tuple[str, str, bool]] = []
 
-    def watching(room: str, type: str, data: Any, at: float) -> Any:
+    def watching(room: str, type: str, data: Any, at: float, **kwargs: Any) -> Any:
         ringing_when_sent.append((room, type, phone_rings(desk, "1001")))
-        return publish(room, type, data, at)
+        return publish(room, type, data, at, **kwargs)
 
     rooms.publish = watching  # type: ignore[method-assign]
     alice = await desk.connect("alice")
