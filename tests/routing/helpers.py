@@ -7,11 +7,26 @@ from typing import Any, TypeVar
 
 from routing.clock import FakeClock
 from routing.engine import Router
-from routing.model import AgentConfig, QueueConfig, RoutingEvent, TaskSpec
+from routing.model import AgentConfig, Overflow, QueueConfig, RoutingEvent, TaskSpec, Widen
 
 E = TypeVar("E")
 
 T0 = 1_700_000_000.0
+
+# Two queues with every kind of option: billing widens its target after 30 s and
+# overflows to general after 120 s (the snapshot and codec tests).
+BILLING_AND_GENERAL = [
+    QueueConfig(
+        "billing",
+        "agent.skills.billing >= 5",
+        steps=(Widen(30, "agent.skills.billing >= 3"), Overflow(120, "general")),
+        aging_per_second=0.1,
+        reservation_timeout_seconds=20,
+        wrap_up_seconds=30,
+        sticky_agent_seconds=60,
+    ),
+    QueueConfig("general", '"general" in agent.skills'),
+]
 
 
 def of(events: Iterable[RoutingEvent], kind: type[E]) -> list[E]:

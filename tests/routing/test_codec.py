@@ -12,24 +12,12 @@ from routing.codec import event_from_json, event_to_json, from_json, to_json
 from routing.model import (
     AgentRecord,
     AgentState,
-    Overflow,
-    QueueConfig,
     RouterSnapshot,
     TaskRecord,
-    Widen,
 )
-from tests.routing.helpers import Desk
+from tests.routing.helpers import BILLING_AND_GENERAL, Desk
 
-QUEUES = [
-    QueueConfig(
-        "billing",
-        "agent.skills.billing >= 5",
-        steps=(Widen(30, "agent.skills.billing >= 3"), Overflow(120, "general")),
-        reservation_timeout_seconds=20,
-        wrap_up_seconds=30,
-    ),
-    QueueConfig("general", '"general" in agent.skills'),
-]
+QUEUES = BILLING_AND_GENERAL
 
 
 def reflective(value: Any) -> Any:

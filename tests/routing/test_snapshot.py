@@ -9,7 +9,6 @@ from routing.engine import Router
 from routing.errors import RoutingConfigError
 from routing.model import (
     AgentState,
-    Overflow,
     QueueConfig,
     ReservationOffered,
     TaskAssigned,
@@ -19,22 +18,10 @@ from routing.model import (
     TaskRecord,
     TaskState,
     TaskTargetChanged,
-    Widen,
 )
-from tests.routing.helpers import T0, Desk, of, one
+from tests.routing.helpers import BILLING_AND_GENERAL, T0, Desk, of, one
 
-QUEUES = [
-    QueueConfig(
-        "billing",
-        "agent.skills.billing >= 5",
-        steps=(Widen(30, "agent.skills.billing >= 3"), Overflow(120, "general")),
-        aging_per_second=0.1,
-        reservation_timeout_seconds=20,
-        wrap_up_seconds=30,
-        sticky_agent_seconds=60,
-    ),
-    QueueConfig("general", '"general" in agent.skills'),
-]
+QUEUES = BILLING_AND_GENERAL
 
 
 def running_desk() -> Desk:
