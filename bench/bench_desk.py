@@ -199,12 +199,14 @@ def _pause_collector() -> None:
 
     Why: the load stands in for Asterisk (C, no collector) and a thousand
     agents' browsers, each on its own PC; here they are three Python processes
-    on the server's two cores. Their collections took the simulator 35-100 ms
-    at a time, and a client worker with 500 connections as long: a pause in
-    the simulator between stamping an event and writing it counted as the
-    server's latency, and its events then arrived in a burst; a client's
-    pause took a core from the server (a 43 ms step of the server with 5 ms
-    of CPU). Measured: bench/RESULTS.md, "Sixth round". ``--load-gc
+    on the server's two cores. The simulator's collections took 17-100 ms at a
+    time: a pause between stamping an event and writing it counted as the
+    server's latency, and its events then arrived in a burst. With only the
+    simulator's collector paused, the slowest pops still followed a 43 ms step
+    of the server with 5 ms of CPU: it was off its core, and the client
+    workers (500 connections each; their collections were not timed) were the
+    other processes still collecting. With theirs paused too, the tail went
+    (bench/RESULTS.md, "Sixth round"). ``--load-gc
     running`` keeps them collecting, as before. The server's own collector is
     never touched here: it runs its MemoryPolicy as `callwright serve` does.
     """
