@@ -1887,8 +1887,9 @@ class Pbx:
             await asyncio.wait_for(loop(), timeout)
 
     def channels_of_device(self, device: str) -> list[SimChannel]:
-        """The device's live channels, oldest first."""
-        return [c for c in self._device_channels.get(device, {}).values() if not c.hungup]
+        """The device's live channels, oldest first (``hangup`` takes a channel
+        out of the index as it marks it hung up)."""
+        return list(self._device_channels.get(device, {}).values())
 
 
 def _presentation(ch: SimChannel) -> str:

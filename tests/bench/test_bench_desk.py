@@ -11,6 +11,8 @@ import math
 import multiprocessing
 import multiprocessing.connection
 import os
+from collections.abc import Callable
+from typing import Any
 
 import pytest
 
@@ -88,17 +90,7 @@ def test_every_offer_and_update_arrives_in_each_mode(capsys: pytest.CaptureFixtu
 
 
 def test_the_text_output_holds_the_tables(capsys: pytest.CaptureFixture[str]) -> None:
-    args = [
-        *TINY,
-        "--modes",
-        "push",
-        "--fanout",
-        "0",
-        "--agent-rooms",
-        "own",
-        "--load-gc",
-        "running",
-    ]
+    args = [*TINY, *"--modes push --fanout 0 --agent-rooms own --load-gc running".split()]
     assert main(args) == 0
     out = capsys.readouterr().out
     assert "6 agents connected" in out
@@ -106,6 +98,20 @@ def test_the_text_output_holds_the_tables(capsys: pytest.CaptureFixture[str]) ->
     assert "their garbage collector running" in out
     assert "| Callwright push (pop in the offer) | 6 | 0 | 0 |" in out
     assert "Wallboard fan-out" not in out
+
+
+def in_a_child(target: Callable[..., None], *args: Any) -> Any:
+    """What ``target(*args, conn)`` sends back from a spawned process, as the
+    simulator and the client workers are run."""
+    ctx = multiprocessing.get_context("spawn")
+    parent, child = ctx.Pipe()
+    process = ctx.Process(target=target, args=(*args, child))
+    process.start()
+    try:
+        assert parent.poll(60), "the child process did not answer"
+        return parent.recv()
+    finally:
+        process.join(10)
 
 
 def _policy_after(policy: str, conn: multiprocessing.connection.Connection) -> None:
@@ -119,16 +125,7 @@ def _policy_after(policy: str, conn: multiprocessing.connection.Connection) -> N
     ("policy", "expected"), [("batch", os.SCHED_BATCH), ("normal", os.SCHED_OTHER)]
 )
 def test_load_generators_run_under_the_policy_asked_for(policy: str, expected: int) -> None:
-    # In a child process, as the simulator and the client workers are.
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_policy_after, args=(policy, child))
-    process.start()
-    try:
-        assert parent.poll(60), "the child process did not answer"
-        assert parent.recv() == expected
-    finally:
-        process.join(10)
+    assert in_a_child(_policy_after, policy) == expected
 
 
 def test_steal_is_the_eighth_figure_of_the_cpu_line_and_part_of_the_total() -> None:
@@ -153,14 +150,6 @@ def _collector_in_a_phase(conn: multiprocessing.connection.Connection) -> None:
 
 
 def test_a_load_generator_stops_collecting_in_a_phase_and_starts_again_after() -> None:
-    ctx = multiprocessing.get_context("spawn")
-    parent, child = ctx.Pipe()
-    process = ctx.Process(target=_collector_in_a_phase, args=(child,))
-    process.start()
-    try:
-        assert parent.poll(60), "the child process did not answer"
-        paused, resumed = parent.recv()
-        assert paused == (False, True)  # not collecting; setup's objects frozen
-        assert resumed == (True, 0)
-    finally:
-        process.join(10)
+    paused, resumed = in_a_child(_collector_in_a_phase)
+    assert paused == (False, True)  # not collecting; setup's objects frozen
+    assert resumed == (True, 0)
