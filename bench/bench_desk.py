@@ -673,11 +673,10 @@ class _Tracer:
             (routing.journal, "write_now", "store: routing journal write"),
         ):
             setattr(obj, method, self._timed_now(label, getattr(obj, method)))
-        queue = calls._queue
 
         async def sample() -> None:
             while True:
-                self.backlog.append(queue.qsize())
+                self.backlog.append(calls.backlog())
                 await asyncio.sleep(0.25)
 
         self._sampler = asyncio.ensure_future(sample())
