@@ -416,7 +416,7 @@ class CallService:
             later = self._busy[call_id] = collections.deque([event])
             try:
                 while later:
-                    await self._deliver(later.popleft())
+                    await self._deliver(later.popleft(), pause=not callers)
             finally:
                 del self._busy[call_id]
                 for _ in later:  # cancelled (stop) with events left
@@ -431,9 +431,15 @@ class CallService:
                 # the lanes.)
                 await asyncio.sleep(0)
 
-    async def _deliver(self, event: CallEvent) -> None:
+    async def _deliver(self, event: CallEvent, *, pause: bool = False) -> None:
+        """``pause``: let the event loop run between two subscribers (an
+        event no caller waits for: its subscribers' work, 2-4 ms for a
+        hangup at 50 calls/s, does not hold up a caller's event read
+        meanwhile for all of that time)."""
         try:
-            for subscriber in self._subscribers:
+            for i, subscriber in enumerate(self._subscribers):
+                if pause and i:
+                    await asyncio.sleep(0)
                 try:
                     result = subscriber(event)
                     if result is not None:
