@@ -526,14 +526,23 @@ class Runtime:
     async def _store_call(self, event: CallEvent) -> None:
         # Stored before any later subscriber announces it.
         call = event.call
-        said = record_key(call)
         if isinstance(event, CallEnded):
             self._stored_calls.pop(call.id, None)
-        elif self._stored_calls.get(call.id) == said:
+            await self.call_writer.store(call_record(call))
+            return
+        # The call as the tracker knows it now, which may be ahead of this
+        # event: a caller's Newchannel, Newstate and first Newexten come in
+        # one read, so the record of the answered call is stored once, at
+        # the call's first event, and the events after it have nothing left
+        # to write (on the screen-pop's path: one transaction less).
+        latest = self.calls.tracker.get(call.id)
+        if latest is not None and latest.ended_at is None:
+            call = latest
+        said = record_key(call)
+        if self._stored_calls.get(call.id) == said:
             return  # the stored record already says this
         await self.call_writer.store(call_record(call))
-        if not isinstance(event, CallEnded):
-            self._stored_calls[call.id] = said
+        self._stored_calls[call.id] = said
 
     def _on_link_state(self, state: LinkState) -> None:
         log.info("AMI link %s", state.value)
