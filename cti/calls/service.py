@@ -8,8 +8,8 @@ subscribers one at a time, in order; with ``workers`` > 1 the events of
 different calls are handled concurrently (one call's store round trip does not
 hold up the next caller's offer). Events of callers on their way to an agent
 go ahead of the rest (``cti.calls.lanes``), and a consumer lets the event
-loop run between two events, so a new caller's event read meanwhile can go
-first.
+loop run after each of the rest (and between its subscribers), so a new
+caller's event read meanwhile can go first.
 
 Call control maps a request on a Callwright call to AMI actions on the right
 channel. Which leg is which: the customer leg is the channel on the trunk
@@ -409,8 +409,8 @@ class CallService:
             later = self._busy.get(call_id)
             if later is not None:
                 # Another consumer is on this call: it takes this one next, so
-                # the call's events stay in order. (No await between the get
-                # and this check: the queue's order is the order handled.)
+                # the call's events stay in order. (No await between the take
+                # and this check: the lanes' order is the order handled.)
                 later.append(event)
                 continue
             later = self._busy[call_id] = collections.deque([event])
@@ -425,7 +425,7 @@ class CallService:
                 # Let the loop read what came meanwhile: a caller's event
                 # then goes ahead of this consumer's next one. (Without
                 # this, a consumer worked through the whole backlog in one
-                # step of the loop, up to 20 ms at 50 calls/s.) A caller's
+                # step of the loop, up to 31 ms at 50 calls/s.) A caller's
                 # own events go on without the pause. (After the call is no
                 # longer busy: its events that come meanwhile go through
                 # the lanes.)
