@@ -6,8 +6,9 @@ those of calls with an agent (cti.calls.lanes)."""
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import random
-from typing import Any
+from collections.abc import Iterator
 
 import pytest
 
@@ -43,25 +44,37 @@ def hangup(uid: str, number: str, device: str = "trunk") -> AmiEvent:
     return AmiEvent.build("Hangup", (*event.headers[1:], ("Cause", "16")))
 
 
+class OneAtATime:
+    """The calls whose subscriber was entered again before it had left."""
+
+    def __init__(self) -> None:
+        self.in_flight: set[str] = set()
+        self.overlapped: list[str] = []
+
+    @contextlib.contextmanager
+    def entered(self, call_id: str) -> Iterator[None]:
+        if call_id in self.in_flight:
+            self.overlapped.append(call_id)
+        self.in_flight.add(call_id)
+        try:
+            yield
+        finally:
+            self.in_flight.discard(call_id)
+
+
 async def test_a_slow_call_does_not_hold_up_another_and_each_call_stays_in_order() -> None:
     service = CallService(object(), clock=lambda: 1000.0, workers=4)  # type: ignore[arg-type]
     seen: list[tuple[str, str]] = []
-    in_flight: set[str] = set()
-    overlapped: list[str] = []
+    once = OneAtATime()
     release = asyncio.Event()
 
     async def slow_store(event: CallEvent) -> None:
         call_id = event.call.id
-        if call_id in in_flight:
-            overlapped.append(call_id)
-        in_flight.add(call_id)
-        try:
+        with once.entered(call_id):
             if call_id == "1.1":
                 await release.wait()  # the first call's store is slow
             await asyncio.sleep(0)
             seen.append((call_id, type(event).__name__))
-        finally:
-            in_flight.discard(call_id)
 
     service.subscribe(slow_store)
     service.start()
@@ -88,47 +101,43 @@ async def test_a_slow_call_does_not_hold_up_another_and_each_call_stays_in_order
     first = [k for c, k in seen if c == "1.1"]
     second = [k for c, k in seen if c == "2.1"]
     assert first == second == ["CallStarted", "CallAnswered", "CallEnded"]
-    assert overlapped == []  # never two events of one call at once
+    assert once.overlapped == []  # never two events of one call at once
 
 
-async def test_one_worker_handles_the_calls_in_arrival_order() -> None:
+async def handed_on(*amis: AmiEvent) -> list[tuple[str, str]]:
+    """What one worker hands its subscriber for ``amis`` fed in one go."""
     service = CallService(object(), clock=lambda: 1000.0)  # type: ignore[arg-type]
-    seen: list[Any] = []
+    seen: list[tuple[str, str]] = []
     service.subscribe(lambda e: seen.append((e.call.id, type(e).__name__)))
     service.start()
     try:
-        for ami in (
-            newchannel("1.1", "+15550001"),
-            newchannel("2.1", "+15550002"),
-            hangup("1.1", "+15550001"),
-        ):
+        for ami in amis:
             service.on_ami_event(ami)
         async with asyncio.timeout(5):
             await service.drain()
     finally:
         await service.stop()
+    return seen
+
+
+async def test_one_worker_handles_the_calls_in_arrival_order() -> None:
+    seen = await handed_on(
+        newchannel("1.1", "+15550001"),
+        newchannel("2.1", "+15550002"),
+        hangup("1.1", "+15550001"),
+    )
     assert seen == [("1.1", "CallStarted"), ("2.1", "CallStarted"), ("1.1", "CallEnded")]
 
 
 async def test_a_callers_events_go_ahead_of_those_of_calls_with_an_agent() -> None:
     # An agent's own call (the agent's phone, not the trunk) and then a
     # caller on the trunk: the caller's event is handed on first.
-    service = CallService(object(), clock=lambda: 1000.0)  # type: ignore[arg-type]
-    seen: list[Any] = []
-    service.subscribe(lambda e: seen.append((e.call.id, type(e).__name__)))
-    service.start()
-    try:
-        for ami in (
-            newchannel("1.1", "1001", device="1001"),
-            newstate("1.1", "1001", "Up", device="1001"),
-            newchannel("2.1", "+15550002"),
-            hangup("1.1", "1001", device="1001"),
-        ):
-            service.on_ami_event(ami)
-        async with asyncio.timeout(5):
-            await service.drain()
-    finally:
-        await service.stop()
+    seen = await handed_on(
+        newchannel("1.1", "1001", device="1001"),
+        newstate("1.1", "1001", "Up", device="1001"),
+        newchannel("2.1", "+15550002"),
+        hangup("1.1", "1001", device="1001"),
+    )
     assert seen == [
         ("2.1", "CallStarted"),
         ("1.1", "CallStarted"),
@@ -145,20 +154,13 @@ async def test_every_event_reaches_the_subscriber_once_in_its_calls_order(seed: 
     rng = random.Random(seed)
     service = CallService(object(), clock=lambda: 1000.0, workers=4)  # type: ignore[arg-type]
     seen: dict[str, list[str]] = {}
-    in_flight: set[str] = set()
-    overlapped: list[str] = []
+    once = OneAtATime()
 
     async def subscriber(event: CallEvent) -> None:
-        call_id = event.call.id
-        if call_id in in_flight:
-            overlapped.append(call_id)
-        in_flight.add(call_id)
-        try:
+        with once.entered(event.call.id):
             for _ in range(rng.choice((0, 0, 1, 3))):
                 await asyncio.sleep(0)
-            seen.setdefault(call_id, []).append(type(event).__name__)
-        finally:
-            in_flight.discard(call_id)
+            seen.setdefault(event.call.id, []).append(type(event).__name__)
 
     service.subscribe(subscriber)
     service.start()
@@ -175,7 +177,7 @@ async def test_every_event_reaches_the_subscriber_once_in_its_calls_order(seed: 
             await service.drain()
     finally:
         await service.stop()
-    assert overlapped == []
+    assert once.overlapped == []
     assert seen == {u: ["CallStarted", "CallAnswered", "CallEnded"] for u, _, _ in calls}
     assert service.backlog() == 0
 
