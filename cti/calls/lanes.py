@@ -40,8 +40,6 @@ class Lanes(Generic[T]):
         self._second: collections.deque[tuple[str, T, float]] = collections.deque()
         # Per call with events in a lane: that lane and how many.
         self._calls: dict[str, tuple[collections.deque[tuple[str, T, float]], int]] = {}
-        self.overtaken = 0  # second-lane events a first-lane event went ahead of: for tests
-        self.forced = 0  # second-lane events taken first because they had waited max_defer
 
     def __len__(self) -> int:
         return len(self._first) + len(self._second)
@@ -65,12 +63,8 @@ class Lanes(Generic[T]):
         first, second = self._first, self._second
         if first and (not second or now - second[0][2] < self.max_defer):
             lane = first
-            if second:
-                self.overtaken += 1
         elif second:
             lane = second
-            if first:
-                self.forced += 1
         else:
             return None
         call_id, item, _ = lane.popleft()

@@ -98,6 +98,11 @@ class DialplanSettings:
     originate_timeout_ms: int = 30000
     holding_context: str = "callwright-hold"  # callers waiting for an agent
 
+    @property
+    def trunk_device(self) -> str:
+        """The device of every customer leg."""
+        return f"PJSIP/{self.trunk_endpoint}"
+
 
 @dataclass(frozen=True)
 class OriginateResult:
@@ -322,7 +327,7 @@ class CallService:
 
     def _publish(self, events: Sequence[CallEvent]) -> None:
         hold = self.dialplan.agent_hold_context
-        trunk = f"PJSIP/{self.dialplan.trunk_endpoint}"
+        trunk = self.dialplan.trunk_device
         now = asyncio.get_running_loop().time()
         for event in events:
             call = event.call
@@ -462,7 +467,7 @@ class CallService:
         return call
 
     def customer_leg(self, call: Call) -> ChannelInfo:
-        trunk = f"PJSIP/{self.dialplan.trunk_endpoint}"
+        trunk = self.dialplan.trunk_device
         for channel in call.channels:
             if channel.device == trunk:
                 return channel
@@ -737,7 +742,7 @@ class CallService:
         trunk) that answered. The customer's leg is never spied on."""
         if call.answered_at is None or call.state not in (CallState.UP, CallState.HELD):
             raise WrongState(f"call {call.id!r} is not answered yet ({call.state.value})")
-        trunk = f"PJSIP/{self.dialplan.trunk_endpoint}"
+        trunk = self.dialplan.trunk_device
         for channel in call.channels:
             device = channel.device or ""
             if device.startswith("PJSIP/") and device != trunk and channel.state == "Up":

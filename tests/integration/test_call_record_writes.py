@@ -41,11 +41,12 @@ async def test_a_callers_first_events_read_together_are_stored_in_one_write(stac
 
     runtime.calls.subscribe(after_the_store)
     writes = runtime.call_writer.transactions
-    # One read of the AMI socket: the caller's channel, answered, at the hold point.
+    # One read of the AMI socket: the caller's channel, answered, on to the
+    # next step of its dialplan (not the holding point: no routing here).
     for ami in (
         event("Newchannel", "Ring"),
         event("Newstate", "Up"),
-        event("Newexten", "Up", Context="callwright-hold", Exten="s"),
+        event("Newexten", "Up", Exten="s"),
     ):
         runtime.calls.on_ami_event(ami)
     async with asyncio.timeout(5):
