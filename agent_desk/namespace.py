@@ -285,7 +285,18 @@ class DeskNamespace(socketio.AsyncNamespace):  # type: ignore[misc]
         requested: dict[str, int] = payload["rooms"]
         foreign = sorted(room for room in requested if room not in conn.rooms)
         if foreign:
-            raise ErrorAck("forbidden", f"not in room(s): {', '.join(r[:100] for r in foreign)}")
+            # Asking for another room's events is a refused read: audited as
+            # the other refusals are (the first room names the subject).
+            named = ", ".join(r[:100] for r in foreign)
+            await self._record(
+                conn.principal,
+                "desk.resync",
+                foreign[0][:100],
+                "denied",
+                conn.client_ip,
+                {"rooms": [r[:100] for r in foreign[:10]], "via": "desk"},
+            )
+            raise ErrorAck("forbidden", f"not in room(s): {named}")
         if not conn.supervisor:
             await self.notifier.prepare_agent(conn.principal.id)
         return {"ok": True, **self._sync(conn, requested, payload.get("epoch"))}

@@ -19,6 +19,7 @@ from sqlalchemy.pool import NullPool
 
 from callwright.config import RoutingConfig
 from callwright.runtime import Runtime
+from routing.model import QueueConfig
 from routing.persistence import AgentRepository
 from sim.pbx.server import PbxSimulator
 from store import make_engine
@@ -205,12 +206,14 @@ async def fresh_postgres() -> AsyncIterator[str]:
 
 
 @contextlib.asynccontextmanager
-async def open_desk(sim: PbxSimulator, data: Path, url: str) -> AsyncIterator[DeskStack]:
+async def open_desk(
+    sim: PbxSimulator, data: Path, url: str, queue: QueueConfig = QUEUE
+) -> AsyncIterator[DeskStack]:
     agents = await seed_agents(url, capacity={"voice": 1, "email": 3})
     sue = await seed_supervisor(url)
     config = replace(
         make_config(sim.port, data, "" if url.startswith("sqlite") else url),
-        routing=RoutingConfig(queues=(QUEUE,), voice_queue="support"),
+        routing=RoutingConfig(queues=(queue,), voice_queue="support"),
     )
     runtime = Runtime(config)
     await runtime.start()
