@@ -646,10 +646,14 @@ class DeskNotifier:
 
     async def recording(self, data: Mapping[str, Any], agent_id: str | None) -> None:
         """A call's recording state changed (``recordings.control``): to the
-        supervisors and to the agent who handles the call."""
-        await self._send(SUPERVISORS, "recording", dict(data))
+        supervisors, to the agent who handled the call, and to every agent whose
+        device is on it now (one the call was transferred to pauses it for a
+        card payment, and sees that on their desk)."""
+        agents = set(self._call_agents.get(str(data.get("call_id")), ()))
         if agent_id is not None:
-            await self._send(agent_room(agent_id), "recording", dict(data))
+            agents.add(agent_id)
+        rooms = [SUPERVISORS, *(agent_room(a) for a in sorted(agents))]
+        await self._send_each(rooms, "recording", dict(data))
 
     # -- snapshots (synchronous: built from memory) ------------------------------
 

@@ -517,3 +517,50 @@ async def test_after_a_restart_a_running_recording_is_adopted_not_started_again(
     assert mute.get("MixMonitorID") == (await runtime.recordings.get(row.id)).external_id  # type: ignore[union-attr]
     mixmon = rec.sim.pbx.find(channel).mixmonitors[0]  # type: ignore[union-attr]
     assert mixmon.muted_read and mixmon.muted_write
+
+
+async def test_after_a_transfer_to_another_agent_their_desk_follows_the_recording(
+    rec: RecStack,
+) -> None:
+    from tests.desk.conftest import DeskClient
+
+    clients = {}
+    for user in ("alice", "bob"):
+        client = DeskClient(rec.runtime.url)
+        await client.connect({"token": rec.tokens[user]})
+        await client.wait(lambda c=client: c.hellos)  # type: ignore[misc]
+        clients[user] = client
+    alice, bob = clients["alice"], clients["bob"]
+    try:
+        call_id, channel = await rec.answered_call("+15550100008")
+        await alice.next_event("recording", lambda d: d["state"] == "recording")
+        status, body = await rec.request(
+            "POST",
+            f"/api/calls/{call_id}/transfer",
+            user="alice",
+            body={"target": "1002", "to": "agent", "idempotency_key": "rec-to-bob"},
+        )
+        assert status == 202, body
+        await until(
+            lambda: any(
+                c.id == call_id and c.bridged and "PJSIP/1002" in {ch.device for ch in c.channels}
+                for c in rec.runtime.calls.calls()
+            ),
+            "the caller bridged with Bob",
+        )
+        # Bob now talks to the caller: the card payment is his to pause, and his
+        # desk shows it as it happens.
+        status, body = await rec.request(
+            "POST", f"/api/calls/{call_id}/recording/pause", user="bob"
+        )
+        assert status == 200, body
+        paused = await bob.next_event("recording", lambda d: d["state"] == "paused")
+        assert paused["room"] == f"agent:{rec.agents['1002']}"
+        assert paused["data"]["call_id"] == call_id
+        await rec.request("POST", f"/api/calls/{call_id}/recording/resume", user="bob")
+        await bob.next_event("recording", lambda d: d["state"] == "recording")
+        assert [d["state"] for d in bob.of("recording")] == ["paused", "recording"]
+        await rec.sim.customer_hangup(channel)
+    finally:
+        for client in clients.values():
+            await client.close()
