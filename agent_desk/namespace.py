@@ -11,7 +11,7 @@ it serves; supervisor or admin: ``supervisors`` and every queue) and gets
 ``hello``::
 
     {"principal": {"id", "role"}, "epoch", "now", "rooms": {room: seq},
-     "settings": {"dispositions", "notes_max_chars", "queues": [{id, name}]},
+     "settings": {"dispositions", "notes_max_chars", "payment", "queues": [{id, name}]},
      "snapshot": {...}}            # or "missed": [envelope, ...] on a resume
 
 ``rooms`` holds the last sequence number of each room that the snapshot

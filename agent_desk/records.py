@@ -66,9 +66,14 @@ class DeskSettings:
 
     dispositions: tuple[str, ...]
     notes_max_chars: int
+    payment: bool = False  # a card payment line to transfer callers to ([pbx] payment_context)
 
     def json(self) -> dict[str, Any]:
-        return {"dispositions": list(self.dispositions), "notes_max_chars": self.notes_max_chars}
+        return {
+            "dispositions": list(self.dispositions),
+            "notes_max_chars": self.notes_max_chars,
+            "payment": self.payment,
+        }
 
 
 class CallerNumbers(Protocol):

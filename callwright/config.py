@@ -123,6 +123,9 @@ class PbxConfig:
     holding_context: str = "callwright-hold"
     onhold_context: str = "callwright-onhold"
     agent_hold_context: str = "callwright-agent-hold"
+    # The card payment line an agent sends a caller to ("" = none): the
+    # recording pauses there while the card number is typed.
+    payment_context: str = "callwright-payment"
     default_region: str = "US"
     originate_timeout: float = 30.0
 
@@ -483,6 +486,9 @@ def parse_config(
         holding_context=s.string("holding_context", defaults.holding_context),
         onhold_context=s.string("onhold_context", defaults.onhold_context),
         agent_hold_context=s.string("agent_hold_context", defaults.agent_hold_context),
+        payment_context=s.string(
+            "payment_context", defaults.payment_context, allow_empty=True
+        ).strip(),
         default_region=s.string("default_region", defaults.default_region),
         originate_timeout=s.number("originate_timeout", defaults.originate_timeout, 1, 600),
     )

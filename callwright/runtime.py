@@ -182,6 +182,7 @@ class Runtime:
                 onhold_context=pbx.onhold_context,
                 agent_hold_context=pbx.agent_hold_context,
                 holding_context=pbx.holding_context,
+                payment_context=pbx.payment_context,
                 originate_timeout_ms=int(pbx.originate_timeout * 1000),
             ),
             # Calls handled concurrently (each call's events stay in order): one
@@ -364,6 +365,7 @@ class Runtime:
         desk_settings = DeskSettings(
             dispositions=config.desk.dispositions,
             notes_max_chars=config.desk.notes_max_chars,
+            payment=bool(config.pbx.payment_context),
         )
         self.desk = Desk(
             self.sio,

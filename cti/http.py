@@ -224,14 +224,14 @@ def routes(service: CallService, authorize: Authorize = _allow) -> list[web.Rout
         body = await read_json_object(request)
         call = service.get(request.match_info["call_id"])
         await authorize(request, "calls.transfer", call)
-        if "target" not in body:
+        if "target" not in body and body.get("to") != "payment":
             raise InvalidRequest("target: required")
         key = _key(request, body)
         if key is None:
             raise InvalidRequest(_KEY_REQUIRED)
         result = await service.transfer(
             call.id,
-            body["target"],
+            body.get("target", ""),
             kind=body.get("kind", "blind"),
             to=body.get("to", "agent"),
             idempotency_key=key,

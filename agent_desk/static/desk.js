@@ -765,10 +765,17 @@
       this.attended = el("button", { type: "button" }, "Attended transfer");
       this.complete = el("button", { type: "button", hidden: true }, "Complete transfer");
       this.cancel = el("button", { type: "button", hidden: true }, "Cancel transfer");
+      // The card payment line: the caller types the card number to the IVR with the
+      // recording paused, then comes back to this agent (README, "Card payments").
+      this.payment = el(
+        "button",
+        { type: "button", class: "payment", hidden: !settings().payment, title: "The caller types the card number with the recording paused, then comes back to you" },
+        "Card payment",
+      );
       this.controls = el(
         "div",
         { class: "controls" },
-        el("div", { class: "buttons" }, this.hangup, this.hold),
+        el("div", { class: "buttons" }, this.hangup, this.hold, this.payment),
         el("div", { class: "buttons" }, this.target, this.queueList, this.targetKind, this.blind, this.attended, this.complete, this.cancel),
       );
       // The call's recording: its state, and pause/resume (card payments).
@@ -784,6 +791,7 @@
       });
       this.blind.addEventListener("click", () => this.transfer("blind"));
       this.attended.addEventListener("click", () => this.transfer("attended"));
+      this.payment.addEventListener("click", () => this.callAction("transfer", { kind: "blind", to: "payment" }));
       this.complete.addEventListener("click", () => this.callAction("transfer/complete"));
       this.cancel.addEventListener("click", () => this.callAction("transfer/cancel"));
     }

@@ -97,6 +97,7 @@ class DialplanSettings:
     agent_hold_context: str = "callwright-agent-hold"
     originate_timeout_ms: int = 30000
     holding_context: str = "callwright-hold"  # callers waiting for an agent
+    payment_context: str = "callwright-payment"  # the card payment line ("": none)
 
     @property
     def trunk_device(self) -> str:
@@ -127,6 +128,8 @@ class TransferResult:
 # channel is left to spy on (never wait on a silent line for another one), u
 # the first argument is an exact channel name (no prefix match: never another
 # agent's channel); w whisper to the agent only, B barge: talk to both parties.
+# Where ``transfer`` sends a caller (``to``).
+TRANSFER_TO: Final = ("agent", "number", "queue", "payment")
 SPY_MODES: Final[Mapping[str, str]] = {"listen": "qESu", "whisper": "qESuw", "barge": "qESuB"}
 
 
@@ -540,13 +543,18 @@ class CallService:
         (``to="agent"``) or an external number (``to="number"``); blind to a
         routing queue (``to="queue"``, target = the queue id): the customer goes
         back to the holding context carrying the queue in ``CALLWRIGHT_QUEUE``,
-        and voice routing queues the call there."""
+        and voice routing queues the call there. Blind to the card payment line
+        (``to="payment"``, no target: ``DialplanSettings.payment_context``),
+        whose flow pauses the recording while the card number is typed and
+        then sends the caller back to their queue."""
         if kind not in ("blind", "attended"):
             raise InvalidRequest("kind: expected 'blind' or 'attended'")
-        if to not in ("agent", "number", "queue"):
-            raise InvalidRequest("to: expected 'agent', 'number' or 'queue'")
+        if to not in TRANSFER_TO:
+            raise InvalidRequest("to: expected 'agent', 'number', 'queue' or 'payment'")
         if to == "queue":
             return await self._transfer_to_queue(call_id, target, kind, idempotency_key)
+        if to == "payment":
+            return await self._transfer_to_payment(call_id, target, kind, idempotency_key)
         target = check_number(target, "target")
         key = check_key(idempotency_key)
         call = self.get(call_id)
@@ -562,6 +570,33 @@ class CallService:
                 AmiAction.build(name, {"Channel": agent.name, "Context": context, "Exten": exten})
             )
             return TransferResult(key, call.id, kind, target)
+
+        result = await self._once(key, run)
+        assert isinstance(result, TransferResult)
+        return result
+
+    async def _transfer_to_payment(
+        self, call_id: str, target: object, kind: str, idempotency_key: str
+    ) -> TransferResult:
+        context = self.dialplan.payment_context
+        if not context:
+            raise InvalidRequest("to: no payment line here ([pbx] payment_context is empty)")
+        if kind != "blind":
+            raise InvalidRequest("kind: a transfer to the payment line is blind")
+        if target not in (None, "", "payment"):
+            raise InvalidRequest("target: a transfer to the payment line takes no target")
+        key = check_key(idempotency_key)
+        call = self.get(call_id)
+        agent = self.agent_leg(call)
+
+        async def run() -> TransferResult:
+            # The agent's leg hangs up; the caller runs the payment flow.
+            await self.ami.send(
+                AmiAction.build(
+                    "BlindTransfer", {"Channel": agent.name, "Context": context, "Exten": "s"}
+                )
+            )
+            return TransferResult(key, call.id, kind, "payment")
 
         result = await self._once(key, run)
         assert isinstance(result, TransferResult)

@@ -2,7 +2,7 @@
 before the phone rings, accept, transfer, the call in the customer's history;
 the wrap-up found in the customer's record; an unknown caller created or
 linked from the pop; the caller's open e-mails; a transfer into a queue;
-click-to-dial from a record; customer text shown as text; a dropped
+the card payment line; click-to-dial from a record; customer text shown as text; a dropped
 connection shown and caught up."""
 
 from __future__ import annotations
@@ -433,6 +433,47 @@ async def test_a_call_is_transferred_into_a_queue_from_the_desk(
     )
     await expect(page.locator("#state-name")).to_have_text("available")
     assert agent_channels(desk_stack.sim, "1001") == []
+
+
+async def test_the_card_payment_button_sends_the_caller_to_the_payment_line(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    runtime = desk_stack.runtime
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/desk", "alice")
+    await go_available(page)
+    await desk_stack.sim.inbound_call(ADA, "Ada Lovelace")
+    await page.locator("article.offer").get_by_role("button", name="Accept").click()
+    task = page.locator("article.task[data-channel=voice]")
+    await expect(task.locator(".call-state")).to_have_text("connected")
+    (agent_leg,) = agent_channels(desk_stack.sim, "1001")
+
+    await task.get_by_role("button", name="Card payment").click()
+
+    # Alice's leg is blind-transferred to the payment line: she leaves the call
+    # (the flow brings the caller back to her queue afterwards; tests/integration/
+    # test_ivr_payment.py follows that part).
+    await eventually(
+        lambda: (
+            [
+                (a["Channel"], a["Context"], a["Exten"])
+                for a in desk_stack.sim.ami_actions_received
+                if a.name == "BlindTransfer"
+            ]
+            == [(agent_leg.name, "callwright-payment", "s")]
+        ),
+        "a BlindTransfer of Alice's leg to the payment line",
+    )
+    await eventually(lambda: agent_channels(desk_stack.sim, "1001") == [], "Alice off the call")
+    await expect(task.locator(".call-state")).not_to_have_text("connected")
+    await eventually(
+        lambda: (
+            runtime.routing is not None
+            and runtime.routing.router.agent(desk_stack.seeded.agents["alice"]).state.value
+            != "busy"
+        ),
+        "Alice's task done",
+    )
 
 
 async def test_click_to_dial_from_a_record_rings_the_agent_then_the_customer_and_wraps_up(

@@ -19,6 +19,13 @@ def test_the_shipped_sample_config_loads() -> None:
     assert config.store.data_dir == ROOT / "data"
 
 
+def test_the_payment_line_is_on_by_default_and_can_be_turned_off() -> None:
+    config = load_config(ROOT / "config.toml", env={})
+    assert config.pbx.payment_context == "callwright-payment"
+    off = parse_config({"ami": {"secret": "s"}, "pbx": {"payment_context": ""}}, env={})
+    assert off.pbx.payment_context == ""
+
+
 def test_the_file_secret_is_used_when_the_variable_is_unset() -> None:
     config = load_config(ROOT / "config.toml", env={})
     assert config.ami.secret.reveal() == "change-me"
@@ -57,6 +64,7 @@ def test_secrets_never_show_in_repr() -> None:
             {"ami": {"secret": "s", "reconnect_min": 5, "reconnect_max": 1}},
             "ami.reconnect_max: expected a number >= ami.reconnect_min",
         ),
+        ({"ami": {"secret": "s"}, "pbx": {"payment_context": 4}}, "pbx.payment_context: expected"),
     ],
 )
 def test_bad_values_name_the_key_and_what_was_expected(data: dict, message: str) -> None:

@@ -224,7 +224,7 @@ async def test_a_blind_transfer_to_an_agent_frees_the_transferring_agent(world: 
     assert interaction.ended_at is None  # the call goes on
 
 
-async def test_a_transfer_to_a_queue_is_refused_for_an_unknown_queue_or_attended(
+async def test_a_transfer_to_a_queue_or_the_payment_line_is_refused_when_malformed(
     world: World,
 ) -> None:
     w = world
@@ -235,6 +235,9 @@ async def test_a_transfer_to_a_queue_is_refused_for_an_unknown_queue_or_attended
         ({"target": "bil ling", "to": "queue"}, "target: expected a queue id"),
         ({"target": "billing", "to": "queue", "kind": "attended"}, "kind:"),
         ({"target": "billing", "to": "moon"}, "to: expected"),
+        ({"to": "payment", "kind": "attended"}, "kind: a transfer to the payment line is blind"),
+        ({"to": "payment", "target": "1002"}, "target: a transfer to the payment line takes no"),
+        ({"to": "agent"}, "target: required"),
     ):
         status, answer = await w.post("alice", path, {**body, "idempotency_key": "refused-1"})
         assert (status, answer["error"]) == (400, "invalid_request"), answer
@@ -243,6 +246,12 @@ async def test_a_transfer_to_a_queue_is_refused_for_an_unknown_queue_or_attended
     now = w.call(call.id)
     assert now is not None and now.bridged
     assert "PJSIP/1001" in {ch.device for ch in now.channels}
+    assert routing_state(w, task_id) == "assigned"
+    # A PBX without a payment line ([pbx] payment_context = ""): refused, naming the key.
+    w.runtime.calls.dialplan = replace(w.runtime.calls.dialplan, payment_context="")
+    status, answer = await w.post("alice", path, {"to": "payment", "idempotency_key": "pay-1"})
+    assert (status, answer["error"]) == (400, "invalid_request"), answer
+    assert "[pbx] payment_context" in answer["message"], answer
     assert routing_state(w, task_id) == "assigned"
     # Bob, on nobody's call, may not transfer it.
     status, answer = await w.post(

@@ -18,12 +18,12 @@ from collections.abc import AsyncIterator
 from dataclasses import dataclass, replace
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from callwright.config import IvrConfig, RecordingPolicy, RecordingsConfig, RoutingConfig
 from callwright.runtime import Runtime
 from crm.repository import CustomerRepository
-from cti.ami.messages import AmiAction
 from ivr import load_flow
 from routing import model
 from routing.persistence import AgentRepository
@@ -151,14 +151,23 @@ async def answered_and_recorded(pay: PayStack) -> Answered:
 
 
 async def transfer_to_payment(pay: PayStack, call_id: str) -> None:
-    """Alice sends Ann to the payment line (what a desk button would do)."""
+    """Alice sends Ann to the payment line, as the desk's "Card payment" button
+    does: the API sends a BlindTransfer of Alice's leg to callwright-payment."""
+    alice = await pay.runtime.agents.get(int(pay.agents["1001"]))
+    assert alice is not None
+    token, _ = pay.runtime.auth.issue(alice)
     agent_leg = pay.runtime.calls.agent_leg(pay.runtime.calls.get(call_id))
-    await pay.runtime.link.send(
-        AmiAction.build(
-            "BlindTransfer",
-            {"Channel": agent_leg.name, "Context": "callwright-payment", "Exten": "s"},
-        )
-    )
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {token}"}) as http:
+        async with http.post(
+            f"{pay.runtime.url}/api/calls/{call_id}/transfer",
+            json={"to": "payment", "idempotency_key": f"pay-{call_id}"},
+        ) as resp:
+            assert resp.status == 202, await resp.text()
+            assert (await resp.json())["target"] == "payment"
+    sent = [a for a in pay.sim.ami_actions_received if a.name == "BlindTransfer"]
+    assert [(a["Channel"], a["Context"], a["Exten"]) for a in sent] == [
+        (agent_leg.name, "callwright-payment", "s")
+    ]
 
 
 async def test_a_card_payment_mid_call_pauses_the_recording_and_returns_to_the_agent(
