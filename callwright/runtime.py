@@ -408,6 +408,15 @@ class Runtime:
         self._runner: web.AppRunner | None = None
         self.port: int | None = None
 
+    async def _survey_figures(
+        self, since: float, until: float | None
+    ) -> dict[str, tuple[int, float]]:
+        found = await self.ivr_sessions.survey_figures(
+            datetime.fromtimestamp(since, UTC),
+            None if until is None else datetime.fromtimestamp(until, UTC),
+        )
+        return {queue: (f.count, f.average) for queue, f in found.items()}
+
     async def _interaction_customer(self, interaction_id: int) -> int | None:
         interaction = await self.interactions.get(interaction_id)
         return None if interaction is None else interaction.customer_id
@@ -487,7 +496,9 @@ class Runtime:
         # After the desk: a recording that stops is announced after the call event.
         self.calls.subscribe(self.recording_control.on_call_event)
         routing.subscribe(self.voice.on_routing_events)
-        self.app.add_routes(routing_routes(routing, self.authorization.authorize))
+        self.app.add_routes(
+            routing_routes(routing, self.authorization.authorize, surveys=self._survey_figures)
+        )
         self.email = EmailRouting(
             routing, self.mail_store, queue_id=self.config.routing.email_queue
         )

@@ -22,13 +22,22 @@ from sqlalchemy import desc, insert, or_, select, update
 from sqlalchemy.engine import Row
 from sqlalchemy.ext.asyncio import AsyncEngine
 
+from crm.persistence import interactions
 from ivr.model import Session
 from ivr.persistence import ivr_sessions
 from store.types import utc_now
 
-__all__ = ["IvrRepository", "IvrSessionRow"]
+__all__ = ["IvrRepository", "IvrSessionRow", "SurveyFigures"]
 
 Edge = str  # "agi" | "twilio"
+
+
+@dataclass(frozen=True)
+class SurveyFigures:
+    """A queue's post-call survey answers over a period (``survey_figures``)."""
+
+    count: int  # interactions rated
+    average: float  # their mean score
 
 
 @dataclass(frozen=True)
@@ -282,6 +291,42 @@ class IvrRepository:
         async with self._engine.connect() as conn:
             value = (await conn.execute(query)).scalar_one_or_none()
         return None if value is None else int(value)
+
+    async def survey_figures(
+        self, since: datetime, until: datetime | None = None
+    ) -> dict[str, SurveyFigures]:
+        """Post-call survey answers given in [since, until), per queue of the
+        interaction they rate: how many interactions were rated and their mean
+        score. One answer per interaction, its latest (as the interaction list
+        shows it)."""
+        query = (
+            select(
+                ivr_sessions.c.interaction_id,
+                ivr_sessions.c.survey_score,
+                interactions.c.queue,
+            )
+            .join(interactions, interactions.c.id == ivr_sessions.c.interaction_id)
+            .where(
+                ivr_sessions.c.phase == "survey",
+                ivr_sessions.c.survey_score.is_not(None),
+                ivr_sessions.c.updated_at >= since,
+                interactions.c.queue.is_not(None),
+            )
+            .order_by(ivr_sessions.c.updated_at, ivr_sessions.c.id)
+        )
+        if until is not None:
+            query = query.where(ivr_sessions.c.updated_at < until)
+        latest: dict[int, tuple[str, int]] = {}
+        async with self._engine.connect() as conn:
+            for interaction_id, score, queue in await conn.execute(query):
+                latest[int(interaction_id)] = (str(queue), int(score))
+        totals: dict[str, list[int]] = {}
+        for queue, score in latest.values():
+            totals.setdefault(queue, []).append(score)
+        return {
+            queue: SurveyFigures(len(scores), sum(scores) / len(scores))
+            for queue, scores in totals.items()
+        }
 
     async def for_interaction(self, interaction_id: int) -> list[IvrSessionRow]:
         query = (

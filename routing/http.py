@@ -6,7 +6,7 @@ seam for roles (the desk issue)."""
 from __future__ import annotations
 
 import uuid
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 from aiohttp import web
@@ -29,11 +29,16 @@ from routing.stats import QueueStats
 __all__ = ["routes"]
 
 Authorize = Callable[[web.Request, str, str | None], Awaitable[None]]
+# The post-call survey answers of [since, until) per queue: (interactions rated,
+# mean score). Routing does not store them (the IVR does): the composition root
+# passes the lookup in.
+Surveys = Callable[[float, float | None], Awaitable[Mapping[str, tuple[int, float]]]]
 Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
 API_CHANNELS = ("callback", "chat", "email", "voice")
 AGENT_STATES = ("available", "break", "offline")
 MAX_INTERVALS = 3000  # a month of 15-minute intervals
+MAX_EPOCH = 253402300799.0  # 9999-12-31T23:59:59Z: the last second a datetime holds
 
 
 async def _allow(request: web.Request, action: str, subject: str | None) -> None:
@@ -67,7 +72,9 @@ def task_json(view: model.TaskView) -> dict[str, Any]:
     return data
 
 
-def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.RouteDef]:
+def routes(
+    service: RoutingService, authorize: Authorize = _allow, surveys: Surveys | None = None
+) -> list[web.RouteDef]:
     def guarded(fn: Handler) -> Handler:
         async def handler(request: web.Request) -> web.StreamResponse:
             try:
@@ -159,16 +166,22 @@ def routes(service: RoutingService, authorize: Authorize = _allow) -> list[web.R
             until = float(request.query["until"]) if "until" in request.query else None
         except ValueError:
             raise InvalidRequest("since/until: expected epoch seconds") from None
+        if not all(0 <= t <= MAX_EPOCH for t in (since, until) if t is not None):
+            raise InvalidRequest(f"since/until: expected epoch seconds, 0 to {MAX_EPOCH:.0f}")
         events = await service.journal.events(since=since, until=until)
         folded = QueueStats.fold(events, queues=list(service.queues))
         at = until if until is not None else service.clock()
-        return web.json_response(
-            {
-                "since": since,
-                "until": until,
-                "queues": {q: to_json(folded.figures(q, at)) for q in service.queues},
-            }
-        )
+        queues = {q: to_json(folded.figures(q, at)) for q in service.queues}
+        if surveys is not None:
+            # Customer satisfaction: the callers' post-call survey answers.
+            rated = await surveys(since, until)
+            for q, figures in queues.items():
+                count, average = rated.get(q, (0, 0.0))
+                figures["survey"] = {
+                    "count": count,
+                    "average": round(average, 2) if count else None,
+                }
+        return web.json_response({"since": since, "until": until, "queues": queues})
 
     async def interval_report(request: web.Request) -> web.StreamResponse:
         """Every interval of [since, until) per queue (default: today, UTC,

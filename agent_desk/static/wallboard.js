@@ -20,6 +20,7 @@
     calls: new Map(), // call id -> {call, agent_ids, task_id}
     spies: new Map(), // spied call id -> my session {spy_id, mode, device, started}
     recordings: new Map(), // call id -> recording state (the `recording` event)
+    surveys: new Map(), // queue id -> today's post-call survey answers {count, average}
   };
   const SPY_MODES = [
     ["listen", "Listen"],
@@ -87,6 +88,7 @@
     renderWaiting();
     fillQueueChoice();
     loadHistory();
+    loadSurveys();
   }
 
   function applyEvent(envelope) {
@@ -157,10 +159,26 @@
         el("td", { class: "num asa" }, duration(f.average_speed_of_answer)),
         el("td", { class: "num aht" }, duration(f.average_handle_time)),
         el("td", { class: "num" }, `${states.available || 0} / ${(states.busy || 0) + (states.wrap_up || 0)}`),
+        surveyCell(wb.surveys.get(q.queue_id)),
       );
     });
     $("queue-rows").replaceChildren(...rows);
     tick();
+  }
+
+  function surveyCell(survey) {
+    const cell = el("td", { class: "num survey" }, survey && survey.count ? `${survey.average.toFixed(1)} (${survey.count})` : "–");
+    cell.title = survey && survey.count ? `mean of ${survey.count} post-call survey answer(s) today` : "no post-call survey answer today";
+    return cell;
+  }
+
+  /** Today's post-call survey answers per queue (customer satisfaction): read at
+   * start and every minute; answers come after calls, so a minute is fresh enough. */
+  async function loadSurveys() {
+    const result = await api("GET", `/api/reports/queues?since=${dayStart()}`);
+    if (!result.ok) return;
+    wb.surveys = new Map(Object.entries(result.body.queues).map(([id, figures]) => [id, figures.survey]));
+    renderQueues();
   }
 
   // -- live calls: listen, whisper, barge -----------------------------------------------
@@ -556,6 +574,7 @@
   setInterval(() => {
     if (live && historyDay !== null && historyDay !== dayStart()) loadHistory();
     else drawChart();
+    if (live) loadSurveys();
   }, 60000);
 
   // -- go -----------------------------------------------------------------------------------

@@ -1,11 +1,14 @@
 """The supervisor wallboard in a real browser against the real stack: queue
-figures and the agent grid live, the chart, forcing an agent's state."""
+figures and the agent grid live, the chart, forcing an agent's state, the
+day's post-call survey answers per queue."""
 
 from __future__ import annotations
 
 import re
+from datetime import UTC, datetime
 from typing import Any
 
+from ivr.model import Session
 from tests.browser.conftest import (
     ADA,
     Browsers,
@@ -181,3 +184,30 @@ async def test_the_figures_and_the_chart_follow_a_call_that_is_answered_and_ends
     await expect(later.locator("#chart")).to_have_attribute("data-answered", "1")
     await expect(later.locator("#chart")).to_have_attribute("data-service-level", "100")
     await screenshot(later, "wallboard-chart")
+
+
+async def test_the_queue_row_shows_todays_post_call_survey_answers(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    runtime = desk_stack.runtime
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/wallboard", "sue")
+    row = page.locator('#queue-rows tr[data-queue="support"]')
+    await expect(row.locator(".survey")).to_have_text("\u2013")  # an en dash: no answer yet
+
+    # Two callers of support answered the post-call survey (the IVR stores it so).
+    for score in (4, 5):
+        interaction = await runtime.interactions.create(
+            channel="voice", direction="inbound", started_at=datetime.now(UTC), queue="support"
+        )
+        survey = await runtime.ivr_sessions.create(
+            edge="agi",
+            call_ref=f"survey-{score}",
+            session=Session(flow="support", node="survey", language="en", phase="survey"),
+            phase="survey",
+            interaction_id=interaction.id,
+        )
+        await runtime.ivr_sessions.record_survey(survey, score)
+
+    await page.reload()  # read at start (and every minute)
+    await expect(row.locator(".survey")).to_have_text("4.5 (2)")

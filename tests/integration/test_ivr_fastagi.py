@@ -12,6 +12,7 @@ from dataclasses import dataclass, replace
 from datetime import UTC, datetime
 from pathlib import Path
 
+import aiohttp
 import pytest
 
 from callwright.config import IvrConfig, RoutingConfig
@@ -26,7 +27,7 @@ from sim.pbx.server import PbxSimulator
 from store import make_engine
 from store.migrate import upgrade
 
-from .conftest import QUEUE, Recorder, make_config
+from .conftest import QUEUE, TOKEN, Recorder, make_config
 
 FLOW = load_flow(Path(__file__).resolve().parents[2] / "flows" / "support.toml")
 OPEN = datetime(2026, 6, 3, 10, 0, tzinfo=UTC)  # Wednesday 12:00 in Paris
@@ -314,6 +315,16 @@ async def test_post_call_survey_after_the_agent_hangs_up_is_stored(
     )
     assert row.interaction_id is not None
     assert await stack.runtime.ivr_sessions.survey_for_interaction(row.interaction_id) == 4
+    # The supervisors' queue report counts the answer in the interaction's queue.
+    interaction = await stack.runtime.interactions.get(row.interaction_id)
+    assert interaction is not None and interaction.queue is not None
+    async with aiohttp.ClientSession(headers={"Authorization": f"Bearer {TOKEN}"}) as http:
+        async with http.get(f"{stack.runtime.url}/api/reports/queues?since=0") as resp:
+            assert resp.status == 200
+            report = await resp.json()
+    surveys = {q: figures["survey"] for q, figures in report["queues"].items()}
+    assert surveys.pop(interaction.queue) == {"count": 1, "average": 4.0}
+    assert surveys and all(s == {"count": 0, "average": None} for s in surveys.values())
 
 
 def _agi_log(stack: IvrStack, channel: SimChannel) -> list[tuple[str, str]]:

@@ -62,6 +62,11 @@ async def test_live_statistics_equal_the_report_from_the_stored_log(routed: Any)
     for key in ("offered", "answered", "abandoned", "handled", "service_level"):
         assert history[key] == live[key], key
     assert (live["offered"], live["answered"], live["abandoned"]) == (2, 1, 1)
+    assert history["survey"] == {"count": 0, "average": None}  # no caller answered one
+    for query in ("since=abc", "since=nan", "since=-1", "since=0&until=1e300", "until=inf"):
+        status, refused = await stack.get(f"/api/reports/queues?{query}")
+        assert (status, refused["error"]) == (400, "invalid_request"), (query, refused)
+        assert refused["message"].startswith("since/until: expected epoch seconds"), refused
 
 
 async def test_unknown_ids_and_bad_values_are_4xx_and_change_nothing(routed: Any) -> None:
