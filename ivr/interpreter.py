@@ -147,18 +147,20 @@ def render(flow: Flow, prompt: Prompt, language: str) -> Say:
 
 
 def start(flow: Flow, call: CallInfo, now: datetime) -> Step:
-    """A new session for ``call`` at the flow's start node."""
+    """A new session for ``call`` at the flow's start node, in the language
+    the caller chose earlier on the call if the flow has it."""
+    language = call.language if call.language in flow.languages else flow.language
     session = Session(
         flow=flow.name,
         node=flow.start,
-        language=flow.language,
+        language=language,
         caller_id=call.caller_id,
         dialed=call.dialed,
         ref=call.ref,
         started_at=utc_iso(now),
         origin_queue=call.origin_queue,
     )
-    actions: list[Action] = [SetLanguage(flow.language, flow.locale(flow.language))]
+    actions: list[Action] = [SetLanguage(language, flow.locale(language))]
     return _enter(flow, session, flow.start, actions, now)
 
 

@@ -483,12 +483,16 @@ class CallInfo:
     (empty when unknown), ``ref``: the adapter's handle (Asterisk channel or
     uniqueid, Twilio CallSid). ``origin_queue``: the routing queue the call was
     in before it was transferred into this flow (empty when it came straight
-    in); a ``queue`` node with ``origin = true`` sends it back there."""
+    in); a ``queue`` node with ``origin = true`` sends it back there.
+    ``language``: the language the caller chose earlier on this call (in an
+    earlier flow run); the flow starts in it when it has it, else in its own
+    default language."""
 
     caller_id: str = ""
     dialed: str = ""
     ref: str = ""
     origin_queue: str = ""
+    language: str = ""
 
 
 # inputs

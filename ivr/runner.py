@@ -43,6 +43,7 @@ creating a callback task is logged, and the row keeps the outcome.
 
 from __future__ import annotations
 
+import dataclasses
 import logging
 import re
 import uuid
@@ -261,8 +262,14 @@ class IvrRunner:
     # -- the adapter's calls ------------------------------------------------
 
     async def begin(self, edge: str, flow_name: str, call: CallInfo) -> Turn:
-        """A caller enters ``flow_name``; ``UnknownFlow`` if there is none."""
+        """A caller enters ``flow_name``; ``UnknownFlow`` if there is none. A
+        caller who already went through a flow on this call (transferred to
+        the payment line, say) keeps the language they chose there."""
         flow = self.flow(flow_name)
+        if not call.language and call.ref:
+            earlier = await self.repo.latest_for_call_ref(call.ref)
+            if earlier is not None:
+                call = dataclasses.replace(call, language=earlier.session.language)
         step = start(flow, call, self.clock())
         row_id = await self.repo.create(edge=edge, call_ref=call.ref, session=step.session)
         return await self._advance(row_id, edge, flow, step)

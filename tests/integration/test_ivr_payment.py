@@ -120,15 +120,16 @@ class Answered:
     first: model.ReservationOffered
 
 
-async def answered_and_recorded(pay: PayStack) -> Answered:
-    """Ann: English, billing (the support flow); Alice answers; recorded."""
+async def answered_and_recorded(pay: PayStack, keys: str = "11") -> Answered:
+    """Ann: English (``keys`` "21": French), billing (the support flow); Alice
+    answers; recorded."""
     routing = pay.runtime.routing
     assert routing is not None
     alice = pay.agents["1001"]
     await routing.set_agent_state(alice, "available")
     call = asyncio.create_task(pay.sim.inbound_call(ANN, "Ann", "5000"))
     caller = await pay.caller(ANN)
-    pay.sim.send_dtmf(caller.name, "11")
+    pay.sim.send_dtmf(caller.name, keys)
     await asyncio.wait_for(call, 10)
     first = await pay.recorder.wait_for(offered_to(alice))
     assert isinstance(first, model.ReservationOffered)
@@ -244,6 +245,20 @@ async def _paused(control: object, call_id: str) -> dict[str, object] | None:
 async def _ended(runtime: Runtime, recording_id: str) -> object:
     row = await runtime.recordings.get(recording_id)
     return row if row is not None and row.state in ("ended", "stored") else None
+
+
+async def test_a_caller_who_chose_french_is_asked_for_the_card_in_french(pay: PayStack) -> None:
+    ans = await answered_and_recorded(pay, keys="21")
+    await transfer_to_payment(pay, ans.call_id)
+    row = await pay.wait_row(lambda r: r.flow == "payment" and r.node == "card")
+    assert row.session.language == "fr"
+    said = [
+        e.get("Command") or ""
+        for e in pay.sim.recent_events
+        if e.name == "AGIExecEnd" and e.get("Channel") == ans.caller
+    ]
+    assert any("Veuillez taper le num" in command for command in said), said
+    assert not any("Please type your card number" in command for command in said), said
 
 
 async def test_the_payment_flow_on_a_call_not_recorded_goes_on_to_its_own_queue(

@@ -411,6 +411,27 @@ def test_setting_the_language_changes_the_prompts_and_the_task() -> None:
     assert step.session.language == "fr"
 
 
+@pytest.mark.parametrize(
+    ("earlier", "language", "locale", "prompt"),
+    [
+        ("fr", "fr", "fr-CA", "Anglais 1, français 2."),
+        ("de", "en", "en-US", "English 1, French 2."),  # a language the flow lacks
+        ("", "en", "en-US", "English 1, French 2."),  # a call new to the IVR
+    ],
+)
+def test_a_caller_keeps_the_language_chosen_earlier_on_the_call_if_the_flow_has_it(
+    earlier: str, language: str, locale: str, prompt: str
+) -> None:
+    flow = make_flow(LANGUAGES, head='languages = { en = "en-US", fr = "fr-CA" }')
+    call = CallInfo(caller_id=CALL.caller_id, dialed=CALL.dialed, ref=CALL.ref, language=earlier)
+
+    step = start(flow, call, NOW)
+
+    assert step.actions == (SetLanguage(language, locale),)
+    assert isinstance(step.wait, GatherDigits) and step.wait.prompts[0].text == prompt
+    assert step.session.language == language
+
+
 def test_the_survey_flag_follows_the_flow_and_the_node() -> None:
     nodes = """
 [nodes.s]
