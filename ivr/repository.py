@@ -251,6 +251,21 @@ class IvrRepository:
             query = query.where(ivr_sessions.c.outcome == outcome)
         return await self._first(query.order_by(desc(ivr_sessions.c.started_at)))
 
+    async def queued_for_call_ref(self, call_ref: str) -> list[IvrSessionRow]:
+        """The flow runs of a caller that ended ``queued``, newest first (a call
+        has a few: the support flow, then the payment line, say)."""
+        query = (
+            select(ivr_sessions)
+            .where(
+                ivr_sessions.c.call_ref == call_ref,
+                ivr_sessions.c.phase == "flow",
+                ivr_sessions.c.outcome == "queued",
+            )
+            .order_by(desc(ivr_sessions.c.started_at))
+        )
+        async with self._engine.connect() as conn:
+            return [_row(r) for r in await conn.execute(query)]
+
     async def handoff_for(
         self, call_refs: Iterable[str], session_id: str | None = None
     ) -> IvrSessionRow | None:

@@ -103,7 +103,10 @@ class CustomerSource(Protocol):
 
 
 class InteractionSink(Protocol):
-    """``crm.repository.InteractionRepository.create``: what the runner passes."""
+    """``crm.repository.InteractionRepository``: ``create`` (what the runner
+    passes) and ``by_call_id`` (the call's latest interaction)."""
+
+    async def by_call_id(self, call_id: str) -> Any: ...
 
     async def create(
         self,
@@ -290,14 +293,24 @@ class IvrRunner:
         return await self._advance(session_id, row.edge, flow, step)
 
     async def begin_survey(self, edge: str, call_ref: str) -> Turn | None:
-        """The post-call survey for the caller ``call_ref``: None when the call's
-        last flow run did not end ``queued`` with a survey, or its flow has none."""
-        origin = await self.repo.latest_for_call_ref(call_ref, outcome="queued")
-        if origin is None or not (origin.data or {}).get("survey"):
+        """The post-call survey for the caller ``call_ref``, asked by the latest
+        of the call's flow runs that ended ``queued`` with a survey: a caller
+        who went on through a flow without one (the card payment line, back to
+        the agent) is still asked the first flow's survey. It rates the call's
+        latest interaction (the last agent's). None when no run asked for a
+        survey, or its flow has none."""
+        queued = await self.repo.queued_for_call_ref(call_ref)
+        origin = next((r for r in queued if (r.data or {}).get("survey")), None)
+        if origin is None:
             return None
         flow = self.flows.get(origin.flow)
         if flow is None or flow.survey is None:
             return None
+        interaction_id = origin.interaction_id
+        if origin.call_id and self.interactions is not None:
+            latest = await self.interactions.by_call_id(origin.call_id)
+            if latest is not None:
+                interaction_id = int(latest.id)
         step = start_survey(flow, origin.session, self.clock())
         row_id = await self.repo.create(
             edge=edge,
@@ -305,7 +318,7 @@ class IvrRunner:
             session=step.session,
             phase="survey",
             origin_id=origin.id,
-            interaction_id=origin.interaction_id,
+            interaction_id=interaction_id,
             call_id=origin.call_id,
         )
         return await self._advance(row_id, edge, flow, step)

@@ -225,6 +225,22 @@ async def test_a_card_payment_mid_call_pauses_the_recording_and_returns_to_the_a
     assert CARD not in dump
     assert not [r for r in caplog.records if CARD in r.getMessage()]
 
+    # Alice takes Ann again and hangs up: Ann is asked the support flow's
+    # survey (the payment line has none), which rates what Alice just handled.
+    await routing.accept(again.reservation_id)
+    await pay.sim.wait_for_channels(
+        lambda chs: any(c.name == ans.caller and c.bridge is not None for c in chs)
+    )
+    support = await pay.wait_row(lambda r: r.flow == "support" and r.outcome == "queued")
+    back = await pay.runtime.interactions.by_call_id(call_id)  # Alice's second
+    assert back is not None and back.id != support.interaction_id
+    await pay.sim.device_hangup("1001")
+    await pay.wait_row(lambda r: r.phase == "survey")
+    pay.sim.send_dtmf(ans.caller, "5")
+    survey = await pay.wait_row(lambda r: r.phase == "survey" and r.outcome == "completed")
+    assert (survey.flow, survey.survey_score, survey.origin_id) == ("support", 5, support.id)
+    assert survey.interaction_id == back.id
+
 
 async def _recording_id(control: object, call_id: str) -> str | None:
     from recordings.control import RecordingControl
