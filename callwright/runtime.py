@@ -32,6 +32,7 @@ from crm.mail.smtp_out import MailSender
 from crm.repository import CustomerRepository, InteractionRepository
 from cti.calls.model import Call, CallEnded, CallEvent
 from cti.calls.service import CallService, DialplanSettings
+from cti.keys import CallControlKeys
 from cti.link import AmiLink, LinkSettings, LinkState
 from cti.persistence import CallRecord, CallRecordRepository, CallRecordWriter
 from ivr.agi.server import AgiServer
@@ -189,6 +190,9 @@ class Runtime:
             # call's store round trips do not hold up the next caller's offer.
             workers=CALL_WORKERS,
         )
+        # Idempotency keys of originate/transfer/spy in the store: a retry after
+        # a restart does not place a second call.
+        self.calls.key_store = CallControlKeys(self.engine)
         self.call_records = CallRecordRepository(self.engine)
         # Group commit: the calls' records stored concurrently by the call-event
         # workers share transactions (one write in flight, the rest join the next).

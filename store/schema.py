@@ -14,6 +14,7 @@ def load_all() -> MetaData:
     import agent_desk.audit  # noqa: F401
     import crm.mail.persistence
     import crm.persistence  # noqa: F401
+    import cti.keys
     import cti.persistence  # noqa: F401
     import ivr.persistence  # noqa: F401
     import recordings.persistence  # noqa: F401

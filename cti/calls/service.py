@@ -24,7 +24,11 @@ Idempotency: ``originate``, ``transfer`` and ``spy`` take a key. The first reque
 a key runs; a repeat with the same key waits for and returns the first one's
 outcome and never sends a second action. If the first attempt's outcome is
 unknown (the link dropped while it was in flight), a repeat is refused with
-``OutcomeUnknown`` rather than risking a second call.
+``OutcomeUnknown`` rather than risking a second call. With a ``key_store``
+(``cti.keys``, set by the composition root) the keys are in the store: claimed
+before the action is sent, the outcome stored after, so a repeat after a
+restart (or on another node) answers the first outcome too; a key a crashed
+run left in flight is refused as unknown.
 """
 
 from __future__ import annotations
@@ -37,8 +41,8 @@ import re
 import uuid
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Collection, Mapping, Sequence
-from dataclasses import dataclass, replace
-from typing import Final, Protocol
+from dataclasses import asdict, dataclass, replace
+from typing import Any, Final, Protocol
 
 from cti.ami.messages import AmiAction, AmiEvent, AmiResponse
 from cti.calls.lanes import Lanes
@@ -180,9 +184,35 @@ def check_key(value: object, field: str = "idempotency_key") -> str:
     return value
 
 
+class StoredOutcome(Protocol):
+    @property
+    def state(self) -> str: ...  # in_flight | done | unknown
+
+    @property
+    def result(self) -> Mapping[str, Any] | None: ...
+
+
+class KeyStore(Protocol):
+    """``cti.keys.CallControlKeys``: the idempotency keys, in the store."""
+
+    async def claim(self, key: str) -> StoredOutcome | None: ...
+    async def finish(self, key: str, result: dict[str, Any]) -> None: ...
+    async def unknown(self, key: str) -> None: ...
+    async def release(self, key: str) -> None: ...
+
+
+# What a key's action gives, stored by its type's name (``KeyStore.finish``).
+_OUTCOMES: Final[Mapping[str, type]] = {
+    "OriginateResult": OriginateResult,
+    "TransferResult": TransferResult,
+    "SpySession": SpySession,
+}
+
+
 class _Idempotency:
-    """Outcomes by key, oldest forgotten first. In memory: a restart forgets
-    the keys (calls themselves are in the store and on the PBX)."""
+    """Outcomes by key in this process, oldest forgotten first: concurrent
+    repeats wait on the first request. What outlives a restart is in the
+    ``KeyStore``."""
 
     def __init__(self, size: int = 10000) -> None:
         self.size = size
@@ -237,6 +267,9 @@ class CallService:
         self._resyncing = False
         self._held_back: list[AmiEvent] = []
         self._keys = _Idempotency()
+        # The keys in the store (cti.keys): a restart, or another node, does not
+        # run a key's action again. None: in memory only.
+        self.key_store: KeyStore | None = None
         # The routing queues a call may be transferred to (the composition root
         # sets it once routing exists); None: no transfer to a queue.
         self.queue_ids: Callable[[], Collection[str]] | None = None
@@ -932,36 +965,62 @@ class CallService:
                 started=True,
             )
 
-    async def _once(self, key: str, run: Callable[[], Awaitable[object]]) -> object:
+    async def _once(
+        self, key: str, run: Callable[[], Awaitable[OriginateResult | TransferResult | SpySession]]
+    ) -> object:
         existing = self._keys.get(key)
         if existing is not None:
             try:
                 result = await asyncio.shield(existing)
             except LinkLost:
-                raise OutcomeUnknown(
-                    f"the request with idempotency key {key!r} was in flight when the AMI link "
-                    "dropped; it is not repeated: check the active calls"
-                ) from None
+                raise _unknown(key) from None
             if isinstance(result, OriginateResult | TransferResult | SpySession):
                 return _repeated(result)
             return result
-        future = self._keys.begin(key)
+        future = self._keys.begin(key)  # before any await: a local repeat waits on it
+        store = self.key_store
+        claimed = False
         try:
+            if store is not None:
+                stored = await store.claim(key)
+                if stored is not None:
+                    # Claimed before: by an earlier run of Callwright, or another node.
+                    outcome = _outcome(stored)
+                    if outcome is None:
+                        raise _unknown(key, elsewhere=True)
+                    future.set_result(outcome)
+                    return _repeated(outcome)
+                claimed = True
             result = await run()
         except LinkLost as exc:
+            if claimed:
+                await _quietly(store, "unknown", key)
+            future.set_exception(exc)
+            future.exception()
+            raise
+        except OutcomeUnknown as exc:
             future.set_exception(exc)
             future.exception()
             raise
         except asyncio.CancelledError:
             self._keys.forget(key)
+            if claimed:
+                await _quietly(store, "release", key)
             future.cancel()
             raise
         except Exception as exc:
             # Refused or never sent: the key is free to try again.
             self._keys.forget(key)
+            if claimed:
+                await _quietly(store, "release", key)
             future.set_exception(exc)
             future.exception()
             raise
+        if claimed:
+            # Sent: the outcome is stored for repeats (a failure to store it
+            # leaves the key in flight there: a repeat after a restart is
+            # refused as unknown, never sent twice).
+            await _quietly(store, "finish", key, {"type": type(result).__name__, **asdict(result)})
         future.set_result(result)
         return result
 
@@ -983,6 +1042,43 @@ def _device_of(event: AmiEvent, prefix: str = "Spyer") -> str:
     name = event.get(f"{prefix}Channel") or ""
     tech, _, rest = name.partition("/")
     return rest.rpartition("-")[0] if tech and rest else name
+
+
+def _unknown(key: str, *, elsewhere: bool = False) -> OutcomeUnknown:
+    if elsewhere:
+        return OutcomeUnknown(
+            f"the request with idempotency key {key!r} was sent before and its outcome is "
+            "unknown (Callwright restarted while it was in flight, or another node runs it); "
+            "it is not repeated: check the active calls"
+        )
+    return OutcomeUnknown(
+        f"the request with idempotency key {key!r} was in flight when the AMI link "
+        "dropped; it is not repeated: check the active calls"
+    )
+
+
+def _outcome(stored: StoredOutcome) -> OriginateResult | TransferResult | SpySession | None:
+    """The stored result of a key's action; None when it is not known."""
+    data = dict(stored.result or {})
+    kind = _OUTCOMES.get(str(data.pop("type", "")))
+    if stored.state != "done" or kind is None:
+        return None
+    try:
+        outcome: OriginateResult | TransferResult | SpySession = kind(**data)
+    except TypeError:  # stored by another version of Callwright
+        return None
+    return outcome
+
+
+async def _quietly(store: KeyStore | None, what: str, key: str, *args: Any) -> None:
+    """A key store write whose failure must not change what the caller is told
+    (the action's outcome stands); logged."""
+    if store is None:
+        return
+    try:
+        await getattr(store, what)(key, *args)
+    except Exception:
+        log.exception("idempotency key %r: storing %s failed", key, what)
 
 
 def _repeated(

@@ -4,11 +4,16 @@ simulator, and the PBX's events back into the call model and the store."""
 from __future__ import annotations
 
 import asyncio
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 from sqlalchemy import text
 
-from tests.integration.conftest import Stack
+from callwright.runtime import Runtime
+from cti.keys import CallControlKeys
+from sim.pbx.server import PbxSimulator
+from tests.integration.conftest import TOKEN, Stack, make_config
 
 CUSTOMER = "+15550100001"
 
@@ -179,3 +184,53 @@ async def test_attended_transfer_cancelled_returns_to_the_customer(stack: Stack)
             for c in cs
         )
     )
+
+
+async def test_a_retry_after_a_restart_places_no_second_call(
+    sim: PbxSimulator, tmp_path: Path
+) -> None:
+    """The keys are in the store: the same request after Callwright restarted
+    gets the first outcome, and the PBX sees one Originate."""
+    body = {"agent_device": "1001", "number": "5550100009", "idempotency_key": "c2d-restart"}
+    headers = {"Authorization": f"Bearer {TOKEN}"}
+    answers = []
+    for _ in range(2):  # the first run of Callwright, then the restarted one
+        runtime = Runtime(make_config(sim.port, tmp_path / "data"))
+        await runtime.start()
+        try:
+            await runtime.link.wait_ready(10)
+            async with aiohttp.ClientSession(headers=headers) as http:
+                async with http.post(f"{runtime.url}/api/calls", json=body) as resp:
+                    answers.append((resp.status, await resp.json()))
+        finally:
+            await runtime.stop()
+    (first_status, first), (second_status, second) = answers
+    assert (first_status, first["repeated"]) == (202, False), first
+    assert (second_status, second["repeated"]) == (200, True), second
+    assert {k: v for k, v in second.items() if k != "repeated"} == {
+        k: v for k, v in first.items() if k != "repeated"
+    }
+    originates = [a for a in sim.ami_actions_received if a.name == "Originate"]
+    assert len(originates) == 1
+
+
+async def test_a_key_left_in_flight_by_a_crash_is_refused_not_sent_again(
+    sim: PbxSimulator, tmp_path: Path
+) -> None:
+    """Callwright died after claiming a key and before storing the outcome: the
+    PBX may or may not have the call. A retry is refused (409), not re-sent."""
+    runtime = Runtime(make_config(sim.port, tmp_path / "data"))
+    await runtime.start()
+    try:
+        await runtime.link.wait_ready(10)
+        assert await CallControlKeys(runtime.engine).claim("c2d-crashed") is None
+        body = {"agent_device": "1001", "number": "5550100010", "idempotency_key": "c2d-crashed"}
+        headers = {"Authorization": f"Bearer {TOKEN}"}
+        async with aiohttp.ClientSession(headers=headers) as http:
+            async with http.post(f"{runtime.url}/api/calls", json=body) as resp:
+                status, answer = resp.status, await resp.json()
+    finally:
+        await runtime.stop()
+    assert (status, answer["error"]) == (409, "outcome_unknown"), answer
+    assert "c2d-crashed" in answer["message"] and "check the active calls" in answer["message"]
+    assert not [a for a in sim.ami_actions_received if a.name == "Originate"]

@@ -22,6 +22,7 @@ EXPECTED_TABLES = {
     "customer_phones",
     "customer_emails",
     "interactions",
+    "call_control_keys",
     "call_records",
     "email_messages",
     "email_attachments",
