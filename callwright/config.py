@@ -211,6 +211,10 @@ class OutboundMailConfig:
     username: str = ""
     password: Secret = field(default_factory=lambda: Secret(""))
     timeout: float = 30.0
+    # The outbox: replies that failed (or that a stop left unsent) are sent
+    # again every retry_every seconds, up to max_attempts sends each.
+    retry_every: float = 300.0
+    max_attempts: int = 12
 
 
 @dataclass(frozen=True)
@@ -630,6 +634,8 @@ def _outbound(source: str, table: Any, env: Mapping[str, str]) -> OutboundMailCo
         username=s.string("username", "", allow_empty=True),
         password=s.secret("password", env),
         timeout=s.number("timeout", 30.0, 0.1, 600),
+        retry_every=s.number("retry_every", 300.0, 0.05, 86400),
+        max_attempts=s.integer("max_attempts", 12, 1, 1000),
     )
     if "@" not in config.from_address:
         raise ConfigError(

@@ -333,6 +333,8 @@ class Runtime:
             retention_days=config.recordings.retention_days,
         )
         self._purge_task: asyncio.Task[None] | None = None
+        self._outbox_task: asyncio.Task[None] | None = None
+        self.mail_sender: MailSender | None = None
         self._recover_task: asyncio.Task[None] | None = None
         self.eraser = Eraser(
             self.engine,
@@ -507,7 +509,7 @@ class Runtime:
             routing, self.mail_store, queue_id=self.config.routing.email_queue
         )
         out = self.config.email.outbound
-        sender = MailSender(
+        sender = self.mail_sender = MailSender(
             self.mail_store,
             host=out.host,
             port=out.port,
@@ -539,6 +541,25 @@ class Runtime:
         )
         await self.mail_listener.start()
         log.info("SMTP listener on %s:%s", email.listen_host, self.mail_listener.port)
+        self._outbox_task = asyncio.create_task(self._outbox(), name="mail-outbox")
+
+    async def _outbox(self) -> None:
+        """Replies that failed, or that a stop left unsent, are sent again
+        (``MailSender.retry_due``): at start, then every ``retry_every`` seconds."""
+        out = self.config.email.outbound
+        assert self.mail_sender is not None
+        while True:
+            try:
+                sent = await self.mail_sender.retry_due(max_attempts=out.max_attempts)
+                if sent:
+                    log.info(
+                        "outbox: %d of %d reply(ies) sent",
+                        sum(1 for m in sent if m.status == "sent"),
+                        len(sent),
+                    )
+            except Exception:  # never let the outbox end the server
+                log.exception("outbox: sending failed replies failed")
+            await asyncio.sleep(out.retry_every)
 
     async def _store_call(self, event: CallEvent) -> None:
         # Stored before any later subscriber announces it.
@@ -635,6 +656,11 @@ class Runtime:
         if self.mail_listener is not None:
             await self.mail_listener.stop()
             self.mail_listener = None
+        if self._outbox_task is not None:
+            self._outbox_task.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await self._outbox_task
+            self._outbox_task = None
         if self.routing is not None:
             await self.routing.stop()
             await self.routing.journal.close()

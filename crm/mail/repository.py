@@ -50,6 +50,8 @@ log = logging.getLogger(__name__)
 EmailStatus = Literal["received", "queued", "sent", "failed"]
 EMAIL_STATUSES: Final[tuple[EmailStatus, ...]] = ("received", "queued", "sent", "failed")
 _MAX_REASON: Final = 2000
+# The reason of a reply that was stored but never sent (Callwright stopped first).
+INTERRUPTED: Final = "interrupted: Callwright stopped before sending it"
 _MAX_INTERACTION_SUBJECT: Final = 300
 
 
@@ -452,6 +454,22 @@ class MailStore:
             .where(email_messages.c.direction == "outbound", email_messages.c.status == "failed")
             .order_by(email_messages.c.id)
         )
+
+    async def fail_interrupted(self, queued_before: datetime) -> int:
+        """Outbound messages still ``queued`` since before ``queued_before``:
+        Callwright stopped between storing and sending them. Marked ``failed``
+        (so the outbox sends them again); how many."""
+        async with self._engine.begin() as conn:
+            result = await conn.execute(
+                update(email_messages)
+                .where(
+                    email_messages.c.direction == "outbound",
+                    email_messages.c.status == "queued",
+                    email_messages.c.received_at < queued_before,
+                )
+                .values(status="failed", status_reason=INTERRUPTED)
+            )
+            return int(result.rowcount or 0)
 
     async def claim_retry(self, email_id: int) -> bool:
         """Move a ``failed`` outbound message back to ``queued``; False if it is not

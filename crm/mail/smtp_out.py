@@ -3,8 +3,11 @@
 ``send_reply`` builds the reply (From the agent's name at our address, To the
 customer, "Re: <subject>" without stacking, a Message-ID on our domain, In-Reply-To
 and References chaining the parent), stores it as ``queued``, sends it and marks it
-``sent`` or ``failed`` with the SMTP error. There is no automatic retry loop:
-``retry_failed()`` resends the failed ones (the stored bytes, so the same Message-ID).
+``sent`` or ``failed`` with the SMTP error. The outbox (``retry_due``, run by the
+runtime every ``[email.outbound] retry_every`` seconds) sends again the failed
+ones that have attempts left and the ones a stop left ``queued`` (the stored
+bytes, so the same Message-ID: a receiver that got one already can tell);
+``retry_failed()`` sends every failed one once, attempts or not.
 The customer's answer to the reply threads onto the same interaction because the
 reply's Message-ID is stored on it.
 """
@@ -15,7 +18,7 @@ import logging
 import re
 import uuid
 from collections.abc import Callable
-from datetime import datetime
+from datetime import datetime, timedelta
 from email import policy
 from email.headerregistry import Address
 from email.message import EmailMessage
@@ -36,6 +39,9 @@ log = logging.getLogger(__name__)
 
 _REPLY_PREFIX = re.compile(r"^(?:\s*(?:re|aw|sv|antw)\s*(?:\[\d+\])?\s*:\s*)+", re.IGNORECASE)
 _MAX_REFERENCES: Final = 20
+# Seconds a reply may stay ``queued`` before the outbox takes it for interrupted
+# (at least the SMTP timeout: a send in progress is never taken).
+INTERRUPTED_AFTER: Final = 120.0
 
 
 class Revealable(Protocol):
@@ -145,6 +151,28 @@ class MailSender:
             interaction_id, parsed, raw, envelope_from=self._from, envelope_to=(recipient,)
         )
         return await self._deliver(stored, raw)
+
+    async def retry_due(
+        self, *, max_attempts: int, interrupted_after: float = INTERRUPTED_AFTER
+    ) -> list[StoredEmail]:
+        """The outbox, one pass: replies still ``queued`` ``interrupted_after``
+        seconds after they were stored (Callwright stopped before sending them;
+        a send gives up after ``timeout``) become ``failed``; then every
+        ``failed`` reply sent fewer than ``max_attempts`` times is sent again,
+        once. The results in id order."""
+        now = self._clock()
+        interrupted = await self._store.fail_interrupted(
+            now - timedelta(seconds=max(interrupted_after, self._timeout))
+        )
+        if interrupted:
+            log.warning("outbox: %d reply(ies) left unsent by a stop, sending now", interrupted)
+        results: list[StoredEmail] = []
+        for failed in await self._store.failed_outbound():
+            if failed.attempts >= max_attempts or not await self._store.claim_retry(failed.id):
+                continue
+            raw = await self._store.read_raw(failed.id)
+            results.append(await self._deliver(failed, raw))
+        return results
 
     async def retry_failed(self) -> list[StoredEmail]:
         """Send every ``failed`` outbound message again, once; the results in id order."""

@@ -65,6 +65,10 @@ def test_secrets_never_show_in_repr() -> None:
             "ami.reconnect_max: expected a number >= ami.reconnect_min",
         ),
         ({"ami": {"secret": "s"}, "pbx": {"payment_context": 4}}, "pbx.payment_context: expected"),
+        (
+            {"ami": {"secret": "s"}, "email": {"outbound": {"max_attempts": 0}}},
+            "email.outbound.max_attempts: expected an integer 1-1000, got 0",
+        ),
     ],
 )
 def test_bad_values_name_the_key_and_what_was_expected(data: dict, message: str) -> None:

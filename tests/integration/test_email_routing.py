@@ -34,8 +34,12 @@ class Sink:
     def __init__(self) -> None:
         self.messages: list[EmailMessage] = []
         self.arrived = asyncio.Event()
+        self.refusals = 0  # the next this many messages get a temporary failure
 
     async def handle_DATA(self, server: SMTP, session: Session, envelope: Envelope) -> str:
+        if self.refusals > 0:
+            self.refusals -= 1
+            return "451 4.3.0 try again later"
         data = envelope.content if isinstance(envelope.content, bytes) else b""
         message = email.message_from_bytes(data, policy=default_policy)
         assert isinstance(message, EmailMessage)
@@ -55,8 +59,13 @@ async def sink() -> AsyncIterator[tuple[Sink, int]]:
 
 
 @pytest.fixture
+def retry_every() -> float:
+    return 300.0
+
+
+@pytest.fixture
 async def mail_stack(
-    sim: PbxSimulator, sink: tuple[Sink, int], tmp_path: Path
+    sim: PbxSimulator, sink: tuple[Sink, int], tmp_path: Path, retry_every: float
 ) -> AsyncIterator[tuple[Stack, Recorder, dict[str, str], Sink]]:
     data = tmp_path / "data"
     agents = await seed_agents(
@@ -71,7 +80,10 @@ async def mail_stack(
             listen_port=0,
             accept_domains=("support.example",),
             outbound=OutboundMailConfig(
-                host="127.0.0.1", port=sink[1], from_address="help@support.example"
+                host="127.0.0.1",
+                port=sink[1],
+                from_address="help@support.example",
+                retry_every=retry_every,
             ),
         ),
     )
@@ -176,3 +188,36 @@ async def test_reply_with_no_text_is_a_400_and_sends_nothing(mail_stack: Any) ->
     status, body = await stack.post("/api/interactions/999/reply", {"text": "hi"})
     assert status == 404
     assert sink.messages == []
+
+
+@pytest.mark.parametrize("retry_every", [0.2])
+async def test_a_reply_the_relay_refused_is_sent_by_the_outbox(mail_stack: Any) -> None:
+    """The relay answers 451 (try later): the reply is stored as failed, and the
+    outbox sends it again, the same message, once the relay takes it."""
+    stack, recorder, agents, sink = mail_stack
+    alice = agents["1001"]
+    listener = stack.runtime.mail_listener
+    assert listener is not None
+    await stack.post(f"/api/agents/{alice}/state", {"state": "available"})
+    await send(listener.port, customer_mail("Where is my order?", "Order 7 is late."))
+    offer = await recorder.wait_for(offered_to(alice))
+    assert isinstance(offer, model.ReservationOffered)
+    await stack.post(f"/api/reservations/{offer.reservation_id}/accept")
+    link = await stack.runtime.routing.journal.task(offer.task_id)  # type: ignore[union-attr]
+    assert link is not None and link.interaction_id is not None
+
+    sink.refusals = 2  # the first send and the outbox's first retry are refused
+    status, result = await stack.post(
+        f"/api/interactions/{link.interaction_id}/reply",
+        {"text": "It left the warehouse today.", "agent_name": "Alice"},
+    )
+    # The agent is told it did not leave (502, the reply stored as failed).
+    assert (status, result["reply"]["status"]) == (502, "failed"), result
+    await asyncio.wait_for(sink.arrived.wait(), 10)
+    (sent,) = sink.messages
+    assert "warehouse" in sent.get_content()
+    status, thread = await stack.get(f"/api/interactions/{link.interaction_id}/emails")
+    (reply,) = [m for m in thread["messages"] if m["direction"] == "outbound"]
+    assert reply["message_id"] == sent["Message-ID"]
+    stored = await stack.runtime.mail_store.by_message_id(reply["message_id"])
+    assert stored is not None and (stored.status, stored.attempts) == ("sent", 3)

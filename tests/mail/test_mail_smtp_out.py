@@ -1,14 +1,16 @@
 from __future__ import annotations
 
 import logging
+from pathlib import Path
 
 import pytest
 from sqlalchemy.ext.asyncio import AsyncEngine
 
 from crm.mail import MailListener, MailSender, MailStore, ReplyError, StoredEmail, reply_subject
+from crm.mail.parse import parse_email
 from crm.repository import CustomerRepository
 from store.errors import NotFoundError
-from tests.mail.conftest import SUPPORT, Inbox, Sink, make_email, send
+from tests.mail.conftest import SUPPORT, FakeClock, Inbox, Sink, make_email, send
 
 AGENT = "Alice Martin"
 
@@ -197,3 +199,59 @@ async def test_agent_name_and_subject_cannot_inject_headers(
 )
 def test_reply_subject_does_not_stack_prefixes(subject: str, expected: str) -> None:
     assert reply_subject(subject) == expected
+
+
+async def test_the_outbox_sends_failed_replies_while_they_have_attempts_left(
+    listener: MailListener, inbox: Inbox, mail_store: MailStore, sink: Sink
+) -> None:
+    question = await _inbound(listener, inbox)
+    port = sink.port
+    await sink.stop()  # the relay is down
+    sender = _sender(mail_store, port)
+    failed = await sender.send_reply(
+        question.interaction_id, AGENT, "On its way.", in_reply_to_pk=question.id
+    )
+    assert (failed.status, failed.attempts) == ("failed", 1)
+    (again,) = await sender.retry_due(max_attempts=3)  # down still: failed again
+    assert (again.id, again.status, again.attempts) == (failed.id, "failed", 2)
+
+    await sink.start(port)  # the relay is back
+    assert await sender.retry_due(max_attempts=2) == []  # no attempts left: stays failed
+    (sent,) = await sender.retry_due(max_attempts=3)
+    assert (sent.id, sent.status, sent.attempts) == (failed.id, "sent", 3)
+    captured = await sink.next()
+    assert str(captured.message["Message-ID"]) == failed.message_id
+    assert await sender.retry_due(max_attempts=3) == []
+
+
+async def test_the_outbox_sends_a_reply_a_stop_left_unsent_and_only_that_one(
+    listener: MailListener,
+    inbox: Inbox,
+    engine: AsyncEngine,
+    data_dir: Path,
+    sink: Sink,
+    clock: FakeClock,
+) -> None:
+    """Stored as ``queued``, then Callwright stopped before sending it (the
+    state ``send_reply`` leaves between its store and its send)."""
+    question = await _inbound(listener, inbox)
+    raw = make_email(
+        sender=SUPPORT, to="ann@example.com", subject="Re: Hello", message_id="<left@x.example>"
+    ).as_bytes()
+    store = MailStore(engine, data_dir, clock=clock)
+    queued = await store.record_outbound(
+        question.interaction_id,
+        parse_email(raw),
+        raw,
+        envelope_from=SUPPORT,
+        envelope_to=("ann@example.com",),
+    )
+    assert queued.status == "queued"
+    sender = _sender(store, sink.port, clock=clock)
+    clock.advance(60)  # perhaps still being sent: left alone
+    assert await sender.retry_due(max_attempts=3) == []
+    clock.advance(120)
+    (sent,) = await sender.retry_due(max_attempts=3)
+    assert (sent.id, sent.status, sent.attempts) == (queued.id, "sent", 1)
+    captured = await sink.next()
+    assert str(captured.message["Message-ID"]) == "<left@x.example>"
