@@ -10,7 +10,7 @@ from __future__ import annotations
 import re
 from email.message import EmailMessage
 
-from playwright.async_api import Page, WebSocketRoute
+from playwright.async_api import Locator, Page, WebSocketRoute
 
 from crm.mail.parse import parse_email
 from tests.browser.conftest import (
@@ -30,6 +30,17 @@ from tests.browser.conftest import (
 async def go_available(page: Page) -> None:
     await page.get_by_role("button", name="Available").click()
     await expect(page.locator("#state-name")).to_have_text("available")
+
+
+async def ada_answered_by_alice(desk_stack: DeskStack, page: Page) -> Locator:
+    """Alice logs in, goes available and accepts Ada's call: the call's card."""
+    await log_in(page, desk_stack.url, "/desk", "alice")
+    await go_available(page)
+    await desk_stack.sim.inbound_call(ADA, "Ada Lovelace")
+    await page.locator("article.offer").get_by_role("button", name="Accept").click()
+    task = page.locator("article.task[data-channel=voice]")
+    await expect(task.locator(".call-state")).to_have_text("connected")
+    return task
 
 
 async def test_the_pop_comes_before_the_phone_rings_and_the_call_lands_in_the_history(
@@ -406,12 +417,7 @@ async def test_a_call_is_transferred_into_a_queue_from_the_desk(
     runtime = desk_stack.runtime
     assert runtime.routing is not None
     page = await browsers.page()
-    await log_in(page, desk_stack.url, "/desk", "alice")
-    await go_available(page)
-    await desk_stack.sim.inbound_call(ADA, "Ada Lovelace")
-    await page.locator("article.offer").get_by_role("button", name="Accept").click()
-    task = page.locator("article.task[data-channel=voice]")
-    await expect(task.locator(".call-state")).to_have_text("connected")
+    task = await ada_answered_by_alice(desk_stack, page)
     (call,) = [c for c in runtime.calls.calls() if c.caller.number == ADA]
     first = interaction_task(desk_stack, call.id)
     await runtime.routing.set_agent_state(desk_stack.seeded.agents["bob"], "available")
@@ -440,12 +446,7 @@ async def test_the_card_payment_button_sends_the_caller_to_the_payment_line(
 ) -> None:
     runtime = desk_stack.runtime
     page = await browsers.page()
-    await log_in(page, desk_stack.url, "/desk", "alice")
-    await go_available(page)
-    await desk_stack.sim.inbound_call(ADA, "Ada Lovelace")
-    await page.locator("article.offer").get_by_role("button", name="Accept").click()
-    task = page.locator("article.task[data-channel=voice]")
-    await expect(task.locator(".call-state")).to_have_text("connected")
+    task = await ada_answered_by_alice(desk_stack, page)
     (agent_leg,) = agent_channels(desk_stack.sim, "1001")
 
     await task.get_by_role("button", name="Card payment").click()

@@ -8,7 +8,6 @@ import re
 from datetime import UTC, datetime
 from typing import Any
 
-from ivr.model import Session
 from tests.browser.conftest import (
     ADA,
     Browsers,
@@ -19,6 +18,7 @@ from tests.browser.conftest import (
     log_in,
     screenshot,
 )
+from tests.ivr.helpers import answer_survey
 
 
 async def test_the_waiting_count_follows_a_call_that_queues_and_hangs_up(
@@ -200,14 +200,7 @@ async def test_the_queue_row_shows_todays_post_call_survey_answers(
         interaction = await runtime.interactions.create(
             channel="voice", direction="inbound", started_at=datetime.now(UTC), queue="support"
         )
-        survey = await runtime.ivr_sessions.create(
-            edge="agi",
-            call_ref=f"survey-{score}",
-            session=Session(flow="support", node="survey", language="en", phase="survey"),
-            phase="survey",
-            interaction_id=interaction.id,
-        )
-        await runtime.ivr_sessions.record_survey(survey, score)
+        await answer_survey(runtime.ivr_sessions, interaction.id, score, call_ref=f"s-{score}")
 
     await page.reload()  # read at start (and every minute)
     await expect(row.locator(".survey")).to_have_text("4.5 (2)")

@@ -116,22 +116,29 @@ def customer_mail(subject: str, body: str, **headers: str) -> EmailMessage:
     return message
 
 
-async def test_mail_in_offer_reply_out_and_the_answer_threads_back(mail_stack: Any) -> None:
-    stack, recorder, agents, sink = mail_stack
+async def accepted_by_alice(mail_stack: Any, mail: EmailMessage) -> tuple[Any, int]:
+    """``mail`` comes in, is offered to Alice, who accepts: (the offer, the interaction)."""
+    stack, recorder, agents, _ = mail_stack
     alice = agents["1001"]
     listener = stack.runtime.mail_listener
     assert listener is not None
     await stack.post(f"/api/agents/{alice}/state", {"state": "available"})
-
-    await send(listener.port, customer_mail("Invoice 42 is wrong", "I was billed twice."))
+    await send(listener.port, mail)
     offer = await recorder.wait_for(offered_to(alice))
     assert isinstance(offer, model.ReservationOffered) and offer.channel == "email"
     status, body = await stack.post(f"/api/reservations/{offer.reservation_id}/accept")
     assert status == 200, body
-
-    link = await stack.runtime.routing.journal.task(offer.task_id)  # type: ignore[union-attr]
+    link = await stack.runtime.routing.journal.task(offer.task_id)
     assert link is not None and link.interaction_id is not None
-    interaction = link.interaction_id
+    return offer, link.interaction_id
+
+
+async def test_mail_in_offer_reply_out_and_the_answer_threads_back(mail_stack: Any) -> None:
+    stack, recorder, _, sink = mail_stack
+    offer, interaction = await accepted_by_alice(
+        mail_stack, customer_mail("Invoice 42 is wrong", "I was billed twice.")
+    )
+    listener = stack.runtime.mail_listener
     status, thread = await stack.get(f"/api/interactions/{interaction}/emails")
     assert status == 200
     assert [m["subject"] for m in thread["messages"]] == ["Invoice 42 is wrong"]
@@ -194,21 +201,14 @@ async def test_reply_with_no_text_is_a_400_and_sends_nothing(mail_stack: Any) ->
 async def test_a_reply_the_relay_refused_is_sent_by_the_outbox(mail_stack: Any) -> None:
     """The relay answers 451 (try later): the reply is stored as failed, and the
     outbox sends it again, the same message, once the relay takes it."""
-    stack, recorder, agents, sink = mail_stack
-    alice = agents["1001"]
-    listener = stack.runtime.mail_listener
-    assert listener is not None
-    await stack.post(f"/api/agents/{alice}/state", {"state": "available"})
-    await send(listener.port, customer_mail("Where is my order?", "Order 7 is late."))
-    offer = await recorder.wait_for(offered_to(alice))
-    assert isinstance(offer, model.ReservationOffered)
-    await stack.post(f"/api/reservations/{offer.reservation_id}/accept")
-    link = await stack.runtime.routing.journal.task(offer.task_id)  # type: ignore[union-attr]
-    assert link is not None and link.interaction_id is not None
+    stack, _, _, sink = mail_stack
+    _, interaction = await accepted_by_alice(
+        mail_stack, customer_mail("Where is my order?", "Order 7 is late.")
+    )
 
     sink.refusals = 2  # the first send and the outbox's first retry are refused
     status, result = await stack.post(
-        f"/api/interactions/{link.interaction_id}/reply",
+        f"/api/interactions/{interaction}/reply",
         {"text": "It left the warehouse today.", "agent_name": "Alice"},
     )
     # The agent is told it did not leave (502, the reply stored as failed).
@@ -216,7 +216,7 @@ async def test_a_reply_the_relay_refused_is_sent_by_the_outbox(mail_stack: Any) 
     await asyncio.wait_for(sink.arrived.wait(), 10)
     (sent,) = sink.messages
     assert "warehouse" in sent.get_content()
-    status, thread = await stack.get(f"/api/interactions/{link.interaction_id}/emails")
+    status, thread = await stack.get(f"/api/interactions/{interaction}/emails")
     (reply,) = [m for m in thread["messages"] if m["direction"] == "outbound"]
     assert reply["message_id"] == sent["Message-ID"]
     stored = await stack.runtime.mail_store.by_message_id(reply["message_id"])

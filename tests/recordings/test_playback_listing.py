@@ -24,11 +24,11 @@ from callwright.app import PRINCIPAL, auth_middleware, json_errors
 from crm.repository import CustomerRepository, InteractionRepository
 from cti.calls.service import CallService
 from cti.link import AmiLink, LinkSettings
-from ivr.model import Session
 from ivr.repository import IvrRepository
 from recordings.listing import listing_routes
 from recordings.repository import RecordingRepository
 from routing.persistence import AgentRepository
+from tests.ivr.helpers import answer_survey
 
 KEY = "listing-signing-key-0123456789abcdef"
 T0 = datetime(2025, 3, 1, 9, 0, tzinfo=UTC)
@@ -252,14 +252,7 @@ async def test_the_interaction_list_shows_the_callers_survey_answer(listing: Lis
     surveyed = listing.interactions[0]
     ivr = IvrRepository(listing.engine)
     for score in (2, 4):
-        row = await ivr.create(
-            edge="agi",
-            call_ref=f"survey-{score}",
-            session=Session(flow="support", node="survey", language="en", phase="survey"),
-            phase="survey",
-            interaction_id=surveyed,
-        )
-        await ivr.record_survey(row, score)
+        await answer_survey(ivr, surveyed, score, call_ref=f"survey-{score}")
     status, body = await listing.get("carol", "/api/interactions?per_page=50")
     assert status == 200
     scores = {i["id"]: i["survey_score"] for i in body["interactions"]}

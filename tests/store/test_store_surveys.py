@@ -11,18 +11,12 @@ from sqlalchemy.ext.asyncio import AsyncEngine
 from crm.repository import InteractionRepository
 from ivr.model import Session
 from ivr.repository import IvrRepository, SurveyFigures
+from tests.ivr.helpers import answer_survey
 from tests.store.conftest import FakeClock
 
 
 async def answer(ivr: IvrRepository, interaction_id: int, score: int) -> None:
-    row = await ivr.create(
-        edge="agi",
-        call_ref=f"survey-{interaction_id}-{score}",
-        session=Session(flow="support", node="survey", language="en", phase="survey"),
-        phase="survey",
-        interaction_id=interaction_id,
-    )
-    await ivr.record_survey(row, score)
+    await answer_survey(ivr, interaction_id, score, call_ref=f"survey-{interaction_id}-{score}")
 
 
 async def test_each_queue_gets_the_count_and_mean_of_its_interactions_answers(
