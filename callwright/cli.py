@@ -1,6 +1,6 @@
 """``callwright serve --config FILE`` | ``callwright demo`` | ``callwright db upgrade`` |
 ``callwright recordings purge [--dry-run]`` | ``callwright recordings check [--repair]`` |
-``callwright customers erase <id>``."""
+``callwright recordings retention [--apply]`` | ``callwright customers erase <id>``."""
 
 from __future__ import annotations
 
@@ -12,6 +12,7 @@ import signal
 import sys
 import time
 from collections.abc import Awaitable, Callable, Coroutine, Sequence
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
@@ -133,6 +134,35 @@ async def _recordings_purge(config: Config, dry_run: bool) -> int:
     return await _with_recordings(config, job)
 
 
+async def _recordings_retention(config: Config, apply: bool) -> int:
+    from recordings.retention import SYSTEM, retention_changes
+
+    async def job(engine: Any, repo: Any, storage: Any, ingestor: Any, audit: Any) -> int:
+        now = datetime.now(UTC)
+        changes = retention_changes(
+            await repo.stored_candidates(now=now), config.recordings.retention_days
+        )
+        verb = "set" if apply else "would set"
+        for change in changes:
+            rec = change.recording
+            old = rec.retain_until.isoformat() if rec.retain_until else "forever"
+            new = change.retain_until.isoformat() if change.retain_until else "forever"
+            print(f"{verb} recording {rec.id} (queue {rec.queue}) to keep until {new}, was {old}")
+            if apply:
+                await repo.set_retain_until(rec.id, change.retain_until)
+                await audit.record(
+                    actor=SYSTEM,
+                    action="recordings.retention",
+                    outcome="allowed",
+                    subject=f"recording:{rec.id}",
+                    detail={"queue": rec.queue, "was": old, "now": new},
+                )
+        print(f"{len(changes)} recording(s): {verb} from the current retention policy")
+        return 0
+
+    return await _with_recordings(config, job)
+
+
 async def _recordings_check(config: Config, repair: bool) -> int:
     from recordings.check import check_recordings
 
@@ -191,6 +221,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     purge = recs_sub.add_parser("purge", help="delete recordings past their retention")
     purge.add_argument("--dry-run", action="store_true", help="list what would be deleted")
     purge.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
+    retention = recs_sub.add_parser(
+        "retention", help="keep stored recordings as long as the current policy says"
+    )
+    retention.add_argument(
+        "--apply", action="store_true", help="change them (without it: list the changes)"
+    )
+    retention.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
     check = recs_sub.add_parser("check", help="find files without rows and rows without files")
     check.add_argument("--repair", action="store_true", help="fix what can be fixed safely")
     check.add_argument("--config", default=DEFAULT_CONFIG, help="path to config.toml")
@@ -217,6 +254,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             asyncio.run(_db_upgrade(config))
         elif args.command == "recordings" and args.recordings_command == "purge":
             return asyncio.run(_recordings_purge(config, args.dry_run))
+        elif args.command == "recordings" and args.recordings_command == "retention":
+            return asyncio.run(_recordings_retention(config, args.apply))
         elif args.command == "recordings":
             return asyncio.run(_recordings_check(config, args.repair))
         elif args.command == "customers":

@@ -338,6 +338,14 @@ class RecordingRepository:
                 values["ended_at"] = values["stored_at"]
             return await self._update(conn, recording_id, values)
 
+    async def set_retain_until(self, recording_id: str, retain_until: datetime | None) -> None:
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(recordings)
+                .where(recordings.c.id == recording_id)
+                .values(retain_until=None if retain_until is None else as_utc(retain_until))
+            )
+
     async def delete(self, recording_id: str) -> bool:
         """Delete the row and its pauses. False if there was none. The file is the
         caller's business (``retention.Purger`` and ``erase`` delete both)."""

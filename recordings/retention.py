@@ -9,7 +9,10 @@ The rule (``due_for_purge``, no I/O, the clock passed in):
 - it is due when ``now >= deadline``;
 - unless an active legal hold names its interaction or its customer.
 
-Changing a queue's retention days therefore applies to recordings stored from then on.
+Changing a queue's retention days therefore applies to recordings stored from then on,
+until ``callwright recordings retention --apply`` (``retention_changes``) sets the
+stored ones' ``retain_until`` from the current policy: ``stored_at`` + the queue's
+days (None: keep forever).
 """
 
 from __future__ import annotations
@@ -31,11 +34,13 @@ __all__ = [
     "PurgeReport",
     "Purged",
     "Purger",
+    "RetentionChange",
     "RetentionDays",
     "SystemActor",
     "deadline",
     "due_for_purge",
     "is_held",
+    "retention_changes",
 ]
 
 log = logging.getLogger(__name__)
@@ -54,6 +59,29 @@ def deadline(recording: Recording, retention_days: RetentionDays | None) -> date
     if days is None:
         return None
     return (recording.ended_at or recording.started_at) + timedelta(days=days)
+
+
+@dataclass(frozen=True)
+class RetentionChange:
+    recording: Recording
+    retain_until: datetime | None  # what the current policy gives
+
+
+def retention_changes(
+    recordings: Iterable[Recording], retention_days: RetentionDays
+) -> list[RetentionChange]:
+    """The stored recordings whose ``retain_until`` is not what the current
+    policy gives (``stored_at`` + the queue's days; None: forever), in the
+    order given."""
+    changes: list[RetentionChange] = []
+    for recording in recordings:
+        if recording.state != "stored" or recording.stored_at is None:
+            continue
+        days = retention_days(recording.queue)
+        wanted = None if days is None else recording.stored_at + timedelta(days=days)
+        if wanted != recording.retain_until:
+            changes.append(RetentionChange(recording, wanted))
+    return changes
 
 
 def is_held(recording: Recording, holds: Iterable[LegalHold]) -> bool:

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from agent_desk.audit import AuditLog
 from callwright.cli import main
 from callwright.config import load_config
 from crm.repository import CustomerRepository, InteractionRepository
@@ -106,6 +107,41 @@ def test_nothing_is_purged_before_its_time(
     assert main(["recordings", "purge", "--config", str(config)]) == 0
     assert "0 recording(s) deleted" in capsys.readouterr().out
     assert len(list((tmp_path / "data" / "recordings").rglob("*.wav"))) == 1
+
+
+def test_a_shorter_retention_applies_to_stored_recordings_when_asked(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    config, ids = setup(tmp_path, stored_days_ago=20)  # kept 30 days: 10 left
+    shorter = (tmp_path / "config.toml").read_text().replace("30", "15")
+    (tmp_path / "config.toml").write_text(shorter)  # policy now: 15 days
+    assert main(["recordings", "purge", "--config", str(config)]) == 0
+    assert "0 recording(s) deleted" in capsys.readouterr().out  # stored under the old policy
+
+    assert main(["recordings", "retention", "--config", str(config)]) == 0
+    out = capsys.readouterr().out
+    assert f"would set recording {ids['recording']} (queue support) to keep until" in out
+    assert "1 recording(s): would set" in out
+    assert main(["recordings", "purge", "--config", str(config)]) == 0
+    assert "0 recording(s) deleted" in capsys.readouterr().out  # a listing changes nothing
+
+    assert main(["recordings", "retention", "--apply", "--config", str(config)]) == 0
+    assert "1 recording(s): set" in capsys.readouterr().out
+    assert main(["recordings", "retention", "--config", str(config)]) == 0
+    assert "0 recording(s)" in capsys.readouterr().out
+    assert main(["recordings", "purge", "--config", str(config)]) == 0
+    assert f"deleted recording {ids['recording']}" in capsys.readouterr().out
+
+    async def audited() -> list[tuple[str, str | None]]:
+        engine = make_engine(load_config(config, env={}).store.effective_url)
+        try:
+            rows = await AuditLog(engine).query(limit=10)
+        finally:
+            await engine.dispose()
+        return [(r.action, r.subject) for r in rows]
+
+    subject = f"recording:{ids['recording']}"
+    assert ("recordings.retention", subject) in asyncio.run(audited())
 
 
 def test_check_reports_then_repairs(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -12,7 +12,7 @@ import pytest
 from agent_desk.audit import AuditLog
 from recordings.ingest import Ingestor
 from recordings.repository import LegalHold, Recording, RecordingRepository
-from recordings.retention import Purger, deadline, due_for_purge
+from recordings.retention import Purger, deadline, due_for_purge, retention_changes
 from recordings.storage import LocalStorage
 from recordings.wav import write_tone
 from tests.recordings.conftest import FakeClock, Seeded
@@ -92,6 +92,21 @@ def test_without_retain_until_the_current_queue_policy_counts_from_the_end() -> 
         "a queue without retention days keeps its recordings"
     )
     assert due_for_purge(rows, [], T + timedelta(days=10_000), None) == []
+
+
+def test_the_current_policy_is_applied_to_stored_recordings_that_differ_from_it() -> None:
+    recordings = [
+        rec("same", retain_until=T + timedelta(days=90)),  # billing: 90 days, as stored
+        rec("longer", retain_until=T + timedelta(days=365)),  # stored under a longer policy
+        rec("forever", queue="support", retain_until=T + timedelta(days=30)),  # no days now
+        rec("kept", queue="support"),  # forever, and so stored
+        rec("missing", state="missing", retain_until=T),  # not stored: the purge's own rule
+    ]
+    changes = retention_changes(recordings, DAYS)
+    assert [(c.recording.id, c.retain_until) for c in changes] == [
+        ("longer", T + timedelta(days=90)),
+        ("forever", None),
+    ]
 
 
 def test_recordings_in_progress_are_never_due() -> None:
