@@ -37,8 +37,9 @@ interpreter            AGI
                        callwright-ivr-transfer``, ``SET EXTENSION <number>``,
                        ``SET PRIORITY 1`` and return: that context dials it
                        (without transfer features for the caller). The
-                       session ends ``transferred``; a failed Dial hangs up
-                       there, the flow's ``failure`` branch is not taken
+                       session ends ``transferred``; a Dial that did not
+                       connect runs ``TRANSFER_FAILED_SCRIPT``, which takes
+                       the flow's ``failure`` branch (below)
 ``PauseRecording``     the call's recording paused (``ResumeRecording``: resumed)
                        through Callwright's recording control, not AGI: see
                        below
@@ -73,6 +74,12 @@ only for flows with a ``queue`` node that has ``origin = true``; a queue node
 with ``origin`` sends the caller back there (voice routing starts a new
 interaction and task in it, and the queue's ``sticky_agent_seconds`` offers it
 to the same agent first).
+
+``TRANSFER_FAILED_SCRIPT`` (``agi://.../callwright-transfer-failed``): the
+dialplan calls it when a flow's transfer did not connect (``DIALSTATUS`` not
+``ANSWER``); the caller's flow run goes on at its transfer node's failure
+branch (``IvrRunner.transfer_failed``), and a caller it queues returns to the
+dialplan, which takes them to the holding point.
 
 ``SURVEY_SCRIPT`` (``agi://.../callwright-survey``) runs the post-call survey
 of the calling channel (by its uniqueid): the dialplan calls it after the
@@ -111,11 +118,12 @@ from ivr.model import (
 from ivr.runner import IvrRunner, Turn, UnknownFlow
 from recordings.control import RecordingControlError
 
-__all__ = ["SURVEY_SCRIPT", "FastAgiIvr"]
+__all__ = ["SURVEY_SCRIPT", "TRANSFER_FAILED_SCRIPT", "FastAgiIvr"]
 
 log = logging.getLogger(__name__)
 
 SURVEY_SCRIPT = "callwright-survey"
+TRANSFER_FAILED_SCRIPT = "callwright-transfer-failed"
 KEYS = "0123456789*#"
 QUEUE_VARIABLE = "CALLWRIGHT_QUEUE"
 SESSION_VARIABLE = "CALLWRIGHT_IVR_SESSION"
@@ -207,6 +215,14 @@ class FastAgiIvr:
             if script == SURVEY_SCRIPT:
                 turn = await self.runner.begin_survey("agi", request.uniqueid)
                 if turn is None:
+                    return
+            elif script == TRANSFER_FAILED_SCRIPT:
+                status = await channel.get_variable("DIALSTATUS")
+                turn = await self.runner.transfer_failed(
+                    "agi", request.uniqueid, status or "unknown"
+                )
+                if turn is None:
+                    await self._give_up(channel, "Callwright: no IVR transfer to go back to")
                     return
             else:
                 call = CallInfo(

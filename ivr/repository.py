@@ -211,6 +211,16 @@ class IvrRepository:
                 update(ivr_sessions).where(ivr_sessions.c.id == row_id).values(**values)
             )
 
+    async def reopen(self, row_id: str) -> None:
+        """A flow run that ended (``transferred``) goes on (its transfer failed
+        after all): ``in_progress`` again."""
+        async with self._engine.begin() as conn:
+            await conn.execute(
+                update(ivr_sessions)
+                .where(ivr_sessions.c.id == row_id)
+                .values(outcome="in_progress", ended_at=None, reason=None, updated_at=self._clock())
+            )
+
     async def record_survey(self, row_id: str, score: int) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(

@@ -69,6 +69,7 @@ from ivr.model import (
     Step,
     SurveyScore,
     TaskRequest,
+    TransferFailed,
     Voicemail,
     Wait,
 )
@@ -291,6 +292,21 @@ class IvrRunner:
         flow = self.flows[row.flow]
         step = feed(flow, row.session, event, self.clock())
         return await self._advance(session_id, row.edge, flow, step)
+
+    async def transfer_failed(self, edge: str, call_ref: str, status: str) -> Turn | None:
+        """The caller ``call_ref``'s transfer out of a flow did not connect
+        (``status``: Asterisk's DIALSTATUS, BUSY, NOANSWER...): their latest
+        flow run, which ended ``transferred`` when the dialplan took the caller
+        to dial, goes on at its transfer node's ``failure`` branch (or ends
+        ``failed``). None when the caller has no such run."""
+        row = await self.repo.latest_for_call_ref(call_ref)
+        if row is None or row.outcome != "transferred" or row.flow not in self.flows:
+            return None
+        flow = self.flows[row.flow]
+        session = dataclasses.replace(row.session, outcome=None, reason="")
+        step = feed(flow, session, TransferFailed(status), self.clock())
+        await self.repo.reopen(row.id)
+        return await self._advance(row.id, edge, flow, step)
 
     async def begin_survey(self, edge: str, call_ref: str) -> Turn | None:
         """The post-call survey for the caller ``call_ref``, asked by the latest

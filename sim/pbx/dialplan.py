@@ -223,7 +223,11 @@ CALLWRIGHT = Dialplan(
                 (
                     S("NoOp", "IVR transfer to ${EXTEN}"),
                     S("Dial", "PJSIP/${EXTEN}@trunk,${CALLWRIGHT_TRANSFER_TIMEOUT}"),
-                    S("Hangup"),
+                    # not connected: back to the flow's failure branch
+                    S("GotoIf", '$["${DIALSTATUS}" = "ANSWER"]?done'),
+                    S("AGI", "agi://callwright.example:4573/callwright-transfer-failed"),
+                    S("Goto", "callwright-hold,s,1"),
+                    S("Hangup", label="done"),
                 ),
             ),
             (
@@ -231,7 +235,11 @@ CALLWRIGHT = Dialplan(
                 (
                     S("NoOp", "IVR transfer to ${EXTEN}"),
                     S("Dial", "PJSIP/${EXTEN}@trunk,${CALLWRIGHT_TRANSFER_TIMEOUT}"),
-                    S("Hangup"),
+                    # not connected: back to the flow's failure branch
+                    S("GotoIf", '$["${DIALSTATUS}" = "ANSWER"]?done'),
+                    S("AGI", "agi://callwright.example:4573/callwright-transfer-failed"),
+                    S("Goto", "callwright-hold,s,1"),
+                    S("Hangup", label="done"),
                 ),
             ),
         ),

@@ -333,3 +333,48 @@ def _agi_log(stack: IvrStack, channel: SimChannel) -> list[tuple[str, str]]:
         for e in stack.sim.recent_events
         if e.name in ("AGIExecEnd", "DTMFEnd") and e.get("Channel") == channel.name
     ]
+
+
+PARTNER = "+15555550100"  # flows/support.toml: the hardware partner's number
+
+
+async def test_a_transfer_that_finds_the_line_busy_takes_the_flows_failure_branch(
+    open_stack: IvrStack,
+) -> None:
+    """Option 3 transfers to the partner; the partner is busy: the caller hears
+    the failure branch's prompt and waits in support, as the flow says."""
+    stack = open_stack
+    stack.sim.set_device(PARTNER, busy=True)
+    call = asyncio.create_task(stack.sim.inbound_call(ANN, "Ann", "5000"))
+    caller = await stack.caller(ANN)
+    stack.sim.send_dtmf(caller.name, "13")  # English, the hardware partner
+    await asyncio.wait_for(call, 10)
+    row = await stack.wait_row(lambda r: r.outcome == "queued")
+    assert row.session.path[-4:] == ("main_menu", "partner", "partner_busy", "to_support")
+    assert row.queue == "support"
+    task = await stack.recorder.wait_for(queued)
+    assert isinstance(task, model.TaskQueued) and task.queue_id == "support"
+    said = [
+        e.get("Command") or ""
+        for e in stack.sim.recent_events
+        if e.name == "AGIExecEnd" and e.get("Channel") == caller.name
+    ]
+    assert any("Our partner cannot answer right now" in command for command in said), said
+    dial_ends = [e.get("DialStatus") for e in stack.sim.recent_events if e.name == "DialEnd"]
+    assert "BUSY" in dial_ends
+
+
+async def test_a_transfer_that_connects_ends_the_flow_transferred(open_stack: IvrStack) -> None:
+    stack = open_stack
+    call = asyncio.create_task(stack.sim.inbound_call(ANN, "Ann", "5000"))
+    caller = await stack.caller(ANN)
+    stack.sim.send_dtmf(caller.name, "13")
+    row = await stack.wait_row(lambda r: r.outcome == "transferred")
+    assert row.session.node == "partner"
+    await stack.sim.wait_for_channels(
+        lambda chs: any(c.name == caller.name and c.bridge is not None for c in chs)
+    )
+    call.cancel()  # it waits for the caller on hold, who never goes there
+    # Connected: no task, and no second flow run after the Dial.
+    assert not [e for e in stack.recorder.events if isinstance(e, model.TaskQueued)]
+    assert [r.outcome for r in await stack.rows()] == ["transferred"]
