@@ -13,6 +13,7 @@ from aiohttp import web
 
 from cti.http import read_json_object
 from routing import model
+from routing.agent_stats import agent_times
 from routing.codec import to_json
 from routing.errors import (
     Duplicate,
@@ -183,6 +184,32 @@ def routes(
                 }
         return web.json_response({"since": since, "until": until, "queues": queues})
 
+    async def agent_report(request: web.Request) -> web.StreamResponse:
+        """Each agent's time by state and occupancy over [since, until)
+        (default: today, UTC, until now); ``routing.agent_stats``."""
+        await authorize(request, "reports.read", None)
+        now = service.clock()
+        try:
+            since = float(request.query.get("since", str(now - now % 86400)))
+            until = float(request.query["until"]) if "until" in request.query else now
+        except ValueError:
+            raise InvalidRequest("since/until: expected epoch seconds") from None
+        if not (0 <= since < until <= MAX_EPOCH):
+            raise InvalidRequest("since/until: expected epoch seconds, since < until")
+        events = await service.journal.events(since=since, until=until)
+        current = None
+        if until >= now:  # to now: an agent with no change in the period is as now
+            until = now
+            current = {a: service.router.agent(a).state for a in service.router.agent_ids()}
+        times = agent_times(events, since, until, current)
+        return web.json_response(
+            {
+                "since": since,
+                "until": until,
+                "agents": {agent: t.to_json() for agent, t in times.items()},
+            }
+        )
+
     async def interval_report(request: web.Request) -> web.StreamResponse:
         """Every interval of [since, until) per queue (default: today, UTC,
         15-minute intervals): calls offered, answered, abandoned, service
@@ -271,6 +298,7 @@ def routes(
         web.get("/api/queues", guarded(list_queues)),
         web.get("/api/reports/queues", guarded(queue_report)),
         web.get("/api/reports/queues/intervals", guarded(interval_report)),
+        web.get("/api/reports/agents", guarded(agent_report)),
         web.get("/api/agents/{agent_id}", guarded(get_agent)),
         web.post("/api/agents/{agent_id}/state", guarded(set_agent_state)),
         web.post("/api/agents/{agent_id}/wrap-up/end", guarded(end_wrap_up)),

@@ -21,6 +21,7 @@
     spies: new Map(), // spied call id -> my session {spy_id, mode, device, started}
     recordings: new Map(), // call id -> recording state (the `recording` event)
     surveys: new Map(), // queue id -> today's post-call survey answers {count, average}
+    occupancy: new Map(), // agent id -> today's occupancy (percent, or null)
   };
   const SPY_MODES = [
     ["listen", "Listen"],
@@ -89,6 +90,7 @@
     fillQueueChoice();
     loadHistory();
     loadSurveys();
+    loadOccupancy();
   }
 
   function applyEvent(envelope) {
@@ -179,6 +181,15 @@
     if (!result.ok) return;
     wb.surveys = new Map(Object.entries(result.body.queues).map(([id, figures]) => [id, figures.survey]));
     renderQueues();
+  }
+
+  /** Each agent's occupancy today: read at start and every minute (a figure of
+   * hours, not of seconds). */
+  async function loadOccupancy() {
+    const result = await api("GET", `/api/reports/agents?since=${dayStart()}`);
+    if (!result.ok) return;
+    wb.occupancy = new Map(Object.entries(result.body.agents).map(([id, t]) => [id, t.occupancy]));
+    renderAgents();
   }
 
   // -- live calls: listen, whisper, barge -----------------------------------------------
@@ -362,6 +373,7 @@
     const state = el("span", { class: "state" });
     const reason = el("span", { class: "muted reason" });
     const detail = el("div", { class: "muted detail" });
+    const occupancy = el("div", { class: "muted occupancy", title: "busy and wrap-up time over the time ready for work, today" });
     const choice = el(
       "select",
       { "aria-label": "Force state" },
@@ -375,6 +387,7 @@
       el("div", {}, name, since),
       el("div", {}, state, " ", reason),
       detail,
+      occupancy,
       el("div", { class: "force" }, choice, why, force),
     );
     force.addEventListener("click", async () => {
@@ -397,6 +410,8 @@
         const load = Object.entries(a.load || {}).filter(([, n]) => n > 0).map(([ch, n]) => `${ch} ${n}`);
         setText(detail, [a.queues.join(", "), load.join(", "), a.external_busy ? "on a direct call" : ""].filter(Boolean).join(" · "));
         since.dataset.since = String(a.since);
+        const busy = wb.occupancy.get(a.agent_id);
+        setText(occupancy, busy === undefined || busy === null ? "occupancy today –" : `occupancy today ${Math.round(busy)}%`);
       },
     };
   }
@@ -574,7 +589,10 @@
   setInterval(() => {
     if (live && historyDay !== null && historyDay !== dayStart()) loadHistory();
     else drawChart();
-    if (live) loadSurveys();
+    if (live) {
+      loadSurveys();
+      loadOccupancy();
+    }
   }, 60000);
 
   // -- go -----------------------------------------------------------------------------------

@@ -4,6 +4,7 @@ day's post-call survey answers per queue."""
 
 from __future__ import annotations
 
+import asyncio
 import re
 from datetime import UTC, datetime
 from typing import Any
@@ -204,3 +205,29 @@ async def test_the_queue_row_shows_todays_post_call_survey_answers(
 
     await page.reload()  # read at start (and every minute)
     await expect(row.locator(".survey")).to_have_text("4.5 (2)")
+
+
+async def test_each_agent_card_shows_todays_occupancy(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    """Alice was available, then on a call: part of her ready time was handling
+    work. Bob was never ready: no occupancy."""
+    runtime = desk_stack.runtime
+    routing = runtime.routing
+    assert routing is not None
+    alice_id = desk_stack.seeded.agents["alice"]
+    await routing.set_agent_state(alice_id, "available")
+    await asyncio.sleep(0.3)  # some time available
+    await desk_stack.sim.inbound_call(ADA, "Ada Lovelace")
+    await eventually(lambda: bool(routing.router.agent(alice_id).reservation_ids), "an offer")
+    (rid,) = routing.router.agent(alice_id).reservation_ids
+    await routing.accept(rid)
+    await eventually(lambda: routing.router.agent(alice_id).state.value == "busy", "busy")
+    await asyncio.sleep(0.3)  # some time handling
+
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/wallboard", "sue")
+    alice = page.locator(f'#agents [data-agent="{alice_id}"] .occupancy')
+    await expect(alice).to_have_text(re.compile(r"^occupancy today ([1-9]\d?|100)%$"))
+    bob = page.locator(f'#agents [data-agent="{desk_stack.seeded.agents["bob"]}"] .occupancy')
+    await expect(bob).to_have_text("occupancy today \u2013")  # an en dash: never ready

@@ -109,6 +109,7 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("POST", "/api/tasks/{task_id}/complete"): OWN,
     ("GET", "/api/queues"): EVERYONE,
     ("GET", "/api/reports/queues"): SUPERVISORS,
+    ("GET", "/api/reports/agents"): SUPERVISORS,
     ("GET", "/api/reports/queues/intervals"): SUPERVISORS,
     ("GET", "/api/agents/{agent_id}"): OWN,
     ("POST", "/api/agents/{agent_id}/state"): OWN,
@@ -544,6 +545,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("POST", "/api/tasks/{task_id}/complete"): Scenario(on_task("/complete"), 200),
     ("GET", "/api/queues"): Scenario(fixed("/api/queues"), 200, fresh=False),
     ("GET", "/api/reports/queues"): Scenario(fixed("/api/reports/queues"), 200, fresh=False),
+    ("GET", "/api/reports/agents"): Scenario(fixed("/api/reports/agents"), 200, fresh=False),
     ("GET", "/api/reports/queues/intervals"): Scenario(
         fixed("/api/reports/queues/intervals"), 200, fresh=False
     ),

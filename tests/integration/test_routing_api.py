@@ -104,3 +104,35 @@ async def test_unknown_ids_and_bad_values_are_4xx_and_change_nothing(routed: Any
     assert (await stack.post(f"/api/reservations/{offer.reservation_id}/accept"))[0] == 200
     status, result = await stack.post(f"/api/reservations/{offer.reservation_id}/accept")
     assert status == 409 and result["error"] == "invalid_transition"
+
+
+async def test_the_agent_report_gives_time_by_state_and_occupancy(routed: Any) -> None:
+    """Alice goes available, takes a callback task and completes it; the report
+    from the stored log says how long she was available and handling."""
+    stack, recorder, agents = routed
+    alice, bob = agents["1001"], agents["1002"]
+    start = time.time() - 1
+    await stack.post(f"/api/agents/{alice}/state", {"state": "available"})
+    status, task = await stack.post(
+        "/api/tasks", {"channel": "callback", "queue": "support", "attributes": {}}
+    )
+    assert status == 201, task
+    offer = await recorder.wait_for(offered_to(alice))
+    await stack.post(f"/api/reservations/{offer.reservation_id}/accept")
+    await stack.post(f"/api/tasks/{task['id']}/complete")
+    await recorder.wait_for(lambda e: isinstance(e, model.TaskCompleted))
+
+    status, report = await stack.get(f"/api/reports/agents?since={start}")
+    assert status == 200, report
+    mine = report["agents"][alice]
+    assert {"available", "busy"} <= set(mine["seconds"])
+    assert all(seconds >= 0 for seconds in mine["seconds"].values())
+    assert 0 < mine["occupancy"] <= 100
+    # Bob never changed state in the period: as he is now, offline all along.
+    assert set(report["agents"][bob]["seconds"]) == {"offline"}
+    assert report["agents"][bob]["occupancy"] is None
+
+    for query in ("since=abc", "since=10&until=5", "until=1e300", "since=-5"):
+        status, refused = await stack.get(f"/api/reports/agents?{query}")
+        assert (status, refused["error"]) == (400, "invalid_request"), (query, refused)
+        assert refused["message"].startswith("since/until: expected epoch seconds"), refused
