@@ -127,13 +127,14 @@ class TransferResult:
     repeated: bool = False
 
 
+# Where ``transfer`` sends a caller (``to``).
+TRANSFER_TO: Final = ("agent", "number", "queue", "payment")
+
 # ChanSpy options per mode (Asterisk 22 app_chanspy): q no beep or name
 # announcement, E leave when the spied-on channel hangs up, S stop when no
 # channel is left to spy on (never wait on a silent line for another one), u
 # the first argument is an exact channel name (no prefix match: never another
 # agent's channel); w whisper to the agent only, B barge: talk to both parties.
-# Where ``transfer`` sends a caller (``to``).
-TRANSFER_TO: Final = ("agent", "number", "queue", "payment")
 SPY_MODES: Final[Mapping[str, str]] = {"listen": "qESu", "whisper": "qESuw", "barge": "qESuB"}
 
 
