@@ -157,7 +157,7 @@
         sl,
         el("td", { class: "num offered" }, String(f.offered)),
         el("td", { class: "num answered" }, String(f.answered)),
-        el("td", { class: "num abandoned" }, String(f.abandoned)),
+        abandonedCell(f),
         el("td", { class: "num asa" }, duration(f.average_speed_of_answer)),
         el("td", { class: "num aht" }, duration(f.average_handle_time)),
         el("td", { class: "num" }, `${states.available || 0} / ${(states.busy || 0) + (states.wrap_up || 0)}`),
@@ -166,6 +166,15 @@
     });
     $("queue-rows").replaceChildren(...rows);
     tick();
+  }
+
+  function abandonedCell(f) {
+    // Short abandons (callers who left within the short-abandon threshold) are
+    // counted in abandoned and shown apart: they are not in the service level.
+    const short = f.short_abandoned || 0;
+    const cell = el("td", { class: "num abandoned" }, short ? `${f.abandoned} (${short} short)` : String(f.abandoned));
+    cell.title = "callers who hung up while waiting; short: within a few seconds, left out of the service level";
+    return cell;
   }
 
   function surveyCell(survey) {
