@@ -689,6 +689,8 @@
     return null;
   }
 
+  const TASK_TITLES = { voice: "Call", email: "E-mail", callback: "Callback", chat: "Chat" };
+
   class TaskCard {
     constructor(task) {
       this.task = task;
@@ -697,21 +699,24 @@
       this.popSlot = el("div");
       this.callSlot = el("div", { class: "call" });
       this.emailSlot = el("div", { class: "email" });
+      this.callbackSlot = el("div", { class: "callback" });
       this.wrapSlot = el("div", { class: "wrap-up" });
       this.error = el("p", { class: "error", role: "alert" });
       this.root = el(
         "article",
         { class: "card task", dataset: { task: task.task_id, channel: task.channel || "" } },
-        el("header", {}, el("h2", {}, task.channel === "email" ? "E-mail" : task.channel === "voice" ? "Call" : task.channel || "Task"), this.status),
+        el("header", {}, el("h2", {}, TASK_TITLES[task.channel] || task.channel || "Task"), this.status),
         this.popSlot,
         this.callSlot,
         this.emailSlot,
+        this.callbackSlot,
         this.wrapSlot,
         this.error,
       );
       this.buildCallControls();
       this.buildWrapUp();
       if (task.channel === "email") this.buildEmail();
+      if (task.channel === "callback") this.buildCallback();
       this.update(task);
     }
 
@@ -733,9 +738,12 @@
       if (this.popFor !== this.task.pop) {
         this.popFor = this.task.pop;
         const identify = { interactionId: this.interactionId, onLinked: (result) => this.linked(result) };
-        this.popSlot.replaceChildren(popCard(this.task.pop, this.task.attributes && this.task.attributes.caller_number, identify));
+        // A callback request's caller is the number to call back.
+        const attrs = this.task.attributes || {};
+        this.popSlot.replaceChildren(popCard(this.task.pop, attrs.caller_number || attrs.callback_number, identify));
       }
       this.renderCall();
+      show(this.callbackSlot, this.task.channel === "callback" && this.task.state !== "completed");
     }
 
     // call controls ----------------------------------------------------------------
@@ -935,6 +943,34 @@
     }
 
     // e-mail -------------------------------------------------------------------------
+
+    // a callback request (the IVR's voicemail or callback option) ------------------
+
+    buildCallback() {
+      const attrs = this.task.attributes || {};
+      const number = typeof attrs.callback_number === "string" ? attrs.callback_number : "";
+      const extension = session && session.agent && session.agent.extension;
+      this.callBack = el("button", { type: "button", class: "primary" }, number ? `Call back ${number}` : "No number to call back");
+      this.callBack.disabled = !number || !extension;
+      this.done = el("button", { type: "button" }, "Done");
+      const seconds = Math.round(Number(attrs.recording_seconds) || 0);
+      this.callbackSlot.append(
+        el("h4", {}, attrs.voicemail ? "Voicemail: call back" : "Callback request"),
+        attrs.voicemail ? el("p", { class: "muted voicemail" }, `The caller left a ${seconds} s message.`) : null,
+        el("div", { class: "buttons" }, this.callBack, this.done),
+      );
+      // Click-to-dial: this agent's phone rings first, then the number.
+      this.callBack.addEventListener("click", (e) => dial(number, extension, e.target));
+      this.done.addEventListener("click", () => this.completeTask());
+    }
+
+    async completeTask() {
+      this.done.disabled = true;
+      setText(this.error, "");
+      const result = await api("POST", `/api/tasks/${encodeURIComponent(this.task.task_id)}/complete`);
+      this.done.disabled = false;
+      if (!result.ok) setText(this.error, `not done: ${errorText(result)}`);
+    }
 
     buildEmail() {
       this.thread = el("div", { class: "thread" });

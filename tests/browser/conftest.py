@@ -81,7 +81,12 @@ async def seed(url: str) -> Seeded:
             ("sue", "Sue Supervisor", "1009", "supervisor", {}),
         ):
             agent = await agents.create(
-                username, name, ext, role=role, skills=skills, capacity={"voice": 1, "email": 3}
+                username,
+                name,
+                ext,
+                role=role,
+                skills=skills,
+                capacity={"voice": 1, "callback": 1, "email": 3},
             )
             await agents.set_password(agent.id, PASSWORD)
             ids[username] = str(agent.id)

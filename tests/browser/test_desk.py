@@ -13,6 +13,7 @@ from email.message import EmailMessage
 from playwright.async_api import Locator, Page, WebSocketRoute
 
 from crm.mail.parse import parse_email
+from routing.model import TaskSpec
 from tests.browser.conftest import (
     ADA,
     EVIL_NAME,
@@ -519,3 +520,46 @@ async def test_click_to_dial_from_a_record_rings_the_agent_then_the_customer_and
     await screenshot(page, "desk-click-to-dial-wrap-up")
     await card.get_by_role("button", name="Close").click()
     await expect(card).to_have_count(0)
+
+
+async def test_a_voicemail_callback_is_called_back_and_done_from_the_desk(
+    desk_stack: DeskStack, browsers: Browsers
+) -> None:
+    """The IVR's voicemail becomes a callback task with the number to call: the
+    agent calls back from the card (their phone first), then marks it done."""
+    runtime = desk_stack.runtime
+    routing = runtime.routing
+    assert routing is not None
+    page = await browsers.page()
+    await log_in(page, desk_stack.url, "/desk", "alice")
+    await go_available(page)
+    await routing.submit(
+        TaskSpec(
+            "cb-voicemail",
+            "support",
+            "callback",
+            attributes={
+                "callback_number": "+15550100777",
+                "voicemail": True,
+                "recording_seconds": 12.4,
+            },
+        )
+    )
+    await page.locator("article.offer").get_by_role("button", name="Accept").click()
+    task = page.locator("article.task[data-channel=callback]")
+    await expect(task.locator(".voicemail")).to_have_text("The caller left a 12 s message.")
+    await screenshot(page, "desk-voicemail-callback")
+
+    await task.get_by_role("button", name="Call back +15550100777").click()
+    await eventually(
+        lambda: (
+            [a["Exten"] for a in desk_stack.sim.ami_actions_received if a.name == "Originate"]
+            == ["+15550100777"]
+        ),
+        "an Originate of Alice's phone then the number",
+    )
+    await task.get_by_role("button", name="Done").click()
+    await eventually(
+        lambda: routing.router.task_state("cb-voicemail").value == "completed", "task done"
+    )
+    await expect(task.get_by_role("button", name="Done")).to_be_hidden()
