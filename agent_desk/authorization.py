@@ -213,6 +213,7 @@ ROUTE_ACTIONS: Final[Mapping[tuple[str, str], str]] = {
     ("GET", "/api/queues"): "queues.read",
     ("GET", "/api/reports/queues"): "reports.read",
     ("GET", "/api/reports/agents"): "reports.read",
+    ("GET", "/api/reports/surveys"): "reports.read",
     ("GET", "/api/reports/queues/intervals"): "reports.read",
     ("GET", "/api/agents/{agent_id}"): "agents.read",
     ("POST", "/api/agents/{agent_id}/state"): "agents.state",

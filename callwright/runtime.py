@@ -417,6 +417,8 @@ class Runtime:
     async def _survey_figures(
         self, since: float, until: float | None
     ) -> dict[str, tuple[int, float]]:
+        # One aggregate query over the period's survey rows (a wallboard asks
+        # for today's once a minute).
         found = await self.ivr_sessions.survey_figures(
             datetime.fromtimestamp(since, UTC),
             None if until is None else datetime.fromtimestamp(until, UTC),

@@ -21,7 +21,7 @@ from dataclasses import dataclass
 
 from routing.model import AgentState, AgentStateChanged, RoutingEvent
 
-__all__ = ["AgentTime", "agent_times"]
+__all__ = ["AgentClock", "AgentTime", "agent_times"]
 
 HANDLING = (AgentState.BUSY, AgentState.WRAP_UP)
 
@@ -40,6 +40,50 @@ class AgentTime:
         }
 
 
+class AgentClock:
+    """The fold, live: each agent's seconds by state since ``since``, one
+    event at a time (``apply``), read at any moment (``read``). ``roll``
+    starts a new period (a new day) with every agent in the state they are in."""
+
+    def __init__(self, since: float) -> None:
+        self.since = since
+        self._spent: dict[str, dict[str, float]] = {}
+        self._state: dict[str, AgentState] = {}
+        self._mark: dict[str, float] = {}
+
+    def apply(self, event: RoutingEvent) -> None:
+        if not isinstance(event, AgentStateChanged) or event.at < self.since:
+            return
+        agent = event.agent_id
+        if agent not in self._state:
+            self._spent[agent] = {}
+            if event.previous is not None:  # None: the agent was added now
+                _add(self._spent[agent], event.previous, event.at - self.since)
+        else:
+            _add(self._spent[agent], self._state[agent], event.at - self._mark[agent])
+        self._state[agent], self._mark[agent] = event.state, event.at
+
+    def roll(self, since: float) -> None:
+        """A new period from ``since``: the time so far is dropped."""
+        self.since = since
+        self._spent = {agent: {} for agent in self._state}
+        self._mark = dict.fromkeys(self._state, since)
+
+    def read(
+        self, until: float, current: Mapping[str, AgentState] | None = None
+    ) -> dict[str, AgentTime]:
+        """The times up to ``until``; ``current``: the states now, for agents
+        with no change in the period (see the module docstring)."""
+        spent = {agent: dict(s) for agent, s in self._spent.items()}
+        for agent, state in self._state.items():
+            _add(spent[agent], state, until - self._mark[agent])
+        for agent, now in (current or {}).items():
+            if agent not in self._state:
+                spent[agent] = {}
+                _add(spent[agent], now, until - self.since)
+        return {agent: _time(agent, s) for agent, s in sorted(spent.items())}
+
+
 def agent_times(
     events: Iterable[RoutingEvent],
     since: float,
@@ -48,27 +92,11 @@ def agent_times(
 ) -> dict[str, AgentTime]:
     """Each agent's time by state in ``[since, until)`` (see the module
     docstring); ``current``: the states now, for a period that ends now."""
-    seconds: dict[str, dict[str, float]] = {}
-    state: dict[str, AgentState] = {}
-    mark: dict[str, float] = {}
+    clock = AgentClock(since)
     for event in events:
-        if not isinstance(event, AgentStateChanged) or not since <= event.at < until:
-            continue
-        agent = event.agent_id
-        if agent not in state:
-            seconds[agent] = {}
-            if event.previous is not None:  # None: the agent was added now
-                _add(seconds[agent], event.previous, event.at - since)
-        else:
-            _add(seconds[agent], state[agent], event.at - mark[agent])
-        state[agent], mark[agent] = event.state, event.at
-    for agent, last in state.items():
-        _add(seconds[agent], last, until - mark[agent])
-    for agent, now in (current or {}).items():
-        if agent not in state:
-            seconds[agent] = {}
-            _add(seconds[agent], now, until - since)
-    return {agent: _time(agent, spent) for agent, spent in sorted(seconds.items())}
+        if isinstance(event, AgentStateChanged) and event.at < until:
+            clock.apply(event)
+    return clock.read(until, current)
 
 
 def _add(spent: dict[str, float], state: AgentState, seconds: float) -> None:

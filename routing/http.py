@@ -67,6 +67,11 @@ def _field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -
     return value
 
 
+def _survey_json(rated: tuple[int, float] | None) -> dict[str, Any]:
+    count, average = rated or (0, 0.0)
+    return {"count": count, "average": round(average, 2) if count else None}
+
+
 def task_json(view: model.TaskView) -> dict[str, Any]:
     data = to_json(view)
     assert isinstance(data, dict)
@@ -177,18 +182,47 @@ def routes(
             # Customer satisfaction: the callers' post-call survey answers.
             rated = await surveys(since, until)
             for q, figures in queues.items():
-                count, average = rated.get(q, (0, 0.0))
-                figures["survey"] = {
-                    "count": count,
-                    "average": round(average, 2) if count else None,
-                }
+                figures["survey"] = _survey_json(rated.get(q))
         return web.json_response({"since": since, "until": until, "queues": queues})
+
+    async def survey_report(request: web.Request) -> web.StreamResponse:
+        """The post-call survey answers per queue over [since, until) (until:
+        now by default): what the queue report carries, without its fold of
+        the event log."""
+        await authorize(request, "reports.read", None)
+        try:
+            since = float(request.query.get("since", "0"))
+            until = float(request.query["until"]) if "until" in request.query else None
+        except ValueError:
+            raise InvalidRequest("since/until: expected epoch seconds") from None
+        if not all(0 <= t <= MAX_EPOCH for t in (since, until) if t is not None):
+            raise InvalidRequest(f"since/until: expected epoch seconds, 0 to {MAX_EPOCH:.0f}")
+        rated = await surveys(since, until) if surveys is not None else {}
+        return web.json_response(
+            {
+                "since": since,
+                "until": until,
+                "queues": {q: _survey_json(rated.get(q)) for q in service.queues},
+            }
+        )
 
     async def agent_report(request: web.Request) -> web.StreamResponse:
         """Each agent's time by state and occupancy over [since, until)
-        (default: today, UTC, until now); ``routing.agent_stats``."""
+        (default: today, UTC, until now, from the live fold: no store read, so
+        a wallboard may ask every minute); ``routing.agent_stats``."""
         await authorize(request, "reports.read", None)
         now = service.clock()
+        if "since" not in request.query and "until" not in request.query:
+            live = service.agents_today(now)
+            current = {a: service.router.agent(a).state for a in service.router.agent_ids()}
+            times = live.read(now, current)
+            return web.json_response(
+                {
+                    "since": live.since,
+                    "until": now,
+                    "agents": {agent: t.to_json() for agent, t in times.items()},
+                }
+            )
         try:
             since = float(request.query.get("since", str(now - now % 86400)))
             until = float(request.query["until"]) if "until" in request.query else now
@@ -299,6 +333,7 @@ def routes(
         web.get("/api/reports/queues", guarded(queue_report)),
         web.get("/api/reports/queues/intervals", guarded(interval_report)),
         web.get("/api/reports/agents", guarded(agent_report)),
+        web.get("/api/reports/surveys", guarded(survey_report)),
         web.get("/api/agents/{agent_id}", guarded(get_agent)),
         web.post("/api/agents/{agent_id}/state", guarded(set_agent_state)),
         web.post("/api/agents/{agent_id}/wrap-up/end", guarded(end_wrap_up)),

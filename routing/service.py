@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from routing import model
+from routing.agent_stats import AgentClock
 from routing.engine import Router
 from routing.journal import NewTask, RoutingJournal
 from routing.stats import QueueStats
@@ -78,6 +79,9 @@ class RoutingService:
         self.queues = {q.id: q for q in queues}
         self.clock = clock
         self.stats = QueueStats(queues=[q.id for q in queues])
+        # Agents' time by state today (UTC), live: the wallboard's occupancy.
+        now = clock()
+        self.agent_clock = AgentClock(now - now % 86400)
         self._commits: GroupCommit[_Staged] = GroupCommit(
             self._write, max_batch=MAX_BATCH, name="routing-journal", write_now=self._write_now
         )
@@ -112,6 +116,7 @@ class RoutingService:
         # Today's statistics continue from the log: the same fold as history.
         for event in await journal.events(since=now - now % 86400):
             service.stats.apply(event)
+            service.agent_clock.apply(event)
         known = set(router.agent_ids())
         for agent in agents:
             if agent.id in known:
@@ -265,6 +270,16 @@ class RoutingService:
     def _fold(self, events: Sequence[model.RoutingEvent]) -> None:
         for event in events:
             self.stats.apply(event)
+            if isinstance(event, model.AgentStateChanged):
+                self.agents_today(event.at)  # a new day starts afresh
+                self.agent_clock.apply(event)
+
+    def agents_today(self, now: float) -> AgentClock:
+        """The live agent times, rolled to a new period at each UTC midnight."""
+        day = now - now % 86400
+        if day > self.agent_clock.since:
+            self.agent_clock.roll(day)
+        return self.agent_clock
 
     async def _announce(self, events: Sequence[model.RoutingEvent]) -> None:
         if not events:

@@ -186,16 +186,16 @@
   /** Today's post-call survey answers per queue (customer satisfaction): read at
    * start and every minute; answers come after calls, so a minute is fresh enough. */
   async function loadSurveys() {
-    const result = await api("GET", `/api/reports/queues?since=${dayStart()}`);
+    const result = await api("GET", `/api/reports/surveys?since=${dayStart()}`);
     if (!result.ok) return;
-    wb.surveys = new Map(Object.entries(result.body.queues).map(([id, figures]) => [id, figures.survey]));
+    wb.surveys = new Map(Object.entries(result.body.queues));
     renderQueues();
   }
 
-  /** Each agent's occupancy today: read at start and every minute (a figure of
-   * hours, not of seconds). */
+  /** Each agent's occupancy today (the server's day, UTC: its live figures, no
+   * store read): at start and every minute (a figure of hours, not of seconds). */
   async function loadOccupancy() {
-    const result = await api("GET", `/api/reports/agents?since=${dayStart()}`);
+    const result = await api("GET", "/api/reports/agents");
     if (!result.ok) return;
     wb.occupancy = new Map(Object.entries(result.body.agents).map(([id, t]) => [id, t.occupancy]));
     renderAgents();

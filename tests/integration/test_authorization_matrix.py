@@ -110,6 +110,7 @@ MATRIX: dict[tuple[str, str], Expect | None] = {
     ("GET", "/api/queues"): EVERYONE,
     ("GET", "/api/reports/queues"): SUPERVISORS,
     ("GET", "/api/reports/agents"): SUPERVISORS,
+    ("GET", "/api/reports/surveys"): SUPERVISORS,
     ("GET", "/api/reports/queues/intervals"): SUPERVISORS,
     ("GET", "/api/agents/{agent_id}"): OWN,
     ("POST", "/api/agents/{agent_id}/state"): OWN,
@@ -546,6 +547,7 @@ SCENARIOS: dict[tuple[str, str], Scenario] = {
     ("GET", "/api/queues"): Scenario(fixed("/api/queues"), 200, fresh=False),
     ("GET", "/api/reports/queues"): Scenario(fixed("/api/reports/queues"), 200, fresh=False),
     ("GET", "/api/reports/agents"): Scenario(fixed("/api/reports/agents"), 200, fresh=False),
+    ("GET", "/api/reports/surveys"): Scenario(fixed("/api/reports/surveys"), 200, fresh=False),
     ("GET", "/api/reports/queues/intervals"): Scenario(
         fixed("/api/reports/queues/intervals"), 200, fresh=False
     ),

@@ -322,7 +322,11 @@ async def test_post_call_survey_after_the_agent_hangs_up_is_stored(
         async with http.get(f"{stack.runtime.url}/api/reports/queues?since=0") as resp:
             assert resp.status == 200
             report = await resp.json()
+        async with http.get(f"{stack.runtime.url}/api/reports/surveys?since=0") as resp:
+            assert resp.status == 200
+            alone = await resp.json()
     surveys = {q: figures["survey"] for q, figures in report["queues"].items()}
+    assert alone["queues"] == surveys  # the survey report alone says the same
     assert surveys.pop(interaction.queue) == {"count": 1, "average": 4.0}
     assert surveys and all(s == {"count": 0, "average": None} for s in surveys.values())
 

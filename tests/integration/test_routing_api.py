@@ -124,6 +124,14 @@ async def test_the_agent_report_gives_time_by_state_and_occupancy(routed: Any) -
 
     status, report = await stack.get(f"/api/reports/agents?since={start}")
     assert status == 200, report
+    # The live figures (no period given: today, from memory) and the same
+    # period folded from the stored log agree.
+    status, live = await stack.get("/api/reports/agents")
+    assert status == 200, live
+    status, stored = await stack.get(
+        f"/api/reports/agents?since={live['since']}&until={live['until']}"
+    )
+    assert stored["agents"][alice] == live["agents"][alice]
     mine = report["agents"][alice]
     assert {"available", "busy"} <= set(mine["seconds"])
     assert all(seconds >= 0 for seconds in mine["seconds"].values())

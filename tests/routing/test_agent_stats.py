@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from routing.agent_stats import agent_times
+from routing.agent_stats import AgentClock, agent_times
 from routing.model import AgentState, QueueConfig
 from tests.routing.helpers import T0, Desk
 
@@ -61,3 +61,17 @@ def test_an_agent_without_a_change_in_the_period_is_as_now_or_left_out() -> None
         "seconds": {"break": 60.0},
         "occupancy": None,
     }
+
+
+def test_the_live_clock_equals_the_fold_and_starts_afresh_each_day() -> None:
+    d = day()
+    live = AgentClock(T0)
+    for event in d.log:
+        live.apply(event)
+    now = {"ann": AgentState.BREAK, "bob": AgentState.OFFLINE}
+    assert live.read(T0 + 300, now) == agent_times(d.log, T0, T0 + 300, now)
+
+    live.roll(T0 + 250)  # a new day at +250: Ann on break since +200, Bob offline
+    times = live.read(T0 + 300, now)
+    assert times["ann"].seconds == {"break": 50}
+    assert times["bob"].seconds == {"offline": 50}
