@@ -212,10 +212,10 @@ def routes(
         a wallboard may ask every minute); ``routing.agent_stats``."""
         await authorize(request, "reports.read", None)
         now = service.clock()
+        states = {a: service.router.agent(a).state for a in service.router.agent_ids()}
         if "since" not in request.query and "until" not in request.query:
             live = service.agents_today(now)
-            current = {a: service.router.agent(a).state for a in service.router.agent_ids()}
-            times = live.read(now, current)
+            times = live.read(now, states)
             return web.json_response(
                 {
                     "since": live.since,
@@ -231,11 +231,11 @@ def routes(
         if not (0 <= since < until <= MAX_EPOCH):
             raise InvalidRequest("since/until: expected epoch seconds, since < until")
         events = await service.journal.events(since=since, until=until)
-        current = None
         if until >= now:  # to now: an agent with no change in the period is as now
             until = now
-            current = {a: service.router.agent(a).state for a in service.router.agent_ids()}
-        times = agent_times(events, since, until, current)
+            times = agent_times(events, since, until, states)
+        else:
+            times = agent_times(events, since, until)
         return web.json_response(
             {
                 "since": since,
