@@ -994,8 +994,8 @@ class CallService:
                 claimed = True
             result = await run()
         except LinkLost as exc:
-            if claimed:
-                await _quietly(store, "unknown", key)
+            if claimed and store is not None:
+                await _quietly(store.unknown(key), key)
             future.set_exception(exc)
             future.exception()
             raise
@@ -1005,23 +1005,24 @@ class CallService:
             raise
         except asyncio.CancelledError:
             self._keys.forget(key)
-            if claimed:
-                await _quietly(store, "release", key)
+            if claimed and store is not None:
+                await _quietly(store.release(key), key)
             future.cancel()
             raise
         except Exception as exc:
             # Refused or never sent: the key is free to try again.
             self._keys.forget(key)
-            if claimed:
-                await _quietly(store, "release", key)
+            if claimed and store is not None:
+                await _quietly(store.release(key), key)
             future.set_exception(exc)
             future.exception()
             raise
-        if claimed:
+        if claimed and store is not None:
             # Sent: the outcome is stored for repeats (a failure to store it
             # leaves the key in flight there: a repeat after a restart is
             # refused as unknown, never sent twice).
-            await _quietly(store, "finish", key, {"type": type(result).__name__, **asdict(result)})
+            sent = {"type": type(result).__name__, **asdict(result)}
+            await _quietly(store.finish(key, sent), key)
         future.set_result(result)
         return result
 
@@ -1071,15 +1072,13 @@ def _outcome(stored: StoredOutcome) -> OriginateResult | TransferResult | SpySes
     return outcome
 
 
-async def _quietly(store: KeyStore | None, what: str, key: str, *args: Any) -> None:
+async def _quietly(write: Awaitable[None], key: str) -> None:
     """A key store write whose failure must not change what the caller is told
     (the action's outcome stands); logged."""
-    if store is None:
-        return
     try:
-        await getattr(store, what)(key, *args)
+        await write
     except Exception:
-        log.exception("idempotency key %r: storing %s failed", key, what)
+        log.exception("idempotency key %r: storing its state failed", key)
 
 
 def _repeated(
