@@ -99,4 +99,6 @@ ivr_sessions = Table(
     Index("ix_ivr_sessions_call_ref", "call_ref"),
     Index("ix_ivr_sessions_call_id", "call_id"),
     Index("ix_ivr_sessions_interaction_id", "interaction_id"),
+    # The survey answers of a period (IvrRepository.survey_figures).
+    Index("ix_ivr_sessions_phase_updated_at", "phase", "updated_at"),
 )
