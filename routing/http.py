@@ -67,6 +67,19 @@ def _field(body: dict[str, Any], name: str, kind: type, *, default: Any = ...) -
     return value
 
 
+def _period(request: web.Request) -> tuple[float, float | None]:
+    """``since`` (0 by default) and ``until`` (None: now) of a report, in
+    epoch seconds that a datetime can hold."""
+    try:
+        since = float(request.query.get("since", "0"))
+        until = float(request.query["until"]) if "until" in request.query else None
+    except ValueError:
+        raise InvalidRequest("since/until: expected epoch seconds") from None
+    if not all(0 <= t <= MAX_EPOCH for t in (since, until) if t is not None):
+        raise InvalidRequest(f"since/until: expected epoch seconds, 0 to {MAX_EPOCH:.0f}")
+    return since, until
+
+
 def _survey_json(rated: tuple[int, float] | None) -> dict[str, Any]:
     count, average = rated or (0, 0.0)
     return {"count": count, "average": round(average, 2) if count else None}
@@ -167,13 +180,7 @@ def routes(
 
     async def queue_report(request: web.Request) -> web.StreamResponse:
         await authorize(request, "reports.read", None)
-        try:
-            since = float(request.query.get("since", "0"))
-            until = float(request.query["until"]) if "until" in request.query else None
-        except ValueError:
-            raise InvalidRequest("since/until: expected epoch seconds") from None
-        if not all(0 <= t <= MAX_EPOCH for t in (since, until) if t is not None):
-            raise InvalidRequest(f"since/until: expected epoch seconds, 0 to {MAX_EPOCH:.0f}")
+        since, until = _period(request)
         events = await service.journal.events(since=since, until=until)
         folded = QueueStats.fold(events, queues=list(service.queues))
         at = until if until is not None else service.clock()
@@ -190,13 +197,7 @@ def routes(
         now by default): what the queue report carries, without its fold of
         the event log."""
         await authorize(request, "reports.read", None)
-        try:
-            since = float(request.query.get("since", "0"))
-            until = float(request.query["until"]) if "until" in request.query else None
-        except ValueError:
-            raise InvalidRequest("since/until: expected epoch seconds") from None
-        if not all(0 <= t <= MAX_EPOCH for t in (since, until) if t is not None):
-            raise InvalidRequest(f"since/until: expected epoch seconds, 0 to {MAX_EPOCH:.0f}")
+        since, until = _period(request)
         rated = await surveys(since, until) if surveys is not None else {}
         return web.json_response(
             {
