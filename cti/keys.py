@@ -23,7 +23,6 @@ a key is for retries, not forever.
 
 from __future__ import annotations
 
-import json
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import datetime, timedelta
@@ -111,13 +110,6 @@ class CallControlKeys:
                 )
             )
 
-    async def get(self, key: str) -> StoredKey | None:
-        async with self._engine.connect() as conn:
-            row = (
-                await conn.execute(select(call_control_keys).where(call_control_keys.c.key == key))
-            ).first()
-        return None if row is None else _stored(row)
-
     async def _set(self, key: str, **values: Any) -> None:
         async with self._engine.begin() as conn:
             await conn.execute(
@@ -138,7 +130,4 @@ class CallControlKeys:
 
 
 def _stored(row: Any) -> StoredKey:
-    result = row.result
-    if isinstance(result, str):  # a JSON column read back as text
-        result = json.loads(result)
-    return StoredKey(row.key, row.state, result)
+    return StoredKey(row.key, row.state, row.result)

@@ -213,30 +213,24 @@ def routes(
         a wallboard may ask every minute); ``routing.agent_stats``."""
         await authorize(request, "reports.read", None)
         now = service.clock()
-        states = {a: service.router.agent(a).state for a in service.router.agent_ids()}
         if "since" not in request.query and "until" not in request.query:
             live = service.agents_today(now)
-            times = live.read(now, states)
-            return web.json_response(
-                {
-                    "since": live.since,
-                    "until": now,
-                    "agents": {agent: t.to_json() for agent, t in times.items()},
-                }
-            )
-        try:
-            since = float(request.query.get("since", str(now - now % 86400)))
-            until = float(request.query["until"]) if "until" in request.query else now
-        except ValueError:
-            raise InvalidRequest("since/until: expected epoch seconds") from None
-        if not (0 <= since < until <= MAX_EPOCH):
-            raise InvalidRequest("since/until: expected epoch seconds, since < until")
-        events = await service.journal.events(since=since, until=until)
-        if until >= now:  # to now: an agent with no change in the period is as now
-            until = now
-            times = agent_times(events, since, until, states)
+            since, until = live.since, now
+            times = live.read(now, _states())
         else:
-            times = agent_times(events, since, until)
+            try:
+                since = float(request.query.get("since", str(now - now % 86400)))
+                until = float(request.query["until"]) if "until" in request.query else now
+            except ValueError:
+                raise InvalidRequest("since/until: expected epoch seconds") from None
+            if not (0 <= since < until <= MAX_EPOCH):
+                raise InvalidRequest("since/until: expected epoch seconds, since < until")
+            events = await service.journal.events(since=since, until=until)
+            if until >= now:  # to now: an agent with no change in the period is as now
+                until = now
+                times = agent_times(events, since, until, _states())
+            else:
+                times = agent_times(events, since, until)
         return web.json_response(
             {
                 "since": since,
@@ -244,6 +238,9 @@ def routes(
                 "agents": {agent: t.to_json() for agent, t in times.items()},
             }
         )
+
+    def _states() -> dict[str, model.AgentState]:
+        return {a: service.router.agent(a).state for a in service.router.agent_ids()}
 
     async def interval_report(request: web.Request) -> web.StreamResponse:
         """Every interval of [since, until) per queue (default: today, UTC,

@@ -166,18 +166,15 @@ class MailSender:
         )
         if interrupted:
             log.warning("outbox: %d reply(ies) left unsent by a stop, sending now", interrupted)
-        results: list[StoredEmail] = []
-        for failed in await self._store.failed_outbound():
-            if failed.attempts >= max_attempts or not await self._store.claim_retry(failed.id):
-                continue
-            raw = await self._store.read_raw(failed.id)
-            results.append(await self._deliver(failed, raw))
-        return results
+        return await self.retry_failed(max_attempts=max_attempts)
 
-    async def retry_failed(self) -> list[StoredEmail]:
-        """Send every ``failed`` outbound message again, once; the results in id order."""
+    async def retry_failed(self, *, max_attempts: int | None = None) -> list[StoredEmail]:
+        """Send every ``failed`` outbound message (sent fewer than ``max_attempts``
+        times, if given) again, once; the results in id order."""
         results: list[StoredEmail] = []
         for failed in await self._store.failed_outbound():
+            if max_attempts is not None and failed.attempts >= max_attempts:
+                continue
             if not await self._store.claim_retry(failed.id):
                 continue
             raw = await self._store.read_raw(failed.id)

@@ -49,4 +49,4 @@ async def test_keys_expire_after_their_time_to_live(engine: AsyncEngine, clock: 
     assert await keys.claim("young") is None
     clock.advance(1801)  # "old" is 3601 s old, "young" 1801 s
     assert await keys.claim("old") is None  # expired: a new claim
-    assert await keys.get("young") == StoredKey("young", "in_flight", None)
+    assert await keys.claim("young") == StoredKey("young", "in_flight", None)  # still there
